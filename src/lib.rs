@@ -1,0 +1,26 @@
+//! # edge-registry
+//!
+//! A private OCI container registry that runs as a stateless Rust/WebAssembly handler on
+//! Cloudflare Workers, with blob bytes in R2 and a fast metadata index in KV.
+//!
+//! The crate is layered; each layer may call only the ones below it:
+//!
+//! - [`api`]: HTTP routing (repository names contain `/`), headers, replies, and the one
+//!   place where domain errors become spec-shaped HTTP errors.
+//! - [`registry`]: the domain — uploads, blobs, manifests, tags, referrers, catalog, deletes —
+//!   written against storage ports, with clock and ids injected.
+//! - [`storage`]: the `BlobStore` (R2) and `MetaStore` (KV) ports, every key format, and
+//!   in-memory doubles that enforce R2's and KV's limits.
+//! - [`oci`]: names, tags, digests, media types and manifests, validated by the spec's rules.
+//!
+//! `edge` (compiled for wasm32 only) is the workers-rs glue: it binds R2 and KV to the
+//! ports and converts between Workers requests and the `api` layer. Everything else is
+//! plain Rust and tested natively.
+
+pub mod api;
+pub mod oci;
+pub mod registry;
+pub mod storage;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

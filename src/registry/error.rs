@@ -1,0 +1,38 @@
+//! The domain's one error enum. `api::error` maps each variant once to a status and a spec code.
+
+use crate::oci::Digest;
+use crate::storage::StorageError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("invalid repository name: {0}")]
+    NameInvalid(String),
+    #[error("repository {0} is not known to this registry")]
+    NameUnknown(String),
+    #[error("blob {0} is not known in this repository")]
+    BlobUnknown(Digest),
+    #[error("upload session is not known (it may have completed, been cancelled or expired)")]
+    UploadUnknown,
+    #[error("invalid upload: {0}")]
+    UploadInvalid(String),
+    #[error("chunk must start at byte {expected}, the current size of the upload")]
+    ChunkOutOfOrder { expected: u64 },
+    #[error("invalid digest: {0}")]
+    DigestInvalid(String),
+    #[error("invalid manifest: {0}")]
+    ManifestInvalid(String),
+    #[error("manifest {0} is not known in this repository")]
+    ManifestUnknown(String),
+    #[error("manifest references {0}, which is not in this repository; push it first")]
+    ManifestBlobUnknown(Digest),
+    #[error("manifest is larger than the {0}-byte limit")]
+    ManifestTooLarge(usize),
+    #[error("requested range is not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("request body broke off: {0}")]
+    BodyInterrupted(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub type RegistryResult<T> = Result<T, RegistryError>;

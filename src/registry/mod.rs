@@ -1,0 +1,91 @@
+//! The domain: uploads, blobs, manifests, tags, referrers, catalog and deletes, written
+//! against the storage ports. It may call `oci` and `storage`, never `api` or `edge`, and
+//! knows nothing of HTTP beyond the spec's error codes (mapped in `api`).
+
+mod blobs;
+mod error;
+mod listing;
+mod manifests;
+mod referrers;
+mod session;
+mod uploads;
+
+pub use blobs::{BlobContent, BlobStat};
+pub use error::RegistryError;
+pub use listing::Page;
+pub use manifests::{ManifestContent, PushedManifest};
+pub use uploads::UploadProgress;
+
+use crate::storage::{BlobStore, MetaStore};
+use futures::stream::LocalBoxStream;
+
+/// A request body arriving in pieces; an `Err` means the client stream broke.
+pub type ByteStream = LocalBoxStream<'static, Result<Vec<u8>, String>>;
+
+/// Milliseconds since the Unix epoch. Injected: `SystemTime::now()` panics on wasm32.
+pub trait Clock {
+    fn now_millis(&self) -> u64;
+}
+
+/// Fresh unguessable identifiers (upload session ids). Injected for deterministic tests.
+pub trait IdSource {
+    fn new_id(&self) -> String;
+}
+
+/// Tunables, with defaults that respect the platform limits.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Size of every multipart part but the last (R2: equal parts of at least 5 MiB).
+    pub part_size: u64,
+    /// Largest manifest accepted; the spec asks registries to take at least 4 MiB.
+    pub max_manifest_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { part_size: 8 * 1024 * 1024, max_manifest_bytes: 4 * 1024 * 1024 }
+    }
+}
+
+/// The registry over a blob store (R2) and a metadata index (KV).
+pub struct Registry<B, M> {
+    pub(crate) blobs: B,
+    pub(crate) meta: M,
+    pub(crate) clock: Box<dyn Clock>,
+    pub(crate) ids: Box<dyn IdSource>,
+    pub(crate) config: Config,
+}
+
+impl<B: BlobStore, M: MetaStore> Registry<B, M> {
+    pub fn new(blobs: B, meta: M, clock: Box<dyn Clock>, ids: Box<dyn IdSource>, config: Config) -> Self {
+        assert!(
+            config.part_size >= crate::storage::limits::R2_MIN_PART_BYTES,
+            "part size below R2's 5 MiB minimum"
+        );
+        Registry { blobs, meta, clock, ids, config }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn blob_store(&self) -> &B {
+        &self.blobs
+    }
+
+    pub fn meta_store(&self) -> &M {
+        &self.meta
+    }
+}
+
+/// Random 128-bit hex identifiers from the platform's CSPRNG (crypto.getRandomValues on
+/// Workers, the OS natively).
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn new_id(&self) -> String {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the platform has no random source");
+        crate::oci::digest::to_hex(&bytes)
+    }
+}

@@ -1,0 +1,96 @@
+//! Upload session state: what any isolate needs to continue an upload, kept in R2 (strongly
+//! consistent) rather than in memory or in the Location URL.
+
+use super::error::{RegistryError, RegistryResult};
+use crate::oci::digest::{from_hex, to_hex};
+use crate::oci::{Algorithm, Hasher, RepositoryName};
+use crate::storage::{keys, BlobStore, Metadata, PartReceipt};
+use serde::{Deserialize, Serialize};
+
+/// The persisted state of one upload. Invariant: `offset` bytes were received; the first
+/// `parts.len() * part_size` of them are in multipart parts, the remaining `tail_len` in
+/// the tail object, and `hash_state` is the running hash of all `offset` bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadSession {
+    pub id: String,
+    pub repository: String,
+    pub algorithm: String,
+    pub offset: u64,
+    pub hash_state: String,
+    pub tail_len: u64,
+    pub part_size: u64,
+    pub multipart_id: Option<String>,
+    pub parts: Vec<PartReceipt>,
+    pub started_at_ms: u64,
+}
+
+impl UploadSession {
+    pub fn new(id: String, repository: &RepositoryName, algorithm: Algorithm, part_size: u64, now_ms: u64) -> Self {
+        UploadSession {
+            id,
+            repository: repository.as_str().to_owned(),
+            algorithm: algorithm.as_str().to_owned(),
+            offset: 0,
+            hash_state: to_hex(&Hasher::new(algorithm).save()),
+            tail_len: 0,
+            part_size,
+            multipart_id: None,
+            parts: Vec::new(),
+            started_at_ms: now_ms,
+        }
+    }
+
+    pub fn algorithm(&self) -> RegistryResult<Algorithm> {
+        Algorithm::parse(&self.algorithm).map_err(|_| corrupt("algorithm"))
+    }
+
+    pub fn hasher(&self) -> RegistryResult<Hasher> {
+        let saved = from_hex(&self.hash_state).ok_or_else(|| corrupt("hash state"))?;
+        Hasher::restore(self.algorithm()?, &saved).map_err(|_| corrupt("hash state"))
+    }
+
+    pub fn set_hasher(&mut self, hasher: &Hasher) {
+        self.hash_state = to_hex(&hasher.save());
+    }
+
+    /// Loads a session, treating one that belongs to another repository as unknown.
+    pub async fn load<B: BlobStore>(store: &B, repo: &RepositoryName, id: &str) -> RegistryResult<Self> {
+        if !is_valid_id(id) {
+            return Err(RegistryError::UploadUnknown);
+        }
+        let Some((_, bytes)) = store.get_bytes(&keys::upload_state(id)).await? else {
+            return Err(RegistryError::UploadUnknown);
+        };
+        let session: UploadSession = serde_json::from_slice(&bytes).map_err(|_| corrupt("state JSON"))?;
+        if session.repository != repo.as_str() {
+            return Err(RegistryError::UploadUnknown);
+        }
+        Ok(session)
+    }
+
+    pub async fn save<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
+        let json = serde_json::to_vec(self).expect("session state always serialises");
+        store.put_bytes(&keys::upload_state(&self.id), json, Metadata::new()).await?;
+        Ok(())
+    }
+
+    /// Removes every trace of the session: state, tail and any unfinished multipart upload.
+    pub async fn discard<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
+        if let Some(mp) = &self.multipart_id {
+            store.abort_multipart(&keys::assembled_blob(&self.id), mp).await?;
+        }
+        store.delete(&keys::upload_tail(&self.id)).await?;
+        store.delete(&keys::upload_state(&self.id)).await?;
+        Ok(())
+    }
+}
+
+/// Upload ids are 32 lowercase hex characters; anything else cannot name a session and
+/// must never reach a storage key.
+pub fn is_valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn corrupt(what: &str) -> RegistryError {
+    RegistryError::Storage(crate::storage::StorageError::Backend(format!("upload session {what} is corrupt")))
+}

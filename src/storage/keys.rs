@@ -1,0 +1,122 @@
+//! Every storage key the registry uses, built in this one module. Tests pin their exact
+//! form: changing one is a data migration.
+//!
+//! Repository name components never start with `_` (see `oci::name`), so the `_tags`,
+//! `_blobs`, `_manifests` and `_referrers` segments cannot collide with a nested name.
+
+use crate::oci::{Digest, RepositoryName, Tag};
+
+/// R2: the bytes of a verified blob, shared by every repository (global dedup). Written
+/// only after the bytes were verified to hash to the digest. Either holds the bytes, or is
+/// an empty pointer whose metadata names the assembled multipart object.
+pub fn blob(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm().as_str(), digest.hex())
+}
+
+/// R2: the object a multipart upload assembles into; only reachable through a blob pointer.
+pub fn assembled_blob(upload_id: &str) -> String {
+    format!("blobs/multipart/{upload_id}")
+}
+
+/// R2: the state of an upload session (JSON), strongly consistent so any isolate can
+/// continue the session.
+pub fn upload_state(upload_id: &str) -> String {
+    format!("uploads/{upload_id}/state")
+}
+
+/// R2: bytes received but not yet cut into a full multipart part.
+pub fn upload_tail(upload_id: &str) -> String {
+    format!("uploads/{upload_id}/tail")
+}
+
+/// R2: manifest bytes exactly as pushed, by digest (global, like blobs).
+pub fn manifest(digest: &Digest) -> String {
+    format!("manifests/{}/{}", digest.algorithm().as_str(), digest.hex())
+}
+
+fn repository(repo: &RepositoryName) -> String {
+    format!("repositories/{}", repo.as_str())
+}
+
+/// R2: marks that `repo` may serve the blob `digest`.
+pub fn repository_blob(repo: &RepositoryName, digest: &Digest) -> String {
+    format!("{}/_blobs/{}/{}", repository(repo), digest.algorithm().as_str(), digest.hex())
+}
+
+/// R2: marks that `repo` holds the manifest `digest`; the body is the media type.
+pub fn repository_manifest(repo: &RepositoryName, digest: &Digest) -> String {
+    format!("{}/_manifests/{}/{}", repository(repo), digest.algorithm().as_str(), digest.hex())
+}
+
+/// R2: prefix of all tags of `repo`; listing it yields tags in ASCII order.
+pub fn tags_prefix(repo: &RepositoryName) -> String {
+    format!("{}/_tags/", repository(repo))
+}
+
+/// R2: a tag; body and metadata `digest` name the manifest it points to.
+pub fn tag(repo: &RepositoryName, tag: &Tag) -> String {
+    format!("{}{}", tags_prefix(repo), tag.as_str())
+}
+
+/// R2: prefix of the referrers of `subject` in `repo`.
+pub fn referrers_prefix(repo: &RepositoryName, subject: &Digest) -> String {
+    format!("{}/_referrers/{}/{}/", repository(repo), subject.algorithm().as_str(), subject.hex())
+}
+
+/// R2: one referrer of `subject`; the body is the descriptor the referrers API lists.
+pub fn referrer(repo: &RepositoryName, subject: &Digest, referrer: &Digest) -> String {
+    format!("{}{}/{}", referrers_prefix(repo, subject), referrer.algorithm().as_str(), referrer.hex())
+}
+
+/// R2: prefix of the catalog, one marker per repository.
+pub const CATALOG_PREFIX: &str = "catalog/";
+
+/// R2: marks that `repo` exists (has had content pushed).
+pub fn catalog_entry(repo: &RepositoryName) -> String {
+    format!("{CATALOG_PREFIX}{}", repo.as_str())
+}
+
+/// KV: manifest bytes by digest, with the media type as metadata. Immutable, so an
+/// eventually consistent read is never wrong.
+pub fn kv_manifest(digest: &Digest) -> String {
+    format!("manifest/{digest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d() -> Digest {
+        format!("sha256:{}", "ab".repeat(32)).parse().unwrap()
+    }
+
+    #[test]
+    fn key_formats_are_pinned() {
+        let repo = RepositoryName::parse("team/app").unwrap();
+        let hex = "ab".repeat(32);
+        assert_eq!(blob(&d()), format!("blobs/sha256/{hex}"));
+        assert_eq!(assembled_blob("u1"), "blobs/multipart/u1");
+        assert_eq!(upload_state("u1"), "uploads/u1/state");
+        assert_eq!(upload_tail("u1"), "uploads/u1/tail");
+        assert_eq!(manifest(&d()), format!("manifests/sha256/{hex}"));
+        assert_eq!(repository_blob(&repo, &d()), format!("repositories/team/app/_blobs/sha256/{hex}"));
+        assert_eq!(repository_manifest(&repo, &d()), format!("repositories/team/app/_manifests/sha256/{hex}"));
+        assert_eq!(tag(&repo, &Tag::parse("v1").unwrap()), "repositories/team/app/_tags/v1");
+        assert_eq!(
+            referrer(&repo, &d(), &d()),
+            format!("repositories/team/app/_referrers/sha256/{hex}/sha256/{hex}")
+        );
+        assert_eq!(catalog_entry(&repo), "catalog/team/app");
+        assert_eq!(kv_manifest(&d()), format!("manifest/sha256:{hex}"));
+    }
+
+    #[test]
+    fn longest_keys_fit_the_limits() {
+        let repo = RepositoryName::parse(&"a".repeat(255)).unwrap();
+        let big: Digest = format!("sha512:{}", "f".repeat(128)).parse().unwrap();
+        assert!(referrer(&repo, &big, &big).len() <= super::super::limits::R2_MAX_KEY_BYTES);
+        assert!(kv_manifest(&big).len() <= super::super::limits::KV_MAX_KEY_BYTES);
+        let long_tag = Tag::parse(&"t".repeat(128)).unwrap();
+        assert!(tag(&repo, &long_tag).len() <= super::super::limits::R2_MAX_KEY_BYTES);
+    }
+}

@@ -1,0 +1,322 @@
+//! In-memory [`BlobStore`] and [`MetaStore`] for native tests. They enforce R2's and KV's
+//! limits (key and value sizes, equal multipart parts) so the core cannot rely on anything
+//! the real stores would refuse.
+
+use super::limits::*;
+use super::{
+    BlobStore, ByteRange, ListPage, ListedKey, MetaEntry, MetaStore, Metadata, Object, ObjectInfo,
+    PartReceipt, StorageError, StorageResult,
+};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+#[derive(Clone)]
+struct StoredObject {
+    bytes: Vec<u8>,
+    etag: String,
+    metadata: Metadata,
+}
+
+struct PendingMultipart {
+    key: String,
+    parts: BTreeMap<u16, Vec<u8>>,
+}
+
+/// R2 in memory.
+#[derive(Default)]
+pub struct MemoryBlobStore {
+    objects: RefCell<BTreeMap<String, StoredObject>>,
+    multipart: RefCell<BTreeMap<String, PendingMultipart>>,
+    counter: Cell<u64>,
+}
+
+fn limit(message: String) -> StorageError {
+    StorageError::Limit(message)
+}
+
+fn check_key(key: &str) -> StorageResult<()> {
+    if key.is_empty() || key.len() > R2_MAX_KEY_BYTES {
+        return Err(limit(format!("R2 key of {} bytes", key.len())));
+    }
+    Ok(())
+}
+
+impl MemoryBlobStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn next_tag(&self) -> String {
+        self.counter.set(self.counter.get() + 1);
+        format!("etag-{}", self.counter.get())
+    }
+
+    /// All keys currently stored, for tests that check nothing leaked.
+    pub fn keys(&self) -> Vec<String> {
+        self.objects.borrow().keys().cloned().collect()
+    }
+
+    /// Multipart uploads begun and neither completed nor aborted.
+    pub fn pending_multipart_uploads(&self) -> usize {
+        self.multipart.borrow().len()
+    }
+
+    /// Overwrites an object's bytes in place, as a corrupting peer would.
+    pub fn corrupt(&self, key: &str, bytes: Vec<u8>) {
+        if let Some(obj) = self.objects.borrow_mut().get_mut(key) {
+            obj.bytes = bytes;
+        }
+    }
+
+    fn info(obj: &StoredObject) -> ObjectInfo {
+        ObjectInfo { size: obj.bytes.len() as u64, etag: obj.etag.clone(), metadata: obj.metadata.clone() }
+    }
+}
+
+impl BlobStore for MemoryBlobStore {
+    type Body = Vec<u8>;
+
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
+        check_key(key)?;
+        Ok(self.objects.borrow().get(key).map(Self::info))
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<Vec<u8>>>> {
+        check_key(key)?;
+        let objects = self.objects.borrow();
+        let Some(obj) = objects.get(key) else { return Ok(None) };
+        let body = match range {
+            None => obj.bytes.clone(),
+            Some(r) => {
+                let end = r.offset.checked_add(r.length).filter(|e| *e <= obj.bytes.len() as u64);
+                let end = end.ok_or_else(|| StorageError::Backend(format!("range {r:?} outside object")))?;
+                obj.bytes[r.offset as usize..end as usize].to_vec()
+            }
+        };
+        Ok(Some(Object { info: Self::info(obj), body }))
+    }
+
+    async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>> {
+        check_key(key)?;
+        Ok(self.objects.borrow().get(key).map(|o| (Self::info(o), o.bytes.clone())))
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo> {
+        check_key(key)?;
+        let meta_size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if meta_size > R2_MAX_METADATA_BYTES {
+            return Err(limit(format!("R2 custom metadata of {meta_size} bytes")));
+        }
+        if bytes.len() as u64 > R2_MAX_SINGLE_PUT_BYTES {
+            return Err(limit("R2 single put over 5 GiB".into()));
+        }
+        let obj = StoredObject { bytes, etag: self.next_tag(), metadata };
+        let info = Self::info(&obj);
+        self.objects.borrow_mut().insert(key.to_owned(), obj);
+        Ok(info)
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        check_key(key)?;
+        self.objects.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
+        let limit = limit.clamp(1, R2_MAX_LIST);
+        let objects = self.objects.borrow();
+        let mut matching = objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| start_after.is_none_or(|after| k.as_str() > after));
+        let keys: Vec<ListedKey> = matching
+            .by_ref()
+            .take(limit)
+            .map(|(k, o)| ListedKey { key: k.clone(), metadata: o.metadata.clone() })
+            .collect();
+        let truncated = matching.next().is_some();
+        Ok(ListPage { keys, truncated })
+    }
+
+    async fn create_multipart(&self, key: &str) -> StorageResult<String> {
+        check_key(key)?;
+        let id = self.next_tag();
+        self.multipart
+            .borrow_mut()
+            .insert(id.clone(), PendingMultipart { key: key.to_owned(), parts: BTreeMap::new() });
+        Ok(id)
+    }
+
+    async fn upload_part(&self, key: &str, upload_id: &str, part_number: u16, bytes: Vec<u8>) -> StorageResult<PartReceipt> {
+        if part_number == 0 || part_number > R2_MAX_PARTS {
+            return Err(limit(format!("R2 part number {part_number}")));
+        }
+        if bytes.len() as u64 > R2_MAX_PART_BYTES {
+            return Err(limit("R2 part over 5 GiB".into()));
+        }
+        let etag = self.next_tag();
+        let mut uploads = self.multipart.borrow_mut();
+        let upload = uploads
+            .get_mut(upload_id)
+            .filter(|u| u.key == key)
+            .ok_or_else(|| StorageError::Backend(format!("no multipart upload {upload_id} for {key}")))?;
+        let size = bytes.len() as u64;
+        upload.parts.insert(part_number, bytes);
+        Ok(PartReceipt { part_number, etag, size })
+    }
+
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartReceipt]) -> StorageResult<ObjectInfo> {
+        let upload = self
+            .multipart
+            .borrow_mut()
+            .remove(upload_id)
+            .filter(|u| u.key == key)
+            .ok_or_else(|| StorageError::Backend(format!("no multipart upload {upload_id} for {key}")))?;
+        if parts.is_empty() {
+            return Err(limit("R2 multipart completed with no parts".into()));
+        }
+        let mut bytes = Vec::new();
+        let first_size = parts[0].size;
+        for (i, receipt) in parts.iter().enumerate() {
+            let part = upload
+                .parts
+                .get(&receipt.part_number)
+                .ok_or_else(|| StorageError::Backend(format!("part {} was never uploaded", receipt.part_number)))?;
+            let is_last = i + 1 == parts.len();
+            if !is_last && (part.len() as u64) < R2_MIN_PART_BYTES {
+                return Err(limit(format!("R2 part {} of {} bytes is under 5 MiB", receipt.part_number, part.len())));
+            }
+            if !is_last && part.len() as u64 != first_size {
+                return Err(limit("R2 parts other than the last must all be the same size".into()));
+            }
+            if is_last && part.len() as u64 > first_size {
+                return Err(limit("R2 last part is larger than the others".into()));
+            }
+            bytes.extend_from_slice(part);
+        }
+        let obj = StoredObject { bytes, etag: self.next_tag(), metadata: Metadata::new() };
+        let info = Self::info(&obj);
+        self.objects.borrow_mut().insert(key.to_owned(), obj);
+        Ok(info)
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()> {
+        let mut uploads = self.multipart.borrow_mut();
+        if uploads.get(upload_id).is_some_and(|u| u.key == key) {
+            uploads.remove(upload_id);
+        }
+        Ok(())
+    }
+}
+
+/// KV in memory.
+#[derive(Default)]
+pub struct MemoryMetaStore {
+    entries: RefCell<BTreeMap<String, MetaEntry>>,
+}
+
+impl MemoryMetaStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn check_kv_key(key: &str) -> StorageResult<()> {
+    if key.is_empty() || key.len() > KV_MAX_KEY_BYTES {
+        return Err(limit(format!("KV key of {} bytes", key.len())));
+    }
+    Ok(())
+}
+
+impl MetaStore for MemoryMetaStore {
+    async fn get(&self, key: &str) -> StorageResult<Option<MetaEntry>> {
+        check_kv_key(key)?;
+        Ok(self.entries.borrow().get(key).cloned())
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, metadata: Option<String>) -> StorageResult<()> {
+        check_kv_key(key)?;
+        if value.len() > KV_MAX_VALUE_BYTES {
+            return Err(limit(format!("KV value of {} bytes", value.len())));
+        }
+        if metadata.as_ref().is_some_and(|m| m.len() > KV_MAX_METADATA_BYTES) {
+            return Err(limit("KV metadata over 1024 bytes".into()));
+        }
+        self.entries.borrow_mut().insert(key.to_owned(), MetaEntry { value, metadata });
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        check_kv_key(key)?;
+        self.entries.borrow_mut().remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn multipart_enforces_equal_parts_of_at_least_5_mib() {
+        block_on(async {
+            let store = MemoryBlobStore::new();
+            let id = store.create_multipart("k").await.unwrap();
+            let a = store.upload_part("k", &id, 1, vec![0; 4 * MIB]).await.unwrap();
+            let b = store.upload_part("k", &id, 2, vec![0; 10]).await.unwrap();
+            assert!(matches!(store.complete_multipart("k", &id, &[a, b]).await, Err(StorageError::Limit(_))));
+
+            let id = store.create_multipart("k").await.unwrap();
+            let a = store.upload_part("k", &id, 1, vec![1; 5 * MIB]).await.unwrap();
+            let b = store.upload_part("k", &id, 2, vec![2; 6 * MIB]).await.unwrap();
+            let c = store.upload_part("k", &id, 3, vec![3; 1]).await.unwrap();
+            assert!(store.complete_multipart("k", &id, &[a, b, c]).await.is_err());
+
+            let id = store.create_multipart("k").await.unwrap();
+            let a = store.upload_part("k", &id, 1, vec![1; 5 * MIB]).await.unwrap();
+            let b = store.upload_part("k", &id, 2, vec![2; 3]).await.unwrap();
+            let info = store.complete_multipart("k", &id, &[a, b]).await.unwrap();
+            assert_eq!(info.size, 5 * MIB as u64 + 3);
+            assert_eq!(store.pending_multipart_uploads(), 0);
+        });
+    }
+
+    #[test]
+    fn keys_and_values_are_bounded() {
+        block_on(async {
+            let r2 = MemoryBlobStore::new();
+            assert!(r2.put_bytes(&"k".repeat(1025), vec![], Metadata::new()).await.is_err());
+            let kv = MemoryMetaStore::new();
+            assert!(kv.put(&"k".repeat(513), vec![], None).await.is_err());
+            assert!(kv.put("k", vec![0; KV_MAX_VALUE_BYTES + 1], None).await.is_err());
+            assert!(kv.put("k", vec![], Some("m".repeat(1025))).await.is_err());
+        });
+    }
+
+    #[test]
+    fn listing_is_sorted_and_paged() {
+        block_on(async {
+            let r2 = MemoryBlobStore::new();
+            for k in ["p/b", "p/a", "p/c", "q/a"] {
+                r2.put_bytes(k, vec![], Metadata::new()).await.unwrap();
+            }
+            let page = r2.list("p/", Some("p/a"), 1).await.unwrap();
+            assert_eq!(page.keys[0].key, "p/b");
+            assert!(page.truncated);
+            let page = r2.list("p/", Some("p/b"), 5).await.unwrap();
+            assert_eq!(page.keys.len(), 1);
+            assert!(!page.truncated);
+        });
+    }
+}

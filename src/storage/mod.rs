@@ -1,0 +1,111 @@
+//! Ports to storage: [`BlobStore`] (R2: strongly consistent objects, multipart uploads) and
+//! [`MetaStore`] (KV: an eventually consistent, fast-read index), every key format in
+//! [`keys`], and in-memory test doubles in [`memory`] that enforce R2's and KV's limits.
+//!
+//! This module may call nothing but `oci` (for key formats). The traits use `async fn`
+//! without `Send` bounds on purpose: on Workers everything runs on one thread, and the
+//! JavaScript handles behind R2 and KV are not `Send`.
+
+pub mod keys;
+pub mod limits;
+pub mod memory;
+
+use std::collections::BTreeMap;
+
+/// A failure of the storage backend. Never caused by client input: it becomes a 500.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    #[error("storage limit exceeded: {0}")]
+    Limit(String),
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// Custom metadata stored beside an object (R2 `customMetadata`).
+pub type Metadata = BTreeMap<String, String>;
+
+/// What a HEAD of an object returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub etag: String,
+    pub metadata: Metadata,
+}
+
+/// A byte range already resolved against the object's size: `length` bytes from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// An object opened for reading: its info and a body the runtime can stream.
+pub struct Object<B> {
+    pub info: ObjectInfo,
+    pub body: B,
+}
+
+/// One key of a listing, with its custom metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedKey {
+    pub key: String,
+    pub metadata: Metadata,
+}
+
+/// A page of a listing in ascending key order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListPage {
+    pub keys: Vec<ListedKey>,
+    /// More keys follow the last one returned.
+    pub truncated: bool,
+}
+
+/// The receipt for one uploaded multipart part, needed to complete the upload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartReceipt {
+    pub part_number: u16,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// Object storage with R2's semantics: strong consistency, sorted listings, multipart
+/// uploads whose parts are all the same size except the last.
+#[allow(async_fn_in_trait)]
+pub trait BlobStore {
+    /// A streamable body; on Workers an R2 stream handed to the response untouched.
+    type Body;
+
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>>;
+    /// Opens an object, or the given part of it, for streaming.
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<Self::Body>>>;
+    /// Reads a small object whole (session state, manifests, records).
+    async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>>;
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo>;
+    async fn delete(&self, key: &str) -> StorageResult<()>;
+    /// Lists keys under `prefix` strictly after `start_after`, at most `limit` (<= 1000).
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage>;
+
+    async fn create_multipart(&self, key: &str) -> StorageResult<String>;
+    async fn upload_part(&self, key: &str, upload_id: &str, part_number: u16, bytes: Vec<u8>) -> StorageResult<PartReceipt>;
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartReceipt]) -> StorageResult<ObjectInfo>;
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()>;
+}
+
+/// A value read from the key-value index, with its small metadata string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaEntry {
+    pub value: Vec<u8>,
+    pub metadata: Option<String>,
+}
+
+/// Key-value storage with KV's semantics: fast reads at the edge, eventual consistency.
+/// Only ever used for content-addressed (immutable) entries, so a stale read is never wrong;
+/// a miss falls back to the [`BlobStore`].
+#[allow(async_fn_in_trait)]
+pub trait MetaStore {
+    async fn get(&self, key: &str) -> StorageResult<Option<MetaEntry>>;
+    async fn put(&self, key: &str, value: Vec<u8>, metadata: Option<String>) -> StorageResult<()>;
+    async fn delete(&self, key: &str) -> StorageResult<()>;
+}
