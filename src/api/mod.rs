@@ -1,1 +1,86 @@
-//! HTTP api
+//! The HTTP face of the registry: routes -> handlers -> `registry` services. It may call
+//! `registry` and `oci`; it is the one place where errors become HTTP responses.
+//!
+//! The types are the `http` crate's, so the same code runs natively in tests and on
+//! Workers, where `edge` converts requests and responses at the boundary.
+
+mod blobs;
+mod discovery;
+pub mod error;
+mod manifests;
+pub mod params;
+pub mod reply;
+pub mod route;
+mod uploads;
+
+pub use error::ApiError;
+pub use reply::{Body, Reply};
+
+use crate::registry::{ByteStream, Registry};
+use crate::storage::{BlobStore, MetaStore};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use params::Query;
+use route::Route;
+
+/// A request as the handlers see it.
+pub struct Call {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Query,
+    pub body: ByteStream,
+}
+
+impl Call {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub type HandlerResult<S> = Result<Reply<S>, ApiError>;
+
+/// Answers one request. Never panics on client input; every failure is a spec error.
+pub async fn handle<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    request: Request<ByteStream>,
+) -> Response<Body<B::Body>> {
+    let (parts, body) = request.into_parts();
+    let call = Call {
+        method: parts.method,
+        headers: parts.headers,
+        query: Query::parse(parts.uri.query()),
+        body,
+    };
+    let reply = match route::parse(parts.uri.path()) {
+        Ok(route) => dispatch(registry, route, call).await,
+        Err(e) => Err(e),
+    };
+    reply.unwrap_or_else(Reply::from).into_response()
+}
+
+async fn dispatch<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, route: Route, call: Call) -> HandlerResult<B::Body> {
+    if !route.allowed_methods().contains(&call.method) {
+        return Err(ApiError::method_not_allowed(route.allowed_methods()));
+    }
+    match route {
+        Route::Base => Ok(Reply::new(StatusCode::OK).json(&serde_json::json!({}))),
+        Route::Catalog => discovery::catalog(registry, &call).await,
+        Route::Tags(name) => discovery::tags(registry, &name, &call).await,
+        Route::Referrers(name, digest) => discovery::referrers(registry, &name, &digest, &call).await,
+        Route::Manifest(name, reference) => match call.method {
+            Method::PUT => manifests::put(registry, &name, &reference, call).await,
+            Method::DELETE => manifests::delete(registry, &name, &reference).await,
+            _ => manifests::get(registry, &name, &reference, &call).await,
+        },
+        Route::Blob(name, digest) => match call.method {
+            Method::DELETE => blobs::delete(registry, &name, &digest).await,
+            _ => blobs::get(registry, &name, &digest, &call).await,
+        },
+        Route::UploadStart(name) => uploads::start(registry, &name, call).await,
+        Route::Upload(name, id) => match call.method {
+            Method::GET => uploads::status(registry, &name, &id).await,
+            Method::PATCH => uploads::patch(registry, &name, &id, call).await,
+            Method::PUT => uploads::put(registry, &name, &id, call).await,
+            _ => uploads::cancel(registry, &name, &id).await,
+        },
+    }
+}

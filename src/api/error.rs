@@ -1,0 +1,99 @@
+//! The one place where errors become HTTP: each domain error is mapped once to the spec's
+//! status and code, and rendered as the spec's JSON error body.
+
+use crate::oci::ErrorCode;
+use crate::registry::RegistryError;
+use http::StatusCode;
+
+/// An error on its way to the client: status, spec code, a message a person understands,
+/// and any headers the status calls for (`Allow`, `Range`, `Content-Range`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), headers: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn not_found(path: &str) -> Self {
+        let shown: String = path.chars().take(200).collect();
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, format!("no endpoint at {shown}"))
+    }
+
+    pub fn name_invalid(message: String) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::NameInvalid, message)
+    }
+
+    pub fn digest_invalid(message: String) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::DigestInvalid, message)
+    }
+
+    pub fn reference_invalid(message: String) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::ManifestInvalid, format!("invalid tag or digest: {message}"))
+    }
+
+    pub fn method_not_allowed(allowed: &[http::Method]) -> Self {
+        let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Unsupported,
+            format!("this endpoint accepts {}", list.join(", ")),
+        )
+        .with_header("allow", list.join(", "))
+    }
+
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// The JSON body: `{"errors":[{"code":...,"message":...,"detail":...}]}`.
+    pub fn body(&self) -> Vec<u8> {
+        let body = serde_json::json!({
+            "errors": [{ "code": self.code.as_str(), "message": self.message, "detail": null }]
+        });
+        serde_json::to_vec(&body).expect("error bodies always serialise")
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        use ErrorCode as C;
+        use StatusCode as S;
+        let message = e.to_string();
+        let (status, code) = match &e {
+            RegistryError::NameInvalid(_) => (S::BAD_REQUEST, C::NameInvalid),
+            RegistryError::NameUnknown(_) => (S::NOT_FOUND, C::NameUnknown),
+            RegistryError::BlobUnknown(_) => (S::NOT_FOUND, C::BlobUnknown),
+            RegistryError::UploadUnknown => (S::NOT_FOUND, C::BlobUploadUnknown),
+            RegistryError::UploadInvalid(_) => (S::BAD_REQUEST, C::BlobUploadInvalid),
+            RegistryError::ChunkOutOfOrder { expected } => {
+                let last = expected.saturating_sub(1);
+                return ApiError::new(S::RANGE_NOT_SATISFIABLE, C::BlobUploadInvalid, message)
+                    .with_header("range", format!("0-{last}"));
+            }
+            RegistryError::DigestInvalid(_) => (S::BAD_REQUEST, C::DigestInvalid),
+            RegistryError::ManifestInvalid(_) => (S::BAD_REQUEST, C::ManifestInvalid),
+            RegistryError::ManifestUnknown(_) => (S::NOT_FOUND, C::ManifestUnknown),
+            RegistryError::ManifestBlobUnknown(_) => (S::BAD_REQUEST, C::ManifestBlobUnknown),
+            RegistryError::ManifestTooLarge(_) => (S::PAYLOAD_TOO_LARGE, C::SizeInvalid),
+            RegistryError::RangeNotSatisfiable { size } => {
+                return ApiError::new(S::RANGE_NOT_SATISFIABLE, C::SizeInvalid, message)
+                    .with_header("content-range", format!("bytes */{size}"));
+            }
+            RegistryError::BodyInterrupted(_) => (S::BAD_REQUEST, C::BlobUploadInvalid),
+            // A backend failure is ours, never the client's: the only 500.
+            RegistryError::Storage(_) => (S::INTERNAL_SERVER_ERROR, C::Unsupported),
+        };
+        ApiError::new(status, code, message)
+    }
+}

@@ -1,0 +1,84 @@
+//! Manifest endpoints (end-3, end-7, end-9).
+
+use super::{ApiError, Call, HandlerResult, Reply};
+use crate::oci::{ErrorCode, Reference, RepositoryName, Tag};
+use crate::registry::{ByteStream, Registry, RegistryError};
+use crate::storage::{BlobStore, MetaStore};
+use futures::StreamExt;
+use http::{Method, StatusCode};
+
+pub async fn get<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    name: &RepositoryName,
+    reference: &Reference,
+    call: &Call,
+) -> HandlerResult<B::Body> {
+    let manifest = registry.get_manifest(name, reference).await?;
+    let etag = format!("\"{}\"", manifest.digest);
+    let reply = Reply::new(StatusCode::OK)
+        .header("docker-content-digest", manifest.digest.to_string())
+        .header("etag", etag.clone());
+    if call.method == Method::HEAD {
+        return Ok(reply
+            .header("content-type", manifest.media_type)
+            .header("content-length", manifest.bytes.len().to_string()));
+    }
+    if call.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Ok(reply.status(StatusCode::NOT_MODIFIED));
+    }
+    Ok(reply.bytes(&manifest.media_type, manifest.bytes))
+}
+
+/// PUT a manifest; `?tag=` may add tags when pushing by digest (end-7b), each reported in
+/// an `OCI-Tag` header as the spec requires.
+pub async fn put<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    name: &RepositoryName,
+    reference: &Reference,
+    call: Call,
+) -> HandlerResult<B::Body> {
+    let extra_tags = call
+        .query
+        .all("tag")
+        .map(|t| Tag::parse(t).map_err(|e| ApiError::bad_request(ErrorCode::ManifestInvalid, format!("tag {t:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let content_type = call.header("content-type").unwrap_or("").to_owned();
+    let bytes = read_limited(call.body, registry.config().max_manifest_bytes).await?;
+    let pushed = registry.put_manifest(name, reference, &extra_tags, &content_type, bytes).await?;
+    let mut reply = Reply::new(StatusCode::CREATED)
+        .header("location", format!("/v2/{name}/manifests/{}", pushed.digest))
+        .header("docker-content-digest", pushed.digest.to_string())
+        .header("content-length", "0");
+    if let Some(subject) = &pushed.subject {
+        reply = reply.header("oci-subject", subject.to_string());
+    }
+    if !extra_tags.is_empty() {
+        for tag in &pushed.tags {
+            reply = reply.header("oci-tag", tag.to_string());
+        }
+    }
+    Ok(reply)
+}
+
+pub async fn delete<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    name: &RepositoryName,
+    reference: &Reference,
+) -> HandlerResult<B::Body> {
+    registry.delete_manifest(name, reference).await?;
+    Ok(Reply::new(StatusCode::ACCEPTED).header("content-length", "0"))
+}
+
+/// Reads a body of at most `limit` bytes; a larger one is refused with 413 as soon as it
+/// crosses the limit, without reading the rest.
+async fn read_limited(mut body: ByteStream, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::from(RegistryError::BodyInterrupted(e)))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(RegistryError::ManifestTooLarge(limit).into());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
