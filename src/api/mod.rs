@@ -57,7 +57,11 @@ pub async fn handle<B: BlobStore, M: MetaStore>(
     reply.unwrap_or_else(Reply::from).into_response()
 }
 
-async fn dispatch<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, route: Route, call: Call) -> HandlerResult<B::Body> {
+async fn dispatch<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    route: Route,
+    call: Call,
+) -> HandlerResult<B::Body> {
     if !route.allowed_methods().contains(&call.method) {
         return Err(ApiError::method_not_allowed(route.allowed_methods()));
     }
@@ -65,7 +69,9 @@ async fn dispatch<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, route: 
         Route::Base => Ok(Reply::new(StatusCode::OK).json(&serde_json::json!({}))),
         Route::Catalog => discovery::catalog(registry, &call).await,
         Route::Tags(name) => discovery::tags(registry, &name, &call).await,
-        Route::Referrers(name, digest) => discovery::referrers(registry, &name, &digest, &call).await,
+        Route::Referrers(name, digest) => {
+            discovery::referrers(registry, &name, &digest, &call).await
+        }
         Route::Manifest(name, reference) => match call.method {
             Method::PUT => manifests::put(registry, &name, &reference, call).await,
             Method::DELETE => manifests::delete(registry, &name, &reference).await,

@@ -27,11 +27,17 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// `n` for paged listings: a non-negative integer.
@@ -39,7 +45,10 @@ impl Query {
         match self.get("n") {
             None => Ok(None),
             Some(n) => n.parse().map(Some).map_err(|_| {
-                ApiError::bad_request(ErrorCode::Unsupported, format!("n must be a non-negative integer, not {n:?}"))
+                ApiError::bad_request(
+                    ErrorCode::Unsupported,
+                    format!("n must be a non-negative integer, not {n:?}"),
+                )
             }),
         }
     }
@@ -52,11 +61,17 @@ pub fn content_range(header: Option<&str>) -> Result<Option<(u64, u64)>, ApiErro
     let invalid = || {
         ApiError::bad_request(
             ErrorCode::BlobUploadInvalid,
-            format!("Content-Range must look like <start>-<end>, not {:?}", raw.chars().take(80).collect::<String>()),
+            format!(
+                "Content-Range must look like <start>-<end>, not {:?}",
+                raw.chars().take(80).collect::<String>()
+            ),
         )
     };
     let value = raw.trim();
-    let value = value.strip_prefix("bytes").map(|v| v.trim_start_matches([' ', '='])).unwrap_or(value);
+    let value = value
+        .strip_prefix("bytes")
+        .map(|v| v.trim_start_matches([' ', '=']))
+        .unwrap_or(value);
     let value = value.split('/').next().unwrap_or(value);
     let (start, end) = value.split_once('-').ok_or_else(invalid)?;
     let number = |s: &str| -> Result<u64, ApiError> {
@@ -72,11 +87,15 @@ pub fn content_range(header: Option<&str>) -> Result<Option<(u64, u64)>, ApiErro
 /// does not understand (several ranges, other units) is ignored and the whole blob sent,
 /// as RFC 9110 allows; a well-formed range that lies outside the blob gets 416.
 pub fn byte_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange>, RegistryError> {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((first, last)) = spec.trim().split_once('-') else { return Ok(None) };
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
     let parse = |s: &str| -> Option<u64> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             None
@@ -87,18 +106,24 @@ pub fn byte_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
     let unsatisfiable = RegistryError::RangeNotSatisfiable { size };
     let (offset, end) = match (first, last) {
         ("", suffix) => {
-            let Some(n) = parse(suffix) else { return Ok(None) };
+            let Some(n) = parse(suffix) else {
+                return Ok(None);
+            };
             if n == 0 || size == 0 {
                 return Err(unsatisfiable);
             }
             (size.saturating_sub(n), size - 1)
         }
         (start, "") => {
-            let Some(start) = parse(start) else { return Ok(None) };
+            let Some(start) = parse(start) else {
+                return Ok(None);
+            };
             (start, size.saturating_sub(1))
         }
         (start, end) => {
-            let (Some(start), Some(end)) = (parse(start), parse(end)) else { return Ok(None) };
+            let (Some(start), Some(end)) = (parse(start), parse(end)) else {
+                return Ok(None);
+            };
             if end < start {
                 return Ok(None);
             }
@@ -108,7 +133,10 @@ pub fn byte_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
     if offset >= size {
         return Err(unsatisfiable);
     }
-    Ok(Some(ByteRange { offset, length: end - offset + 1 }))
+    Ok(Some(ByteRange {
+        offset,
+        length: end - offset + 1,
+    }))
 }
 
 #[cfg(test)]
@@ -121,7 +149,10 @@ mod tests {
         assert_eq!(q.all("tag").collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(q.get("digest"), Some("sha256:ab"));
         assert_eq!(q.get("x"), Some(""));
-        assert_eq!(Query::parse(Some("n=-1")).page_size().unwrap_err().status, 400);
+        assert_eq!(
+            Query::parse(Some("n=-1")).page_size().unwrap_err().status,
+            400
+        );
     }
 
     #[test]
@@ -137,11 +168,41 @@ mod tests {
     #[test]
     fn blob_ranges() {
         let r = |h: &str| byte_range(Some(h), 100);
-        assert_eq!(r("bytes=0-9").unwrap(), Some(ByteRange { offset: 0, length: 10 }));
-        assert_eq!(r("bytes=90-").unwrap(), Some(ByteRange { offset: 90, length: 10 }));
-        assert_eq!(r("bytes=-5").unwrap(), Some(ByteRange { offset: 95, length: 5 }));
-        assert_eq!(r("bytes=-500").unwrap(), Some(ByteRange { offset: 0, length: 100 }));
-        assert_eq!(r("bytes=50-500").unwrap(), Some(ByteRange { offset: 50, length: 50 }));
+        assert_eq!(
+            r("bytes=0-9").unwrap(),
+            Some(ByteRange {
+                offset: 0,
+                length: 10
+            })
+        );
+        assert_eq!(
+            r("bytes=90-").unwrap(),
+            Some(ByteRange {
+                offset: 90,
+                length: 10
+            })
+        );
+        assert_eq!(
+            r("bytes=-5").unwrap(),
+            Some(ByteRange {
+                offset: 95,
+                length: 5
+            })
+        );
+        assert_eq!(
+            r("bytes=-500").unwrap(),
+            Some(ByteRange {
+                offset: 0,
+                length: 100
+            })
+        );
+        assert_eq!(
+            r("bytes=50-500").unwrap(),
+            Some(ByteRange {
+                offset: 50,
+                length: 50
+            })
+        );
         assert!(r("bytes=100-").is_err());
         assert!(r("bytes=-0").is_err());
         assert_eq!(r("bytes=0-1,5-6").unwrap(), None);

@@ -21,7 +21,11 @@ fn range_header(offset: u64) -> String {
     format!("0-{}", offset.saturating_sub(1))
 }
 
-fn progress_reply<S>(status: StatusCode, name: &RepositoryName, progress: &UploadProgress) -> Reply<S> {
+fn progress_reply<S>(
+    status: StatusCode,
+    name: &RepositoryName,
+    progress: &UploadProgress,
+) -> Reply<S> {
     Reply::new(status)
         .header("location", upload_location(name, &progress.id))
         .header("range", range_header(progress.offset))
@@ -39,17 +43,26 @@ fn created<S>(name: &RepositoryName, digest: &Digest) -> Reply<S> {
 fn digest_param(call: &Call, key: &str) -> Result<Option<Digest>, ApiError> {
     call.query
         .get(key)
-        .map(|d| d.parse().map_err(|e: crate::oci::DigestError| ApiError::digest_invalid(e.to_string())))
+        .map(|d| {
+            d.parse()
+                .map_err(|e: crate::oci::DigestError| ApiError::digest_invalid(e.to_string()))
+        })
         .transpose()
 }
 
 /// POST `/v2/<name>/blobs/uploads/`: mount, single-request push, or a new session.
-pub async fn start<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, name: &RepositoryName, call: Call) -> HandlerResult<B::Body> {
+pub async fn start<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    name: &RepositoryName,
+    call: Call,
+) -> HandlerResult<B::Body> {
     if let Some(digest) = digest_param(&call, "mount")? {
         let from = call
             .query
             .get("from")
-            .map(|f| RepositoryName::parse(f).map_err(|e| ApiError::name_invalid(format!("from: {e}"))))
+            .map(|f| {
+                RepositoryName::parse(f).map_err(|e| ApiError::name_invalid(format!("from: {e}")))
+            })
             .transpose()?;
         if registry.mount_blob(name, &digest, from.as_ref()).await? {
             return Ok(created(name, &digest));
@@ -64,31 +77,58 @@ pub async fn start<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, name: 
         Some(a) => Algorithm::parse(a).map_err(|e| ApiError::digest_invalid(e.to_string()))?,
     };
     let progress = registry.start_upload(name, algorithm).await?;
-    Ok(progress_reply(StatusCode::ACCEPTED, name, &progress)
-        .header("oci-chunk-min-length", registry.config().part_size.to_string()))
+    Ok(
+        progress_reply(StatusCode::ACCEPTED, name, &progress).header(
+            "oci-chunk-min-length",
+            registry.config().part_size.to_string(),
+        ),
+    )
 }
 
-pub async fn status<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, name: &RepositoryName, id: &str) -> HandlerResult<B::Body> {
+pub async fn status<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    name: &RepositoryName,
+    id: &str,
+) -> HandlerResult<B::Body> {
     let progress = registry.upload_status(name, id).await?;
     Ok(progress_reply(StatusCode::NO_CONTENT, name, &progress))
 }
 
-pub async fn patch<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, name: &RepositoryName, id: &str, call: Call) -> HandlerResult<B::Body> {
+pub async fn patch<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    name: &RepositoryName,
+    id: &str,
+    call: Call,
+) -> HandlerResult<B::Body> {
     let range = params::content_range(call.header("content-range"))?;
     let progress = registry.append_chunk(name, id, range, call.body).await?;
     Ok(progress_reply(StatusCode::ACCEPTED, name, &progress))
 }
 
-pub async fn put<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, name: &RepositoryName, id: &str, call: Call) -> HandlerResult<B::Body> {
+pub async fn put<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    name: &RepositoryName,
+    id: &str,
+    call: Call,
+) -> HandlerResult<B::Body> {
     let digest = digest_param(&call, "digest")?.ok_or_else(|| {
-        ApiError::bad_request(ErrorCode::DigestInvalid, "the closing PUT must carry ?digest=<digest of the whole blob>")
+        ApiError::bad_request(
+            ErrorCode::DigestInvalid,
+            "the closing PUT must carry ?digest=<digest of the whole blob>",
+        )
     })?;
     let range = params::content_range(call.header("content-range"))?;
-    registry.complete_upload(name, id, &digest, range, call.body).await?;
+    registry
+        .complete_upload(name, id, &digest, range, call.body)
+        .await?;
     Ok(created(name, &digest))
 }
 
-pub async fn cancel<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, name: &RepositoryName, id: &str) -> HandlerResult<B::Body> {
+pub async fn cancel<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    name: &RepositoryName,
+    id: &str,
+) -> HandlerResult<B::Body> {
     registry.cancel_upload(name, id).await?;
     Ok(Reply::new(StatusCode::NO_CONTENT).header("content-length", "0"))
 }

@@ -36,7 +36,9 @@ impl Algorithm {
         match s {
             "sha256" => Ok(Algorithm::Sha256),
             "sha512" => Ok(Algorithm::Sha512),
-            other => Err(DigestError::UnsupportedAlgorithm(other.chars().take(64).collect())),
+            other => Err(DigestError::UnsupportedAlgorithm(
+                other.chars().take(64).collect(),
+            )),
         }
     }
 
@@ -87,11 +89,19 @@ impl FromStr for Digest {
         }
         let algorithm = Algorithm::parse(alg)?;
         let well_formed = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !well_formed {
-            return Err(DigestError::BadEncoding(algorithm.as_str(), algorithm.hex_len()));
+            return Err(DigestError::BadEncoding(
+                algorithm.as_str(),
+                algorithm.hex_len(),
+            ));
         }
-        Ok(Digest { algorithm, hex: hex.to_owned() })
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_owned(),
+        })
     }
 }
 
@@ -156,7 +166,10 @@ impl Hasher {
             Hasher::Sha256(h) => h.finalize().to_vec(),
             Hasher::Sha512(h) => h.finalize().to_vec(),
         };
-        Digest { algorithm, hex: to_hex(&raw) }
+        Digest {
+            algorithm,
+            hex: to_hex(&raw),
+        }
     }
 
     /// Serialises the running state (about 100-200 bytes).
@@ -172,11 +185,15 @@ impl Hasher {
         Ok(match algorithm {
             Algorithm::Sha256 => {
                 let state = saved.try_into().map_err(|_| HashStateError)?;
-                Hasher::Sha256(Box::new(Sha256::deserialize(state).map_err(|_| HashStateError)?))
+                Hasher::Sha256(Box::new(
+                    Sha256::deserialize(state).map_err(|_| HashStateError)?,
+                ))
             }
             Algorithm::Sha512 => {
                 let state = saved.try_into().map_err(|_| HashStateError)?;
-                Hasher::Sha512(Box::new(Sha512::deserialize(state).map_err(|_| HashStateError)?))
+                Hasher::Sha512(Box::new(
+                    Sha512::deserialize(state).map_err(|_| HashStateError)?,
+                ))
             }
         })
     }
@@ -195,7 +212,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Decodes lowercase or uppercase hex; `None` on any other character or odd length.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
@@ -217,7 +234,10 @@ mod tests {
         assert_eq!(d.algorithm(), Algorithm::Sha256);
         assert_eq!(d.to_string().len(), 71);
         let d512 = format!("sha512:{}", "a".repeat(128));
-        assert_eq!(d512.parse::<Digest>().unwrap().algorithm(), Algorithm::Sha512);
+        assert_eq!(
+            d512.parse::<Digest>().unwrap().algorithm(),
+            Algorithm::Sha512
+        );
     }
 
     #[test]

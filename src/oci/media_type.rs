@@ -29,7 +29,12 @@ pub fn manifest_kind(media_type: &str) -> Option<ManifestKind> {
 /// The media type of a Content-Type header value, without parameters, lowercased.
 /// "The registry SHOULD ignore parameters on the `Content-Type` header."
 pub fn essence(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -38,13 +43,19 @@ mod tests {
 
     #[test]
     fn essence_drops_parameters() {
-        assert_eq!(essence("Application/JSON; charset=utf-8"), "application/json");
+        assert_eq!(
+            essence("Application/JSON; charset=utf-8"),
+            "application/json"
+        );
         assert_eq!(essence(""), "");
     }
 
     #[test]
     fn kinds() {
-        assert_eq!(manifest_kind(DOCKER_MANIFEST_LIST), Some(ManifestKind::Index));
+        assert_eq!(
+            manifest_kind(DOCKER_MANIFEST_LIST),
+            Some(ManifestKind::Index)
+        );
         assert_eq!(manifest_kind(OCI_MANIFEST), Some(ManifestKind::Image));
         assert_eq!(manifest_kind("application/json"), None);
     }

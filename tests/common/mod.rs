@@ -1,0 +1,255 @@
+//! Test harness: the whole HTTP API over the in-memory stores, driven natively.
+#![allow(dead_code)]
+
+use edge_registry::api::{self, Body};
+use edge_registry::oci::digest::to_hex;
+use edge_registry::registry::{ByteStream, Clock, Config, IdSource, Registry};
+use edge_registry::storage::memory::{MemoryBlobStore, MemoryMetaStore};
+use futures::executor::block_on;
+use futures::StreamExt;
+use sha2::{Digest as _, Sha256, Sha512};
+use std::cell::Cell;
+
+pub const MIB: usize = 1024 * 1024;
+
+pub type TestRegistry = Registry<MemoryBlobStore, MemoryMetaStore>;
+
+struct FixedClock;
+impl Clock for FixedClock {
+    fn now_millis(&self) -> u64 {
+        1_700_000_000_000
+    }
+}
+
+/// Sequential 32-hex-digit ids, so tests can predict them.
+#[derive(Default)]
+struct SequentialIds(Cell<u64>);
+impl IdSource for SequentialIds {
+    fn new_id(&self) -> String {
+        self.0.set(self.0.get() + 1);
+        format!("{:032x}", self.0.get())
+    }
+}
+
+pub fn registry() -> TestRegistry {
+    Registry::new(
+        MemoryBlobStore::new(),
+        MemoryMetaStore::new(),
+        Box::new(FixedClock),
+        Box::new(SequentialIds::default()),
+        Config {
+            part_size: 5 * MIB as u64,
+            ..Config::default()
+        },
+    )
+}
+
+/// A response with its body collected.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The spec error code of a JSON error body.
+    pub fn error_code(&self) -> String {
+        self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status,
+            status,
+            "status; body {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.error_code(), code, "error code");
+        let message = self.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(!message.is_empty(), "error message is empty");
+    }
+}
+
+/// How a request body reaches the registry.
+pub enum Feed {
+    /// In pieces of this size.
+    Pieces(Vec<u8>, usize),
+    /// These bytes, then the stream breaks.
+    Broken(Vec<u8>),
+}
+
+pub fn stream(feed: Feed) -> ByteStream {
+    match feed {
+        Feed::Pieces(bytes, size) => {
+            let pieces: Vec<Result<Vec<u8>, String>> =
+                bytes.chunks(size.max(1)).map(|c| Ok(c.to_vec())).collect();
+            futures::stream::iter(pieces).boxed_local()
+        }
+        Feed::Broken(bytes) => {
+            futures::stream::iter(vec![Ok(bytes), Err("connection reset".to_owned())]).boxed_local()
+        }
+    }
+}
+
+pub fn send_stream(
+    reg: &TestRegistry,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: ByteStream,
+) -> Answer {
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let response = block_on(api::handle(reg, builder.body(body).unwrap()));
+    let (parts, body) = response.into_parts();
+    assert_eq!(
+        parts
+            .headers
+            .get("docker-distribution-api-version")
+            .map(|v| v.to_str().unwrap()),
+        Some("registry/2.0"),
+        "every response carries the API version header"
+    );
+    let body = match body {
+        Body::Empty => Vec::new(),
+        Body::Bytes(b) | Body::Stream(b) => b,
+    };
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub fn send(
+    reg: &TestRegistry,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    send_stream(
+        reg,
+        method,
+        uri,
+        headers,
+        stream(Feed::Pieces(body.to_vec(), 64 * 1024)),
+    )
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", to_hex(&Sha256::digest(bytes)))
+}
+
+pub fn sha512(bytes: &[u8]) -> String {
+    format!("sha512:{}", to_hex(&Sha512::digest(bytes)))
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Pushes a blob in one POST and returns its digest.
+#[track_caller]
+pub fn push_blob(reg: &TestRegistry, repo: &str, data: &[u8]) -> String {
+    let digest = sha256(data);
+    let a = send(
+        reg,
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+        &[],
+        data,
+    );
+    assert_eq!(
+        a.status,
+        201,
+        "push blob: {:?}",
+        String::from_utf8_lossy(&a.body)
+    );
+    digest
+}
+
+/// Starts an upload session and returns its location.
+#[track_caller]
+pub fn start_upload(reg: &TestRegistry, repo: &str) -> String {
+    let a = send(reg, "POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"");
+    assert_eq!(a.status, 202);
+    a.header("location").unwrap().to_owned()
+}
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// An OCI image manifest over a config and layers (digest, size).
+pub fn image_manifest(config: (&str, usize), layers: &[(&str, usize)], extra: &str) -> Vec<u8> {
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|(d, s)| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{s}}}"#))
+        .collect();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{}]{extra}}}"#,
+        config.0,
+        config.1,
+        layers.join(",")
+    )
+    .into_bytes()
+}
+
+/// Pushes config + one layer + a manifest under `reference`; returns the manifest digest.
+#[track_caller]
+pub fn push_image(reg: &TestRegistry, repo: &str, reference: &str, seed: u64) -> String {
+    let config = format!(r#"{{"seed":{seed}}}"#).into_bytes();
+    let layer = bytes(1000 + seed as usize, seed);
+    let c = push_blob(reg, repo, &config);
+    let l = push_blob(reg, repo, &layer);
+    let manifest = image_manifest((&c, config.len()), &[(&l, layer.len())], "");
+    let a = send(
+        reg,
+        "PUT",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("content-type", OCI_MANIFEST)],
+        &manifest,
+    );
+    assert_eq!(
+        a.status,
+        201,
+        "push manifest: {:?}",
+        String::from_utf8_lossy(&a.body)
+    );
+    a.header("docker-content-digest").unwrap().to_owned()
+}
