@@ -10,24 +10,10 @@ fn tags_are_sorted_and_paged_with_link_headers() {
     let reg = registry();
     let tags = ["b", "A", "a", "latest", "1.0", "_x", "Z9"];
     let d = push_image(&reg, "team/app", "seed", 1);
-    let m = send(
-        &reg,
-        "GET",
-        &format!("/v2/team/app/manifests/{d}"),
-        &[],
-        b"",
-    )
-    .body;
+    let m = send(&reg, "GET", &format!("/v2/team/app/manifests/{d}"), &[], b"").body;
     for t in tags {
         assert_eq!(
-            send(
-                &reg,
-                "PUT",
-                &format!("/v2/team/app/manifests/{t}"),
-                &[("content-type", OCI_MANIFEST)],
-                &m
-            )
-            .status,
+            send(&reg, "PUT", &format!("/v2/team/app/manifests/{t}"), &[("content-type", OCI_MANIFEST)], &m).status,
             201
         );
     }
@@ -47,13 +33,7 @@ fn tags_are_sorted_and_paged_with_link_headers() {
         let items: Vec<String> = serde_json::from_value(page.json()["tags"].clone()).unwrap();
         assert!(items.len() <= 3);
         collected.extend(items);
-        next = page.header("link").map(|l| {
-            l.trim_start_matches('<')
-                .split('>')
-                .next()
-                .unwrap()
-                .to_owned()
-        });
+        next = page.header("link").map(|l| l.trim_start_matches('<').split('>').next().unwrap().to_owned());
         pages += 1;
         assert!(pages < 10, "paging does not end");
     }
@@ -63,10 +43,7 @@ fn tags_are_sorted_and_paged_with_link_headers() {
     let after = send(&reg, "GET", "/v2/team/app/tags/list?last=a", &[], b"").json();
     assert_eq!(after["tags"], json!(["b", "latest", "seed"]));
     let zero = send(&reg, "GET", "/v2/team/app/tags/list?n=0", &[], b"");
-    assert_eq!(
-        (zero.json()["tags"].clone(), zero.header("link")),
-        (json!([]), None)
-    );
+    assert_eq!((zero.json()["tags"].clone(), zero.header("link")), (json!([]), None));
     send(&reg, "GET", "/v2/team/app/tags/list?n=x", &[], b"").assert_error(400, "UNSUPPORTED");
     send(&reg, "GET", "/v2/nothing/here/tags/list", &[], b"").assert_error(404, "NAME_UNKNOWN");
 }
@@ -78,16 +55,10 @@ fn catalog_lists_repositories_in_order_with_paging() {
         push_blob(&reg, repo, repo.as_bytes());
     }
     let all = send(&reg, "GET", "/v2/_catalog", &[], b"").json();
-    assert_eq!(
-        all,
-        json!({"repositories": ["alpha", "alpha/one", "mid/x/y", "zeta"]})
-    );
+    assert_eq!(all, json!({"repositories": ["alpha", "alpha/one", "mid/x/y", "zeta"]}));
     let first = send(&reg, "GET", "/v2/_catalog?n=2", &[], b"");
     assert_eq!(first.json()["repositories"], json!(["alpha", "alpha/one"]));
-    assert_eq!(
-        first.header("link"),
-        Some("</v2/_catalog?n=2&last=alpha/one>; rel=\"next\"")
-    );
+    assert_eq!(first.header("link"), Some("</v2/_catalog?n=2&last=alpha/one>; rel=\"next\""));
     let second = send(&reg, "GET", "/v2/_catalog?n=2&last=alpha/one", &[], b"");
     assert_eq!(second.json()["repositories"], json!(["mid/x/y", "zeta"]));
     assert_eq!(second.header("link"), None);
@@ -100,10 +71,7 @@ fn referrers_list_descriptors_filter_and_forget_deleted_ones() {
     let blob = push_blob(&reg, "a", b"sig");
     let referrer = |artifact: &str, annotation: &str| {
         image_manifest(
-            (
-                "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
-                2,
-            ),
+            ("sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", 2),
             &[(&blob, 3)],
             &format!(
                 r#","artifactType":"{artifact}","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":1}},"annotations":{{"note":"{annotation}"}}"#
@@ -114,13 +82,7 @@ fn referrers_list_descriptors_filter_and_forget_deleted_ones() {
     let sbom = referrer("application/vnd.example.sbom", "two");
     let mut digests = Vec::new();
     for m in [&sig, &sbom] {
-        let a = send(
-            &reg,
-            "PUT",
-            &format!("/v2/a/manifests/{}", sha256(m)),
-            &[("content-type", OCI_MANIFEST)],
-            m,
-        );
+        let a = send(&reg, "PUT", &format!("/v2/a/manifests/{}", sha256(m)), &[("content-type", OCI_MANIFEST)], m);
         assert_eq!(a.status, 201);
         assert_eq!(a.header("oci-subject"), Some(subject.as_str()));
         digests.push(sha256(m));
@@ -133,21 +95,13 @@ fn referrers_list_descriptors_filter_and_forget_deleted_ones() {
     assert_eq!(index["mediaType"], OCI_INDEX);
     let listed = index["manifests"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
-    let sig_entry = listed
-        .iter()
-        .find(|d| d["digest"] == digests[0].as_str())
-        .unwrap();
+    let sig_entry = listed.iter().find(|d| d["digest"] == digests[0].as_str()).unwrap();
     assert_eq!(
         sig_entry,
         &json!({"mediaType": OCI_MANIFEST, "digest": digests[0], "size": sig.len(), "artifactType": "application/vnd.example.sig", "annotations": {"note": "one"}})
     );
-    let filtered = send(
-        &reg,
-        "GET",
-        &format!("/v2/a/referrers/{subject}?artifactType=application/vnd.example.sbom"),
-        &[],
-        b"",
-    );
+    let filtered =
+        send(&reg, "GET", &format!("/v2/a/referrers/{subject}?artifactType=application/vnd.example.sbom"), &[], b"");
     assert_eq!(filtered.header("oci-filters-applied"), Some("artifactType"));
     let only: Vec<String> = filtered.json()["manifests"]
         .as_array()
@@ -157,26 +111,13 @@ fn referrers_list_descriptors_filter_and_forget_deleted_ones() {
         .collect();
     assert_eq!(only, [digests[1].clone()]);
 
-    assert_eq!(
-        send(
-            &reg,
-            "DELETE",
-            &format!("/v2/a/manifests/{}", digests[0]),
-            &[],
-            b""
-        )
-        .status,
-        202
-    );
+    assert_eq!(send(&reg, "DELETE", &format!("/v2/a/manifests/{}", digests[0]), &[], b"").status, 202);
     let after = send(&reg, "GET", &format!("/v2/a/referrers/{subject}"), &[], b"").json();
     assert_eq!(after["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(after["manifests"][0]["digest"], digests[1].as_str());
     // Other repositories see none; no referrers is an empty list, never a 404.
     let none = send(&reg, "GET", &format!("/v2/b/referrers/{subject}"), &[], b"");
-    assert_eq!(
-        (none.status, none.json()["manifests"].clone()),
-        (200, json!([]))
-    );
+    assert_eq!((none.status, none.json()["manifests"].clone()), (200, json!([])));
     send(&reg, "GET", "/v2/a/referrers/sha256:zz", &[], b"").assert_error(400, "DIGEST_INVALID");
 }
 
@@ -185,34 +126,15 @@ fn a_referrer_may_arrive_before_its_subject() {
     let reg = registry();
     let dangling = sha256(b"image pushed later");
     let m = image_manifest(
-        (
-            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
-            2,
-        ),
+        ("sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", 2),
         &[],
         &format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{dangling}","size":1}}"#),
     );
-    let a = send(
-        &reg,
-        "PUT",
-        "/v2/a/manifests/sig",
-        &[("content-type", OCI_MANIFEST)],
-        &m,
-    );
+    let a = send(&reg, "PUT", "/v2/a/manifests/sig", &[("content-type", OCI_MANIFEST)], &m);
     assert_eq!(a.status, 201);
-    let listed = send(
-        &reg,
-        "GET",
-        &format!("/v2/a/referrers/{dangling}"),
-        &[],
-        b"",
-    )
-    .json();
+    let listed = send(&reg, "GET", &format!("/v2/a/referrers/{dangling}"), &[], b"").json();
     // artifactType falls back to the config media type.
-    assert_eq!(
-        listed["manifests"][0]["artifactType"],
-        "application/vnd.oci.image.config.v1+json"
-    );
+    assert_eq!(listed["manifests"][0]["artifactType"], "application/vnd.oci.image.config.v1+json");
 }
 
 #[test]
@@ -244,13 +166,7 @@ fn big_multipart_blobs_serve_ranges_across_parts() {
     let d = push_blob(&reg, "a", &data);
     let from = 5 * MIB - 3;
     let range = format!("bytes={from}-{}", from + 9);
-    let got = send(
-        &reg,
-        "GET",
-        &format!("/v2/a/blobs/{d}"),
-        &[("range", &range)],
-        b"",
-    );
+    let got = send(&reg, "GET", &format!("/v2/a/blobs/{d}"), &[("range", &range)], b"");
     assert_eq!(got.body, &data[from..from + 10]);
     assert_eq!(
         send(&reg, "HEAD", &format!("/v2/a/blobs/{d}"), &[], b"").header("content-length"),

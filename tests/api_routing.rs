@@ -17,14 +17,8 @@ fn every_endpoint_answers_its_methods_and_refuses_the_rest() {
         ("/v2/".into(), &["GET", "HEAD"]),
         ("/v2/_catalog".into(), &["GET"]),
         ("/v2/team/app/tags/list".into(), &["GET"]),
-        (
-            "/v2/team/app/manifests/v1".into(),
-            &["GET", "HEAD", "PUT", "DELETE"],
-        ),
-        (
-            format!("/v2/team/app/blobs/{digest}"),
-            &["GET", "HEAD", "DELETE"],
-        ),
+        ("/v2/team/app/manifests/v1".into(), &["GET", "HEAD", "PUT", "DELETE"]),
+        (format!("/v2/team/app/blobs/{digest}"), &["GET", "HEAD", "DELETE"]),
         ("/v2/team/app/blobs/uploads/".into(), &["POST"]),
         (upload.clone(), &["GET", "PATCH", "PUT", "DELETE"]),
         (format!("/v2/team/app/referrers/{digest}"), &["GET"]),
@@ -36,11 +30,7 @@ fn every_endpoint_answers_its_methods_and_refuses_the_rest() {
             }
             let a = send(&reg, method, path, &[], b"");
             a.assert_error(405, "UNSUPPORTED");
-            assert_eq!(
-                a.header("allow"),
-                Some(&*allowed.join(", ")),
-                "{method} {path}"
-            );
+            assert_eq!(a.header("allow"), Some(&*allowed.join(", ")), "{method} {path}");
         }
     }
     // The served methods reach their handlers (statuses from the spec's table).
@@ -59,11 +49,7 @@ fn every_endpoint_answers_its_methods_and_refuses_the_rest() {
         ("DELETE", "/v2/team/app/manifests/v1".into(), 202),
     ];
     for (method, path, status) in expect {
-        assert_eq!(
-            send(&reg, method, &path, &[], b"").status,
-            status,
-            "{method} {path}"
-        );
+        assert_eq!(send(&reg, method, &path, &[], b"").status, status, "{method} {path}");
     }
 }
 
@@ -76,111 +62,20 @@ fn bad_input_gets_spec_errors() {
     let d = push_blob(&reg, "a", b"x");
     let long_name = format!("/v2/{}/tags/list", "a".repeat(256));
     let cases: Vec<BadInput> = vec![
-        (
-            "GET",
-            "/v2/Upper/tags/list".into(),
-            vec![],
-            vec![],
-            400,
-            "NAME_INVALID",
-        ),
-        (
-            "GET",
-            "/v2/a//b/tags/list".into(),
-            vec![],
-            vec![],
-            400,
-            "NAME_INVALID",
-        ),
-        (
-            "GET",
-            "/v2/a/../b/tags/list".into(),
-            vec![],
-            vec![],
-            400,
-            "NAME_INVALID",
-        ),
-        (
-            "GET",
-            "/v2/a%2Fb/tags/list".into(),
-            vec![],
-            vec![],
-            400,
-            "NAME_INVALID",
-        ),
-        (
-            "GET",
-            "/v2/caf\u{e9}/tags/list".into(),
-            vec![],
-            vec![],
-            400,
-            "NAME_INVALID",
-        ),
+        ("GET", "/v2/Upper/tags/list".into(), vec![], vec![], 400, "NAME_INVALID"),
+        ("GET", "/v2/a//b/tags/list".into(), vec![], vec![], 400, "NAME_INVALID"),
+        ("GET", "/v2/a/../b/tags/list".into(), vec![], vec![], 400, "NAME_INVALID"),
+        ("GET", "/v2/a%2Fb/tags/list".into(), vec![], vec![], 400, "NAME_INVALID"),
+        ("GET", "/v2/caf\u{e9}/tags/list".into(), vec![], vec![], 400, "NAME_INVALID"),
         ("GET", long_name, vec![], vec![], 400, "NAME_INVALID"),
-        (
-            "GET",
-            "/v2/a/manifests/-bad".into(),
-            vec![],
-            vec![],
-            400,
-            "MANIFEST_INVALID",
-        ),
-        (
-            "GET",
-            format!("/v2/a/manifests/{}", "t".repeat(129)),
-            vec![],
-            vec![],
-            400,
-            "MANIFEST_INVALID",
-        ),
-        (
-            "GET",
-            "/v2/a/manifests/sha256:123".into(),
-            vec![],
-            vec![],
-            400,
-            "DIGEST_INVALID",
-        ),
-        (
-            "GET",
-            "/v2/a/blobs/sha256:XYZ".into(),
-            vec![],
-            vec![],
-            400,
-            "DIGEST_INVALID",
-        ),
-        (
-            "GET",
-            format!("/v2/a/blobs/{}", d.to_uppercase()),
-            vec![],
-            vec![],
-            400,
-            "DIGEST_INVALID",
-        ),
-        (
-            "GET",
-            "/v2/a/blobs/md5:abc".into(),
-            vec![],
-            vec![],
-            400,
-            "DIGEST_INVALID",
-        ),
-        (
-            "GET",
-            format!("/v2/a/blobs/{}", sha256(b"unknown")),
-            vec![],
-            vec![],
-            404,
-            "BLOB_UNKNOWN",
-        ),
-        (
-            "GET",
-            "/v2/a/manifests/nope".into(),
-            vec![],
-            vec![],
-            404,
-            "MANIFEST_UNKNOWN",
-        ),
+        ("GET", "/v2/a/manifests/-bad".into(), vec![], vec![], 400, "MANIFEST_INVALID"),
+        ("GET", format!("/v2/a/manifests/{}", "t".repeat(129)), vec![], vec![], 400, "MANIFEST_INVALID"),
+        ("GET", "/v2/a/manifests/sha256:123".into(), vec![], vec![], 400, "DIGEST_INVALID"),
+        ("GET", "/v2/a/blobs/sha256:XYZ".into(), vec![], vec![], 400, "DIGEST_INVALID"),
+        ("GET", format!("/v2/a/blobs/{}", d.to_uppercase()), vec![], vec![], 400, "DIGEST_INVALID"),
+        ("GET", "/v2/a/blobs/md5:abc".into(), vec![], vec![], 400, "DIGEST_INVALID"),
+        ("GET", format!("/v2/a/blobs/{}", sha256(b"unknown")), vec![], vec![], 404, "BLOB_UNKNOWN"),
+        ("GET", "/v2/a/manifests/nope".into(), vec![], vec![], 404, "MANIFEST_UNKNOWN"),
         (
             "GET",
             "/v2/a/blobs/uploads/00000000000000000000000000000bad".into(),
@@ -189,22 +84,8 @@ fn bad_input_gets_spec_errors() {
             404,
             "BLOB_UPLOAD_UNKNOWN",
         ),
-        (
-            "POST",
-            "/v2/a/blobs/uploads/?digest=sha256:short".into(),
-            vec![],
-            b"x".to_vec(),
-            400,
-            "DIGEST_INVALID",
-        ),
-        (
-            "POST",
-            "/v2/a/blobs/uploads/?mount=bad".into(),
-            vec![],
-            vec![],
-            400,
-            "DIGEST_INVALID",
-        ),
+        ("POST", "/v2/a/blobs/uploads/?digest=sha256:short".into(), vec![], b"x".to_vec(), 400, "DIGEST_INVALID"),
+        ("POST", "/v2/a/blobs/uploads/?mount=bad".into(), vec![], vec![], 400, "DIGEST_INVALID"),
         (
             "PUT",
             "/v2/a/manifests/t".into(),
@@ -221,33 +102,15 @@ fn bad_input_gets_spec_errors() {
             400,
             "MANIFEST_INVALID",
         ),
-        (
-            "GET",
-            "/v2/_catalog?last=Bad!".into(),
-            vec![],
-            vec![],
-            400,
-            "NAME_INVALID",
-        ),
+        ("GET", "/v2/_catalog?last=Bad!".into(), vec![], vec![], 400, "NAME_INVALID"),
         ("GET", "/v3/".into(), vec![], vec![], 404, "UNSUPPORTED"),
         ("GET", "/".into(), vec![], vec![], 404, "UNSUPPORTED"),
-        (
-            "GET",
-            "/v2/a/unknown/thing".into(),
-            vec![],
-            vec![],
-            404,
-            "UNSUPPORTED",
-        ),
+        ("GET", "/v2/a/unknown/thing".into(), vec![], vec![], 404, "UNSUPPORTED"),
     ];
     for (method, path, headers, body, status, code) in cases {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let a = send(&reg, method, &path, &headers, &body);
-        assert_eq!(
-            (a.status, a.error_code().as_str()),
-            (status, code),
-            "{method} {path}"
-        );
+        assert_eq!((a.status, a.error_code().as_str()), (status, code), "{method} {path}");
     }
 }
 
@@ -288,13 +151,7 @@ fn random_garbage_never_causes_a_server_error() {
         }
         let method = METHODS[next(METHODS.len())];
         let body = bytes(next(64), 7);
-        let a = send(
-            &reg,
-            method,
-            &uri,
-            &[("content-range", "0-1"), ("content-type", OCI_MANIFEST)],
-            &body,
-        );
+        let a = send(&reg, method, &uri, &[("content-range", "0-1"), ("content-type", OCI_MANIFEST)], &body);
         assert!(a.status < 500, "{method} {uri} gave {}", a.status);
         if a.status >= 400 {
             assert!(!a.error_code().is_empty(), "{method} {uri}: no error code");

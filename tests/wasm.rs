@@ -31,9 +31,7 @@ fn hash_state_survives_save_and_restore_on_wasm() {
 fn random_ids_are_unique_hex_on_wasm() {
     let ids: std::collections::BTreeSet<String> = (0..200).map(|_| RandomIds.new_id()).collect();
     assert_eq!(ids.len(), 200);
-    assert!(ids
-        .iter()
-        .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+    assert!(ids.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
 }
 
 #[wasm_bindgen_test]
@@ -49,49 +47,9 @@ fn a_chunked_upload_completes_through_the_wasm_build() {
     let digest = sha256(&data);
     let location = start_upload(&reg, "wasm/test");
     let first = format!("0-{}", 4 * MIB - 1);
-    assert_eq!(
-        send(
-            &reg,
-            "PATCH",
-            &location,
-            &[("content-range", &first)],
-            &data[..4 * MIB]
-        )
-        .status,
-        202
-    );
+    assert_eq!(send(&reg, "PATCH", &location, &[("content-range", &first)], &data[..4 * MIB]).status, 202);
     let rest = format!("{}-{}", 4 * MIB, data.len() - 1);
-    assert_eq!(
-        send(
-            &reg,
-            "PATCH",
-            &location,
-            &[("content-range", &rest)],
-            &data[4 * MIB..]
-        )
-        .status,
-        202
-    );
-    assert_eq!(
-        send(
-            &reg,
-            "PUT",
-            &format!("{location}?digest={digest}"),
-            &[],
-            b""
-        )
-        .status,
-        201
-    );
-    assert_eq!(
-        send(
-            &reg,
-            "GET",
-            &format!("/v2/wasm/test/blobs/{digest}"),
-            &[],
-            b""
-        )
-        .body,
-        data
-    );
+    assert_eq!(send(&reg, "PATCH", &location, &[("content-range", &rest)], &data[4 * MIB..]).status, 202);
+    assert_eq!(send(&reg, "PUT", &format!("{location}?digest={digest}"), &[], b"").status, 201);
+    assert_eq!(send(&reg, "GET", &format!("/v2/wasm/test/blobs/{digest}"), &[], b"").body, data);
 }

@@ -32,39 +32,24 @@ pub async fn get<B: BlobStore, M: MetaStore>(
             .header("content-type", "application/octet-stream")
             .header("content-length", stat.size.to_string()));
     }
-    if call
-        .header("if-none-match")
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
-    {
+    if call.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
         registry.stat_blob(name, digest).await?;
         return Ok(common(Reply::new(StatusCode::NOT_MODIFIED)));
     }
     let range_header = call.header("range").map(str::to_owned);
-    let (stat, range, content) = registry
-        .open_blob(name, digest, |size| {
-            params::byte_range(range_header.as_deref(), size)
-        })
-        .await?;
+    let (stat, range, content) =
+        registry.open_blob(name, digest, |size| params::byte_range(range_header.as_deref(), size)).await?;
     let body = match content {
         BlobContent::Stored(stream) => Body::Stream(stream),
         BlobContent::Inline(bytes) => Body::Bytes(bytes),
     };
-    let reply =
-        common(Reply::new(StatusCode::OK)).header("content-type", "application/octet-stream");
+    let reply = common(Reply::new(StatusCode::OK)).header("content-type", "application/octet-stream");
     let reply = match range {
         None => reply.header("content-length", stat.size.to_string()),
         Some(r) => reply
             .status(StatusCode::PARTIAL_CONTENT)
             .header("content-length", r.length.to_string())
-            .header(
-                "content-range",
-                format!(
-                    "bytes {}-{}/{}",
-                    r.offset,
-                    r.offset + r.length - 1,
-                    stat.size
-                ),
-            ),
+            .header("content-range", format!("bytes {}-{}/{}", r.offset, r.offset + r.length - 1, stat.size)),
     };
     Ok(reply.body(body))
 }

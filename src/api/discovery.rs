@@ -27,25 +27,15 @@ pub async fn tags<B: BlobStore, M: MetaStore>(
     let n = call.query.page_size()?;
     let last = call.query.get("last");
     if let Some(last) = last {
-        Tag::parse(last).map_err(|e| {
-            ApiError::bad_request(crate::oci::ErrorCode::Unsupported, format!("last: {e}"))
-        })?;
+        Tag::parse(last)
+            .map_err(|e| ApiError::bad_request(crate::oci::ErrorCode::Unsupported, format!("last: {e}")))?;
     }
     let page = registry.list_tags(name, n, last).await?;
-    let reply =
-        Reply::new(StatusCode::OK).json(&json!({ "name": name.as_str(), "tags": page.items }));
-    Ok(with_next_link(
-        reply,
-        &format!("/v2/{name}/tags/list"),
-        n,
-        &page,
-    ))
+    let reply = Reply::new(StatusCode::OK).json(&json!({ "name": name.as_str(), "tags": page.items }));
+    Ok(with_next_link(reply, &format!("/v2/{name}/tags/list"), n, &page))
 }
 
-pub async fn catalog<B: BlobStore, M: MetaStore>(
-    registry: &Registry<B, M>,
-    call: &Call,
-) -> HandlerResult<B::Body> {
+pub async fn catalog<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, call: &Call) -> HandlerResult<B::Body> {
     let n = call.query.page_size()?;
     let last = call.query.get("last");
     if let Some(last) = last {

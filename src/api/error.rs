@@ -17,12 +17,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            headers: Vec::new(),
-        }
+        ApiError { status, code, message: message.into(), headers: Vec::new() }
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Self {
@@ -32,11 +27,7 @@ impl ApiError {
 
     pub fn not_found(path: &str) -> Self {
         let shown: String = path.chars().take(200).collect();
-        Self::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::Unsupported,
-            format!("no endpoint at {shown}"),
-        )
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, format!("no endpoint at {shown}"))
     }
 
     pub fn name_invalid(message: String) -> Self {
@@ -48,11 +39,7 @@ impl ApiError {
     }
 
     pub fn reference_invalid(message: String) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::ManifestInvalid,
-            format!("invalid tag or digest: {message}"),
-        )
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::ManifestInvalid, format!("invalid tag or digest: {message}"))
     }
 
     pub fn method_not_allowed(allowed: &[http::Method]) -> Self {

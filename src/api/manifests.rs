@@ -23,10 +23,7 @@ pub async fn get<B: BlobStore, M: MetaStore>(
             .header("content-type", manifest.media_type)
             .header("content-length", manifest.bytes.len().to_string()));
     }
-    if call
-        .header("if-none-match")
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
-    {
+    if call.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
         return Ok(reply.status(StatusCode::NOT_MODIFIED));
     }
     Ok(reply.bytes(&manifest.media_type, manifest.bytes))
@@ -44,21 +41,14 @@ pub async fn put<B: BlobStore, M: MetaStore>(
         .query
         .all("tag")
         .map(|t| {
-            Tag::parse(t).map_err(|e| {
-                ApiError::bad_request(ErrorCode::ManifestInvalid, format!("tag {t:?}: {e}"))
-            })
+            Tag::parse(t).map_err(|e| ApiError::bad_request(ErrorCode::ManifestInvalid, format!("tag {t:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let content_type = call.header("content-type").unwrap_or("").to_owned();
     let bytes = read_limited(call.body, registry.config().max_manifest_bytes).await?;
-    let pushed = registry
-        .put_manifest(name, reference, &extra_tags, &content_type, bytes)
-        .await?;
+    let pushed = registry.put_manifest(name, reference, &extra_tags, &content_type, bytes).await?;
     let mut reply = Reply::new(StatusCode::CREATED)
-        .header(
-            "location",
-            format!("/v2/{name}/manifests/{}", pushed.digest),
-        )
+        .header("location", format!("/v2/{name}/manifests/{}", pushed.digest))
         .header("docker-content-digest", pushed.digest.to_string())
         .header("content-length", "0");
     if let Some(subject) = &pushed.subject {

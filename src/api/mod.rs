@@ -6,6 +6,7 @@
 
 mod blobs;
 mod discovery;
+mod drain;
 pub mod error;
 mod manifests;
 pub mod params;
@@ -44,16 +45,21 @@ pub async fn handle<B: BlobStore, M: MetaStore>(
     request: Request<ByteStream>,
 ) -> Response<Body<B::Body>> {
     let (parts, body) = request.into_parts();
+    let body = drain::Shared::new(body);
     let call = Call {
         method: parts.method,
         headers: parts.headers,
         query: Query::parse(parts.uri.query()),
-        body,
+        body: body.handle(),
     };
     let reply = match route::parse(parts.uri.path()) {
         Ok(route) => dispatch(registry, route, call).await,
         Err(e) => Err(e),
     };
+    // A request refused before its body was read still has bytes in flight; answering
+    // without reading them makes some HTTP/1.1 peers (workerd's dev proxy among them)
+    // reset the connection and report a 503 instead of our error.
+    body.drain(drain::DRAIN_LIMIT).await;
     reply.unwrap_or_else(Reply::from).into_response()
 }
 
@@ -69,9 +75,7 @@ async fn dispatch<B: BlobStore, M: MetaStore>(
         Route::Base => Ok(Reply::new(StatusCode::OK).json(&serde_json::json!({}))),
         Route::Catalog => discovery::catalog(registry, &call).await,
         Route::Tags(name) => discovery::tags(registry, &name, &call).await,
-        Route::Referrers(name, digest) => {
-            discovery::referrers(registry, &name, &digest, &call).await
-        }
+        Route::Referrers(name, digest) => discovery::referrers(registry, &name, &digest, &call).await,
         Route::Manifest(name, reference) => match call.method {
             Method::PUT => manifests::put(registry, &name, &reference, call).await,
             Method::DELETE => manifests::delete(registry, &name, &reference).await,

@@ -27,17 +27,11 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// `n` for paged listings: a non-negative integer.
@@ -45,10 +39,7 @@ impl Query {
         match self.get("n") {
             None => Ok(None),
             Some(n) => n.parse().map(Some).map_err(|_| {
-                ApiError::bad_request(
-                    ErrorCode::Unsupported,
-                    format!("n must be a non-negative integer, not {n:?}"),
-                )
+                ApiError::bad_request(ErrorCode::Unsupported, format!("n must be a non-negative integer, not {n:?}"))
             }),
         }
     }
@@ -61,17 +52,11 @@ pub fn content_range(header: Option<&str>) -> Result<Option<(u64, u64)>, ApiErro
     let invalid = || {
         ApiError::bad_request(
             ErrorCode::BlobUploadInvalid,
-            format!(
-                "Content-Range must look like <start>-<end>, not {:?}",
-                raw.chars().take(80).collect::<String>()
-            ),
+            format!("Content-Range must look like <start>-<end>, not {:?}", raw.chars().take(80).collect::<String>()),
         )
     };
     let value = raw.trim();
-    let value = value
-        .strip_prefix("bytes")
-        .map(|v| v.trim_start_matches([' ', '=']))
-        .unwrap_or(value);
+    let value = value.strip_prefix("bytes").map(|v| v.trim_start_matches([' ', '='])).unwrap_or(value);
     let value = value.split('/').next().unwrap_or(value);
     let (start, end) = value.split_once('-').ok_or_else(invalid)?;
     let number = |s: &str| -> Result<u64, ApiError> {
@@ -133,10 +118,7 @@ pub fn byte_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
     if offset >= size {
         return Err(unsatisfiable);
     }
-    Ok(Some(ByteRange {
-        offset,
-        length: end - offset + 1,
-    }))
+    Ok(Some(ByteRange { offset, length: end - offset + 1 }))
 }
 
 #[cfg(test)]
@@ -149,10 +131,7 @@ mod tests {
         assert_eq!(q.all("tag").collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(q.get("digest"), Some("sha256:ab"));
         assert_eq!(q.get("x"), Some(""));
-        assert_eq!(
-            Query::parse(Some("n=-1")).page_size().unwrap_err().status,
-            400
-        );
+        assert_eq!(Query::parse(Some("n=-1")).page_size().unwrap_err().status, 400);
     }
 
     #[test]
@@ -168,41 +147,11 @@ mod tests {
     #[test]
     fn blob_ranges() {
         let r = |h: &str| byte_range(Some(h), 100);
-        assert_eq!(
-            r("bytes=0-9").unwrap(),
-            Some(ByteRange {
-                offset: 0,
-                length: 10
-            })
-        );
-        assert_eq!(
-            r("bytes=90-").unwrap(),
-            Some(ByteRange {
-                offset: 90,
-                length: 10
-            })
-        );
-        assert_eq!(
-            r("bytes=-5").unwrap(),
-            Some(ByteRange {
-                offset: 95,
-                length: 5
-            })
-        );
-        assert_eq!(
-            r("bytes=-500").unwrap(),
-            Some(ByteRange {
-                offset: 0,
-                length: 100
-            })
-        );
-        assert_eq!(
-            r("bytes=50-500").unwrap(),
-            Some(ByteRange {
-                offset: 50,
-                length: 50
-            })
-        );
+        assert_eq!(r("bytes=0-9").unwrap(), Some(ByteRange { offset: 0, length: 10 }));
+        assert_eq!(r("bytes=90-").unwrap(), Some(ByteRange { offset: 90, length: 10 }));
+        assert_eq!(r("bytes=-5").unwrap(), Some(ByteRange { offset: 95, length: 5 }));
+        assert_eq!(r("bytes=-500").unwrap(), Some(ByteRange { offset: 0, length: 100 }));
+        assert_eq!(r("bytes=50-500").unwrap(), Some(ByteRange { offset: 50, length: 50 }));
         assert!(r("bytes=100-").is_err());
         assert!(r("bytes=-0").is_err());
         assert_eq!(r("bytes=0-1,5-6").unwrap(), None);

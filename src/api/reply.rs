@@ -33,11 +33,7 @@ pub struct Reply<S> {
 
 impl<S> Reply<S> {
     pub fn new(status: StatusCode) -> Self {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Body::Empty,
-        }
+        Reply { status, headers: Vec::new(), body: Body::Empty }
     }
 
     pub fn status(mut self, status: StatusCode) -> Self {
@@ -57,8 +53,7 @@ impl<S> Reply<S> {
 
     pub fn bytes(mut self, content_type: &str, bytes: Vec<u8>) -> Self {
         self.headers.push(("content-type", content_type.to_owned()));
-        self.headers
-            .push(("content-length", bytes.len().to_string()));
+        self.headers.push(("content-length", bytes.len().to_string()));
         self.body = Body::Bytes(bytes);
         self
     }
@@ -72,10 +67,7 @@ impl<S> Reply<S> {
         let mut response = Response::new(self.body);
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        headers.insert(
-            API_VERSION_HEADER.0,
-            HeaderValue::from_static(API_VERSION_HEADER.1),
-        );
+        headers.insert(API_VERSION_HEADER.0, HeaderValue::from_static(API_VERSION_HEADER.1));
         for (name, value) in self.headers {
             // Values come from validated names and digests; anything unprintable is dropped
             // rather than allowed to break the response.

@@ -45,9 +45,7 @@ impl Route {
 pub fn parse(path: &str) -> Result<Route, ApiError> {
     let rest = match path {
         "/v2" | "/v2/" => return Ok(Route::Base),
-        p => p
-            .strip_prefix("/v2/")
-            .ok_or_else(|| ApiError::not_found(path))?,
+        p => p.strip_prefix("/v2/").ok_or_else(|| ApiError::not_found(path))?,
     };
     if rest == "_catalog" {
         return Ok(Route::Catalog);
@@ -64,9 +62,7 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
     };
     match (tail(3), tail(2), tail(1)) {
         (Some("blobs"), Some("uploads"), Some("")) => Ok(Route::UploadStart(name_before(3)?)),
-        (Some("blobs"), Some("uploads"), Some(id)) => {
-            Ok(Route::Upload(name_before(3)?, id.to_owned()))
-        }
+        (Some("blobs"), Some("uploads"), Some(id)) => Ok(Route::Upload(name_before(3)?, id.to_owned())),
         (_, Some("blobs"), Some("uploads")) => Ok(Route::UploadStart(name_before(2)?)),
         (_, Some("tags"), Some("list")) => Ok(Route::Tags(name_before(2)?)),
         (_, Some("manifests"), Some(reference)) => {
@@ -78,17 +74,13 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
             Ok(Route::Manifest(name, reference))
         }
         (_, Some("blobs"), Some(digest)) => Ok(Route::Blob(name_before(2)?, parse_digest(digest)?)),
-        (_, Some("referrers"), Some(digest)) => {
-            Ok(Route::Referrers(name_before(2)?, parse_digest(digest)?))
-        }
+        (_, Some("referrers"), Some(digest)) => Ok(Route::Referrers(name_before(2)?, parse_digest(digest)?)),
         _ => Err(ApiError::not_found(path)),
     }
 }
 
 fn parse_digest(segment: &str) -> Result<Digest, ApiError> {
-    percent_decode(segment)
-        .parse()
-        .map_err(|e: crate::oci::DigestError| ApiError::digest_invalid(e.to_string()))
+    percent_decode(segment).parse().map_err(|e: crate::oci::DigestError| ApiError::digest_invalid(e.to_string()))
 }
 
 /// Decodes `%XX` escapes; invalid escapes and non-UTF-8 results are kept literally.
@@ -129,41 +121,20 @@ mod tests {
             ("/v2".into(), Route::Base),
             ("/v2/_catalog".into(), Route::Catalog),
             ("/v2/a/b/tags/list".into(), Route::Tags(name("a/b"))),
-            (
-                "/v2/a/manifests/latest".into(),
-                Route::Manifest(name("a"), Reference::parse("latest").unwrap()),
-            ),
-            (
-                format!("/v2/a/b/c/manifests/{D}"),
-                Route::Manifest(name("a/b/c"), Reference::Digest(d.clone())),
-            ),
+            ("/v2/a/manifests/latest".into(), Route::Manifest(name("a"), Reference::parse("latest").unwrap())),
+            (format!("/v2/a/b/c/manifests/{D}"), Route::Manifest(name("a/b/c"), Reference::Digest(d.clone()))),
             (
                 format!("/v2/a/manifests/{}", D.replace(':', "%3A")),
                 Route::Manifest(name("a"), Reference::Digest(d.clone())),
             ),
-            (
-                format!("/v2/a/blobs/{D}"),
-                Route::Blob(name("a"), d.clone()),
-            ),
+            (format!("/v2/a/blobs/{D}"), Route::Blob(name("a"), d.clone())),
             ("/v2/a/blobs/uploads/".into(), Route::UploadStart(name("a"))),
             ("/v2/a/blobs/uploads".into(), Route::UploadStart(name("a"))),
-            (
-                "/v2/a/blobs/uploads/abc".into(),
-                Route::Upload(name("a"), "abc".into()),
-            ),
-            (
-                format!("/v2/a/referrers/{D}"),
-                Route::Referrers(name("a"), d.clone()),
-            ),
+            ("/v2/a/blobs/uploads/abc".into(), Route::Upload(name("a"), "abc".into())),
+            (format!("/v2/a/referrers/{D}"), Route::Referrers(name("a"), d.clone())),
             // Names may contain endpoint words as components.
-            (
-                "/v2/blobs/manifests/tags/list".into(),
-                Route::Tags(name("blobs/manifests")),
-            ),
-            (
-                "/v2/x/blobs/blobs/uploads/".into(),
-                Route::UploadStart(name("x/blobs")),
-            ),
+            ("/v2/blobs/manifests/tags/list".into(), Route::Tags(name("blobs/manifests"))),
+            ("/v2/x/blobs/blobs/uploads/".into(), Route::UploadStart(name("x/blobs"))),
         ];
         for (path, want) in cases {
             assert_eq!(parse(&path).unwrap(), want, "{path}");

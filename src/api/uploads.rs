@@ -21,11 +21,7 @@ fn range_header(offset: u64) -> String {
     format!("0-{}", offset.saturating_sub(1))
 }
 
-fn progress_reply<S>(
-    status: StatusCode,
-    name: &RepositoryName,
-    progress: &UploadProgress,
-) -> Reply<S> {
+fn progress_reply<S>(status: StatusCode, name: &RepositoryName, progress: &UploadProgress) -> Reply<S> {
     Reply::new(status)
         .header("location", upload_location(name, &progress.id))
         .header("range", range_header(progress.offset))
@@ -43,10 +39,7 @@ fn created<S>(name: &RepositoryName, digest: &Digest) -> Reply<S> {
 fn digest_param(call: &Call, key: &str) -> Result<Option<Digest>, ApiError> {
     call.query
         .get(key)
-        .map(|d| {
-            d.parse()
-                .map_err(|e: crate::oci::DigestError| ApiError::digest_invalid(e.to_string()))
-        })
+        .map(|d| d.parse().map_err(|e: crate::oci::DigestError| ApiError::digest_invalid(e.to_string())))
         .transpose()
 }
 
@@ -60,9 +53,7 @@ pub async fn start<B: BlobStore, M: MetaStore>(
         let from = call
             .query
             .get("from")
-            .map(|f| {
-                RepositoryName::parse(f).map_err(|e| ApiError::name_invalid(format!("from: {e}")))
-            })
+            .map(|f| RepositoryName::parse(f).map_err(|e| ApiError::name_invalid(format!("from: {e}"))))
             .transpose()?;
         if registry.mount_blob(name, &digest, from.as_ref()).await? {
             return Ok(created(name, &digest));
@@ -77,12 +68,8 @@ pub async fn start<B: BlobStore, M: MetaStore>(
         Some(a) => Algorithm::parse(a).map_err(|e| ApiError::digest_invalid(e.to_string()))?,
     };
     let progress = registry.start_upload(name, algorithm).await?;
-    Ok(
-        progress_reply(StatusCode::ACCEPTED, name, &progress).header(
-            "oci-chunk-min-length",
-            registry.config().part_size.to_string(),
-        ),
-    )
+    Ok(progress_reply(StatusCode::ACCEPTED, name, &progress)
+        .header("oci-chunk-min-length", registry.config().part_size.to_string()))
 }
 
 pub async fn status<B: BlobStore, M: MetaStore>(
@@ -112,15 +99,10 @@ pub async fn put<B: BlobStore, M: MetaStore>(
     call: Call,
 ) -> HandlerResult<B::Body> {
     let digest = digest_param(&call, "digest")?.ok_or_else(|| {
-        ApiError::bad_request(
-            ErrorCode::DigestInvalid,
-            "the closing PUT must carry ?digest=<digest of the whole blob>",
-        )
+        ApiError::bad_request(ErrorCode::DigestInvalid, "the closing PUT must carry ?digest=<digest of the whole blob>")
     })?;
     let range = params::content_range(call.header("content-range"))?;
-    registry
-        .complete_upload(name, id, &digest, range, call.body)
-        .await?;
+    registry.complete_upload(name, id, &digest, range, call.body).await?;
     Ok(created(name, &digest))
 }
 

@@ -21,14 +21,10 @@ pub fn to_http(mut request: Request) -> worker::Result<http::Request<ByteStream>
     }
     // A request without a body has no stream: treat it as empty.
     let body: ByteStream = match request.stream() {
-        Ok(stream) => stream
-            .map(|chunk| chunk.map_err(|e| e.to_string()))
-            .boxed_local(),
+        Ok(stream) => stream.map(|chunk| chunk.map_err(|e| e.to_string())).boxed_local(),
         Err(_) => futures::stream::empty().boxed_local(),
     };
-    builder
-        .body(body)
-        .map_err(|e| worker::Error::RustError(e.to_string()))
+    builder.body(body).map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
 /// An `api` response as a Workers response.
@@ -45,7 +41,5 @@ pub fn to_worker(response: http::Response<Body<ResponseBody>>) -> worker::Result
         Body::Bytes(bytes) => ResponseBody::Body(bytes),
         Body::Stream(stream) => stream,
     };
-    Ok(Response::from_body(body)?
-        .with_status(parts.status.as_u16())
-        .with_headers(headers))
+    Ok(Response::from_body(body)?.with_status(parts.status.as_u16()).with_headers(headers))
 }

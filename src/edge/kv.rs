@@ -19,12 +19,7 @@ fn backend(e: impl std::fmt::Display) -> StorageError {
 
 impl MetaStore for KvIndex {
     async fn get(&self, key: &str) -> StorageResult<Option<MetaEntry>> {
-        let (value, metadata) = self
-            .kv
-            .get(key)
-            .bytes_with_metadata::<String>()
-            .await
-            .map_err(backend)?;
+        let (value, metadata) = self.kv.get(key).bytes_with_metadata::<String>().await.map_err(backend)?;
         Ok(value.map(|value| MetaEntry { value, metadata }))
     }
 

@@ -2,8 +2,7 @@
 //! streams (`ResponseBody::Stream`), so blob bytes never pass through wasm on a pull.
 
 use crate::storage::{
-    BlobStore, ByteRange, ListPage, ListedKey, Metadata, Object, ObjectInfo, PartReceipt,
-    StorageError, StorageResult,
+    BlobStore, ByteRange, ListPage, ListedKey, Metadata, Object, ObjectInfo, PartReceipt, StorageError, StorageResult,
 };
 use std::collections::HashMap;
 use worker::{Bucket, Data, Include, Range, ResponseBody, UploadedPart};
@@ -23,52 +22,28 @@ fn backend(e: impl std::fmt::Display) -> StorageError {
 }
 
 fn info(object: &worker::Object) -> ObjectInfo {
-    let metadata: Metadata = object
-        .custom_metadata()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    ObjectInfo {
-        size: object.size(),
-        etag: object.etag(),
-        metadata,
-    }
+    let metadata: Metadata = object.custom_metadata().unwrap_or_default().into_iter().collect();
+    ObjectInfo { size: object.size(), etag: object.etag(), metadata }
 }
 
 impl BlobStore for R2Store {
     type Body = ResponseBody;
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
-        Ok(self
-            .bucket
-            .head(key)
-            .await
-            .map_err(backend)?
-            .as_ref()
-            .map(info))
+        Ok(self.bucket.head(key).await.map_err(backend)?.as_ref().map(info))
     }
 
-    async fn get(
-        &self,
-        key: &str,
-        range: Option<ByteRange>,
-    ) -> StorageResult<Option<Object<ResponseBody>>> {
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<ResponseBody>>> {
         let mut get = self.bucket.get(key);
         if let Some(r) = range {
-            get = get.range(Range::OffsetWithLength {
-                offset: r.offset,
-                length: r.length,
-            });
+            get = get.range(Range::OffsetWithLength { offset: r.offset, length: r.length });
         }
         let Some(object) = get.execute().await.map_err(backend)? else {
             return Ok(None);
         };
         let info = info(&object);
         let body = object.body().ok_or_else(|| backend("object has no body"))?;
-        Ok(Some(Object {
-            info,
-            body: body.response_body().map_err(backend)?,
-        }))
+        Ok(Some(Object { info, body: body.response_body().map_err(backend)? }))
     }
 
     async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>> {
@@ -83,12 +58,7 @@ impl BlobStore for R2Store {
         Ok(Some((info, bytes)))
     }
 
-    async fn put_bytes(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        metadata: Metadata,
-    ) -> StorageResult<ObjectInfo> {
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo> {
         let metadata: HashMap<String, String> = metadata.into_iter().collect();
         let object = self
             .bucket
@@ -105,12 +75,7 @@ impl BlobStore for R2Store {
         self.bucket.delete(key).await.map_err(backend)
     }
 
-    async fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> StorageResult<ListPage> {
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
         let mut list = self
             .bucket
             .list()
@@ -121,27 +86,12 @@ impl BlobStore for R2Store {
             list = list.start_after(after);
         }
         let objects = list.execute().await.map_err(backend)?;
-        let keys = objects
-            .objects()
-            .iter()
-            .map(|o| ListedKey {
-                key: o.key(),
-                metadata: info(o).metadata,
-            })
-            .collect();
-        Ok(ListPage {
-            keys,
-            truncated: objects.truncated(),
-        })
+        let keys = objects.objects().iter().map(|o| ListedKey { key: o.key(), metadata: info(o).metadata }).collect();
+        Ok(ListPage { keys, truncated: objects.truncated() })
     }
 
     async fn create_multipart(&self, key: &str) -> StorageResult<String> {
-        let upload = self
-            .bucket
-            .create_multipart_upload(key)
-            .execute()
-            .await
-            .map_err(backend)?;
+        let upload = self.bucket.create_multipart_upload(key).execute().await.map_err(backend)?;
         Ok(upload.upload_id().await)
     }
 
@@ -153,43 +103,20 @@ impl BlobStore for R2Store {
         bytes: Vec<u8>,
     ) -> StorageResult<PartReceipt> {
         let size = bytes.len() as u64;
-        let upload = self
-            .bucket
-            .resume_multipart_upload(key, upload_id)
-            .map_err(backend)?;
-        let part = upload
-            .upload_part(part_number, Data::Bytes(bytes))
-            .await
-            .map_err(backend)?;
-        Ok(PartReceipt {
-            part_number: part.part_number(),
-            etag: part.etag(),
-            size,
-        })
+        let upload = self.bucket.resume_multipart_upload(key, upload_id).map_err(backend)?;
+        let part = upload.upload_part(part_number, Data::Bytes(bytes)).await.map_err(backend)?;
+        Ok(PartReceipt { part_number: part.part_number(), etag: part.etag(), size })
     }
 
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[PartReceipt],
-    ) -> StorageResult<ObjectInfo> {
-        let upload = self
-            .bucket
-            .resume_multipart_upload(key, upload_id)
-            .map_err(backend)?;
-        let parts = parts
-            .iter()
-            .map(|p| UploadedPart::new(p.part_number, p.etag.clone()));
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartReceipt]) -> StorageResult<ObjectInfo> {
+        let upload = self.bucket.resume_multipart_upload(key, upload_id).map_err(backend)?;
+        let parts = parts.iter().map(|p| UploadedPart::new(p.part_number, p.etag.clone()));
         let object = upload.complete(parts).await.map_err(backend)?;
         Ok(info(&object))
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()> {
-        let upload = self
-            .bucket
-            .resume_multipart_upload(key, upload_id)
-            .map_err(backend)?;
+        let upload = self.bucket.resume_multipart_upload(key, upload_id).map_err(backend)?;
         upload.abort().await.map_err(backend)
     }
 }

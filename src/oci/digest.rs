@@ -36,9 +36,7 @@ impl Algorithm {
         match s {
             "sha256" => Ok(Algorithm::Sha256),
             "sha512" => Ok(Algorithm::Sha512),
-            other => Err(DigestError::UnsupportedAlgorithm(
-                other.chars().take(64).collect(),
-            )),
+            other => Err(DigestError::UnsupportedAlgorithm(other.chars().take(64).collect())),
         }
     }
 
@@ -88,20 +86,12 @@ impl FromStr for Digest {
             return Err(DigestError::Malformed);
         }
         let algorithm = Algorithm::parse(alg)?;
-        let well_formed = hex.len() == algorithm.hex_len()
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let well_formed =
+            hex.len() == algorithm.hex_len() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !well_formed {
-            return Err(DigestError::BadEncoding(
-                algorithm.as_str(),
-                algorithm.hex_len(),
-            ));
+            return Err(DigestError::BadEncoding(algorithm.as_str(), algorithm.hex_len()));
         }
-        Ok(Digest {
-            algorithm,
-            hex: hex.to_owned(),
-        })
+        Ok(Digest { algorithm, hex: hex.to_owned() })
     }
 }
 
@@ -166,10 +156,7 @@ impl Hasher {
             Hasher::Sha256(h) => h.finalize().to_vec(),
             Hasher::Sha512(h) => h.finalize().to_vec(),
         };
-        Digest {
-            algorithm,
-            hex: to_hex(&raw),
-        }
+        Digest { algorithm, hex: to_hex(&raw) }
     }
 
     /// Serialises the running state (about 100-200 bytes).
@@ -185,15 +172,11 @@ impl Hasher {
         Ok(match algorithm {
             Algorithm::Sha256 => {
                 let state = saved.try_into().map_err(|_| HashStateError)?;
-                Hasher::Sha256(Box::new(
-                    Sha256::deserialize(state).map_err(|_| HashStateError)?,
-                ))
+                Hasher::Sha256(Box::new(Sha256::deserialize(state).map_err(|_| HashStateError)?))
             }
             Algorithm::Sha512 => {
                 let state = saved.try_into().map_err(|_| HashStateError)?;
-                Hasher::Sha512(Box::new(
-                    Sha512::deserialize(state).map_err(|_| HashStateError)?,
-                ))
+                Hasher::Sha512(Box::new(Sha512::deserialize(state).map_err(|_| HashStateError)?))
             }
         })
     }
@@ -216,10 +199,7 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
         return None;
     }
     let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    s.as_bytes()
-        .chunks(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
+    s.as_bytes().chunks(2).map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?)).collect()
 }
 
 #[cfg(test)]
@@ -228,16 +208,11 @@ mod tests {
 
     #[test]
     fn parses_valid_digests() {
-        let d: Digest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-            .parse()
-            .unwrap();
+        let d: Digest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".parse().unwrap();
         assert_eq!(d.algorithm(), Algorithm::Sha256);
         assert_eq!(d.to_string().len(), 71);
         let d512 = format!("sha512:{}", "a".repeat(128));
-        assert_eq!(
-            d512.parse::<Digest>().unwrap().algorithm(),
-            Algorithm::Sha512
-        );
+        assert_eq!(d512.parse::<Digest>().unwrap().algorithm(), Algorithm::Sha512);
     }
 
     #[test]

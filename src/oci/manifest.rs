@@ -60,8 +60,7 @@ pub enum ManifestError {
 
 /// Parses and validates `bytes`, given the request's Content-Type (without parameters).
 pub fn parse(bytes: &[u8], content_type: &str) -> Result<ParsedManifest, ManifestError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
     let object = value.as_object().ok_or(ManifestError::NotAnObject)?;
     let media_type = resolve_media_type(object, content_type)?;
     let kind = media_type::manifest_kind(&media_type)
@@ -93,9 +92,7 @@ pub fn parse(bytes: &[u8], content_type: &str) -> Result<ParsedManifest, Manifes
             parsed.config_media_type = Some(config.media_type.clone());
             parsed.blobs.push(config);
             let layers = descriptor_list(object, "layers")?;
-            parsed
-                .blobs
-                .extend(layers.into_iter().filter(|l| l.urls.is_none()));
+            parsed.blobs.extend(layers.into_iter().filter(|l| l.urls.is_none()));
         }
         ManifestKind::Index => {
             if object.get("manifests").is_none() {
@@ -121,19 +118,14 @@ impl ParsedManifest {
     }
 }
 
-fn resolve_media_type(
-    object: &Map<String, Value>,
-    content_type: &str,
-) -> Result<String, ManifestError> {
+fn resolve_media_type(object: &Map<String, Value>, content_type: &str) -> Result<String, ManifestError> {
     let body = optional_string(object, "mediaType")?;
     let header = match content_type {
         "" | "application/json" | "application/octet-stream" => None,
         other => Some(other.to_owned()),
     };
     match (header, body) {
-        (Some(header), Some(body)) if header != body => {
-            Err(ManifestError::MediaTypeMismatch { header, body })
-        }
+        (Some(header), Some(body)) if header != body => Err(ManifestError::MediaTypeMismatch { header, body }),
         (Some(t), _) | (None, Some(t)) => Ok(t),
         (None, None) if object.contains_key("manifests") => Ok(media_type::OCI_INDEX.to_owned()),
         (None, None) if object.contains_key("config") => Ok(media_type::OCI_MANIFEST.to_owned()),
@@ -142,16 +134,10 @@ fn resolve_media_type(
 }
 
 fn field_error(field: &'static str, reason: &str) -> ManifestError {
-    ManifestError::Field {
-        field,
-        reason: reason.to_owned(),
-    }
+    ManifestError::Field { field, reason: reason.to_owned() }
 }
 
-fn optional_string(
-    object: &Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<String>, ManifestError> {
+fn optional_string(object: &Map<String, Value>, field: &'static str) -> Result<Option<String>, ManifestError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -159,27 +145,17 @@ fn optional_string(
     }
 }
 
-fn optional_descriptor(
-    object: &Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<Descriptor>, ManifestError> {
+fn optional_descriptor(object: &Map<String, Value>, field: &'static str) -> Result<Option<Descriptor>, ManifestError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| field_error(field, &e.to_string())),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| field_error(field, &e.to_string())),
     }
 }
 
-fn descriptor_list(
-    object: &Map<String, Value>,
-    field: &'static str,
-) -> Result<Vec<Descriptor>, ManifestError> {
+fn descriptor_list(object: &Map<String, Value>, field: &'static str) -> Result<Vec<Descriptor>, ManifestError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(v @ Value::Array(_)) => {
-            serde_json::from_value(v.clone()).map_err(|e| field_error(field, &e.to_string()))
-        }
+        Some(v @ Value::Array(_)) => serde_json::from_value(v.clone()).map_err(|e| field_error(field, &e.to_string())),
         Some(_) => Err(field_error(field, "must be an array of descriptors")),
     }
 }
@@ -203,10 +179,7 @@ mod tests {
         let m = parse(image("").as_bytes(), media_type::OCI_MANIFEST).unwrap();
         assert_eq!(m.kind, ManifestKind::Image);
         assert_eq!(m.blobs.len(), 2);
-        assert_eq!(
-            m.referrer_artifact_type().as_deref(),
-            Some("application/vnd.oci.image.config.v1+json")
-        );
+        assert_eq!(m.referrer_artifact_type().as_deref(), Some("application/vnd.oci.image.config.v1+json"));
     }
 
     #[test]
@@ -233,10 +206,7 @@ mod tests {
             (r#"{"schemaVersion":2}"#.into(), ""),
         ];
         for (body, ct) in cases {
-            assert!(
-                parse(body.as_bytes(), ct).is_err(),
-                "accepted {body} as {ct:?}"
-            );
+            assert!(parse(body.as_bytes(), ct).is_err(), "accepted {body} as {ct:?}");
         }
     }
 

@@ -19,7 +19,9 @@ pub enum NameError {
     Empty,
     #[error("repository name is longer than {MAX_NAME_LEN} characters")]
     TooLong,
-    #[error("repository name component {0:?} must be lowercase letters and digits, joined by '.', '_', '__' or dashes")]
+    #[error(
+        "repository name component {0:?} must be lowercase letters and digits, joined by '.', '_', '__' or dashes"
+    )]
     BadComponent(String),
 }
 
@@ -33,9 +35,7 @@ impl RepositoryName {
         }
         for component in s.split('/') {
             if !is_name_component(component) {
-                return Err(NameError::BadComponent(
-                    component.chars().take(64).collect(),
-                ));
+                return Err(NameError::BadComponent(component.chars().take(64).collect()));
             }
         }
         Ok(RepositoryName(s.to_owned()))
@@ -105,12 +105,8 @@ pub struct TagError;
 impl Tag {
     pub fn parse(s: &str) -> Result<Self, TagError> {
         let bytes = s.as_bytes();
-        let head_ok = bytes
-            .first()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
-        let rest_ok = bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        let head_ok = bytes.first().is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        let rest_ok = bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if head_ok && rest_ok && bytes.len() <= 128 {
             Ok(Tag(s.to_owned()))
         } else {
@@ -171,22 +167,17 @@ mod tests {
 
     #[test]
     fn names_follow_the_spec_grammar() {
-        for good in [
-            "a", "team/app", "a.b", "a_b", "a__b", "a---b", "x/y/z9", "0",
-        ] {
+        for good in ["a", "team/app", "a.b", "a_b", "a__b", "a---b", "x/y/z9", "0"] {
             assert!(RepositoryName::parse(good).is_ok(), "{good} refused");
         }
         for bad in [
-            "", "A", "a/", "/a", "a//b", "a___b", "a.-b", "-a", "a-", "a/../b", "a%2fb", "a b",
-            "ä", "team/..", "a.", "_a",
+            "", "A", "a/", "/a", "a//b", "a___b", "a.-b", "-a", "a-", "a/../b", "a%2fb", "a b", "ä", "team/..", "a.",
+            "_a",
         ] {
             assert!(RepositoryName::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(RepositoryName::parse(&"a".repeat(255)).is_ok());
-        assert_eq!(
-            RepositoryName::parse(&"a".repeat(256)),
-            Err(NameError::TooLong)
-        );
+        assert_eq!(RepositoryName::parse(&"a".repeat(256)), Err(NameError::TooLong));
     }
 
     #[test]

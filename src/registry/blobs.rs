@@ -26,11 +26,7 @@ struct Located {
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Size of a blob that `repo` may serve.
-    pub async fn stat_blob(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-    ) -> RegistryResult<BlobStat> {
+    pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<BlobStat> {
         if Self::is_empty_json(digest) {
             return Ok(BlobStat { size: 2 });
         }
@@ -57,16 +53,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         }
         let located = self.locate(repo, digest).await?;
         let range = resolve(located.size)?;
-        let object = self
-            .blobs
-            .get(&located.key, range)
-            .await?
-            .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
-        Ok((
-            BlobStat { size: located.size },
-            range,
-            BlobContent::Stored(object.body),
-        ))
+        let object =
+            self.blobs.get(&located.key, range).await?.ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
+        Ok((BlobStat { size: located.size }, range, BlobContent::Stored(object.body)))
     }
 
     /// Removes a blob from `repo` (end-10). The shared bytes stay for other repositories.
@@ -81,12 +70,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
     async fn locate(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<Located> {
         let unknown = || RegistryError::BlobUnknown(digest.clone());
-        if self
-            .blobs
-            .head(&keys::repository_blob(repo, digest))
-            .await?
-            .is_none()
-        {
+        if self.blobs.head(&keys::repository_blob(repo, digest)).await?.is_none() {
             return Err(unknown());
         }
         let key = keys::blob(digest);
@@ -97,23 +81,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
 /// A blob assembled by multipart upload is an empty pointer naming the assembled object.
 fn follow_pointer(key: String, info: &ObjectInfo) -> Located {
-    match (
-        info.metadata.get(POINTER_TARGET),
-        info.metadata.get(POINTER_SIZE),
-    ) {
+    match (info.metadata.get(POINTER_TARGET), info.metadata.get(POINTER_SIZE)) {
         (Some(target), Some(size)) => match size.parse() {
-            Ok(size) => Located {
-                key: target.clone(),
-                size,
-            },
-            Err(_) => Located {
-                key,
-                size: info.size,
-            },
+            Ok(size) => Located { key: target.clone(), size },
+            Err(_) => Located { key, size: info.size },
         },
-        _ => Located {
-            key,
-            size: info.size,
-        },
+        _ => Located { key, size: info.size },
     }
 }

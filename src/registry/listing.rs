@@ -15,12 +15,7 @@ pub struct Page {
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Tags of `repo` after `last`, at most `n`. "When `n` is zero, this endpoint MUST
     /// return an empty list".
-    pub async fn list_tags(
-        &self,
-        repo: &RepositoryName,
-        n: Option<usize>,
-        last: Option<&str>,
-    ) -> RegistryResult<Page> {
+    pub async fn list_tags(&self, repo: &RepositoryName, n: Option<usize>, last: Option<&str>) -> RegistryResult<Page> {
         if self.blobs.head(&keys::catalog_entry(repo)).await?.is_none() {
             return Err(RegistryError::NameUnknown(repo.to_string()));
         }
@@ -32,12 +27,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         self.list_names(keys::CATALOG_PREFIX, n, last).await
     }
 
-    async fn list_names(
-        &self,
-        prefix: &str,
-        n: Option<usize>,
-        last: Option<&str>,
-    ) -> RegistryResult<Page> {
+    async fn list_names(&self, prefix: &str, n: Option<usize>, last: Option<&str>) -> RegistryResult<Page> {
         let wanted = n.unwrap_or(usize::MAX);
         let mut page = Page::default();
         if wanted == 0 {
@@ -47,8 +37,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         loop {
             let room = (wanted - page.items.len()).min(limits::R2_MAX_LIST);
             let listed = self.blobs.list(prefix, after.as_deref(), room).await?;
-            page.items
-                .extend(listed.keys.iter().map(|k| k.key[prefix.len()..].to_owned()));
+            page.items.extend(listed.keys.iter().map(|k| k.key[prefix.len()..].to_owned()));
             let Some(last_key) = listed.keys.last() else {
                 return Ok(page);
             };

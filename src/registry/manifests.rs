@@ -45,9 +45,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         bytes: Vec<u8>,
     ) -> RegistryResult<PushedManifest> {
         if bytes.len() > self.config.max_manifest_bytes {
-            return Err(RegistryError::ManifestTooLarge(
-                self.config.max_manifest_bytes,
-            ));
+            return Err(RegistryError::ManifestTooLarge(self.config.max_manifest_bytes));
         }
         let parsed = manifest::parse(&bytes, &essence(content_type))
             .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
@@ -66,22 +64,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         self.check_references(repo, &parsed).await?;
 
         let media = Metadata::from([(META_MEDIA_TYPE.to_owned(), parsed.media_type.clone())]);
-        self.blobs
-            .put_bytes(&keys::manifest(&digest), bytes.clone(), media.clone())
-            .await?;
-        self.meta
-            .put(
-                &keys::kv_manifest(&digest),
-                bytes,
-                Some(parsed.media_type.clone()),
-            )
-            .await?;
-        self.blobs
-            .put_bytes(&keys::repository_manifest(repo, &digest), Vec::new(), media)
-            .await?;
+        self.blobs.put_bytes(&keys::manifest(&digest), bytes.clone(), media.clone()).await?;
+        self.meta.put(&keys::kv_manifest(&digest), bytes, Some(parsed.media_type.clone())).await?;
+        self.blobs.put_bytes(&keys::repository_manifest(repo, &digest), Vec::new(), media).await?;
         if let Some(subject) = &parsed.subject {
-            self.add_referrer(repo, &subject.digest, &digest, &parsed)
-                .await?;
+            self.add_referrer(repo, &subject.digest, &digest, &parsed).await?;
         }
         let mut tags: Vec<Tag> = Vec::new();
         if let Reference::Tag(tag) = reference {
@@ -94,66 +81,28 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         }
         for tag in &tags {
             let pointer = Metadata::from([(META_DIGEST.to_owned(), digest.to_string())]);
-            self.blobs
-                .put_bytes(
-                    &keys::tag(repo, tag),
-                    digest.to_string().into_bytes(),
-                    pointer,
-                )
-                .await?;
+            self.blobs.put_bytes(&keys::tag(repo, tag), digest.to_string().into_bytes(), pointer).await?;
         }
         self.ensure_in_catalog(repo).await?;
-        Ok(PushedManifest {
-            digest,
-            subject: parsed.subject.map(|s| s.digest),
-            tags,
-        })
+        Ok(PushedManifest { digest, subject: parsed.subject.map(|s| s.digest), tags })
     }
 
     /// Fetches a manifest by tag or digest (end-3).
-    pub async fn get_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-    ) -> RegistryResult<ManifestContent> {
+    pub async fn get_manifest(&self, repo: &RepositoryName, reference: &Reference) -> RegistryResult<ManifestContent> {
         let digest = self.resolve(repo, reference).await?;
         let unknown = || RegistryError::ManifestUnknown(reference.to_string());
-        let link = self
-            .blobs
-            .head(&keys::repository_manifest(repo, &digest))
-            .await?
-            .ok_or_else(unknown)?;
-        let media_type = link
-            .metadata
-            .get(META_MEDIA_TYPE)
-            .cloned()
-            .unwrap_or_default();
+        let link = self.blobs.head(&keys::repository_manifest(repo, &digest)).await?.ok_or_else(unknown)?;
+        let media_type = link.metadata.get(META_MEDIA_TYPE).cloned().unwrap_or_default();
         if let Some(entry) = self.meta.get(&keys::kv_manifest(&digest)).await? {
-            return Ok(ManifestContent {
-                digest,
-                media_type,
-                bytes: entry.value,
-            });
+            return Ok(ManifestContent { digest, media_type, bytes: entry.value });
         }
         // KV is eventually consistent: on a miss, R2 is the truth.
-        let (_, bytes) = self
-            .blobs
-            .get_bytes(&keys::manifest(&digest))
-            .await?
-            .ok_or_else(unknown)?;
-        Ok(ManifestContent {
-            digest,
-            media_type,
-            bytes,
-        })
+        let (_, bytes) = self.blobs.get_bytes(&keys::manifest(&digest)).await?.ok_or_else(unknown)?;
+        Ok(ManifestContent { digest, media_type, bytes })
     }
 
     /// Deletes a tag, or a manifest with its tags and referrer entry (end-9).
-    pub async fn delete_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-    ) -> RegistryResult<()> {
+    pub async fn delete_manifest(&self, repo: &RepositoryName, reference: &Reference) -> RegistryResult<()> {
         let unknown = || RegistryError::ManifestUnknown(reference.to_string());
         let digest = match reference {
             Reference::Tag(tag) => {
@@ -167,16 +116,10 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let link = keys::repository_manifest(repo, &digest);
         let info = self.blobs.head(&link).await?.ok_or_else(unknown)?;
         if let Some((_, bytes)) = self.blobs.get_bytes(&keys::manifest(&digest)).await? {
-            let media_type = info
-                .metadata
-                .get(META_MEDIA_TYPE)
-                .cloned()
-                .unwrap_or_default();
+            let media_type = info.metadata.get(META_MEDIA_TYPE).cloned().unwrap_or_default();
             if let Ok(parsed) = manifest::parse(&bytes, &media_type) {
                 if let Some(subject) = parsed.subject {
-                    self.blobs
-                        .delete(&keys::referrer(repo, &subject.digest, &digest))
-                        .await?;
+                    self.blobs.delete(&keys::referrer(repo, &subject.digest, &digest)).await?;
                 }
             }
         }
@@ -185,20 +128,12 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         Ok(())
     }
 
-    async fn resolve(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-    ) -> RegistryResult<Digest> {
+    async fn resolve(&self, repo: &RepositoryName, reference: &Reference) -> RegistryResult<Digest> {
         match reference {
             Reference::Digest(d) => Ok(d.clone()),
             Reference::Tag(tag) => {
                 let unknown = || RegistryError::ManifestUnknown(reference.to_string());
-                let info = self
-                    .blobs
-                    .head(&keys::tag(repo, tag))
-                    .await?
-                    .ok_or_else(unknown)?;
+                let info = self.blobs.head(&keys::tag(repo, tag)).await?.ok_or_else(unknown)?;
                 let target = info.metadata.get(META_DIGEST).ok_or_else(unknown)?;
                 target.parse().map_err(|_| unknown())
             }
@@ -208,54 +143,29 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// "The registry MAY reject a manifest ... with descriptors in other fields that
     /// reference a manifest or blob that does not exist ... it MUST result in one or more
     /// `MANIFEST_BLOB_UNKNOWN` errors". A `subject` may dangle.
-    async fn check_references(
-        &self,
-        repo: &RepositoryName,
-        parsed: &ParsedManifest,
-    ) -> RegistryResult<()> {
+    async fn check_references(&self, repo: &RepositoryName, parsed: &ParsedManifest) -> RegistryResult<()> {
         for blob in &parsed.blobs {
             if Self::is_empty_json(&blob.digest) {
                 continue;
             }
-            if self
-                .blobs
-                .head(&keys::repository_blob(repo, &blob.digest))
-                .await?
-                .is_none()
-            {
+            if self.blobs.head(&keys::repository_blob(repo, &blob.digest)).await?.is_none() {
                 return Err(RegistryError::ManifestBlobUnknown(blob.digest.clone()));
             }
         }
         for child in &parsed.manifests {
-            if self
-                .blobs
-                .head(&keys::repository_manifest(repo, &child.digest))
-                .await?
-                .is_none()
-            {
+            if self.blobs.head(&keys::repository_manifest(repo, &child.digest)).await?.is_none() {
                 return Err(RegistryError::ManifestBlobUnknown(child.digest.clone()));
             }
         }
         Ok(())
     }
 
-    async fn delete_tags_pointing_at(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-    ) -> RegistryResult<()> {
+    async fn delete_tags_pointing_at(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
         let prefix = keys::tags_prefix(repo);
         let target = digest.to_string();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .blobs
-                .list(
-                    &prefix,
-                    after.as_deref(),
-                    crate::storage::limits::R2_MAX_LIST,
-                )
-                .await?;
+            let page = self.blobs.list(&prefix, after.as_deref(), crate::storage::limits::R2_MAX_LIST).await?;
             for entry in &page.keys {
                 if entry.metadata.get(META_DIGEST) == Some(&target) {
                     self.blobs.delete(&entry.key).await?;

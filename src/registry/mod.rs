@@ -43,10 +43,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            part_size: 8 * 1024 * 1024,
-            max_manifest_bytes: 4 * 1024 * 1024,
-        }
+        Config { part_size: 8 * 1024 * 1024, max_manifest_bytes: 4 * 1024 * 1024 }
     }
 }
 
@@ -60,24 +57,9 @@ pub struct Registry<B, M> {
 }
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
-    pub fn new(
-        blobs: B,
-        meta: M,
-        clock: Box<dyn Clock>,
-        ids: Box<dyn IdSource>,
-        config: Config,
-    ) -> Self {
-        assert!(
-            config.part_size >= crate::storage::limits::R2_MIN_PART_BYTES,
-            "part size below R2's 5 MiB minimum"
-        );
-        Registry {
-            blobs,
-            meta,
-            clock,
-            ids,
-            config,
-        }
+    pub fn new(blobs: B, meta: M, clock: Box<dyn Clock>, ids: Box<dyn IdSource>, config: Config) -> Self {
+        assert!(config.part_size >= crate::storage::limits::R2_MIN_PART_BYTES, "part size below R2's 5 MiB minimum");
+        Registry { blobs, meta, clock, ids, config }
     }
 
     pub fn config(&self) -> &Config {

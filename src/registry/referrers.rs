@@ -19,12 +19,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         digest: &Digest,
         parsed: &ParsedManifest,
     ) -> RegistryResult<()> {
-        let size = self
-            .blobs
-            .head(&keys::manifest(digest))
-            .await?
-            .map(|i| i.size)
-            .unwrap_or(0);
+        let size = self.blobs.head(&keys::manifest(digest)).await?.map(|i| i.size).unwrap_or(0);
         let descriptor = Descriptor {
             media_type: parsed.media_type.clone(),
             digest: digest.clone(),
@@ -40,13 +35,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         } else {
             Metadata::new()
         };
-        self.blobs
-            .put_bytes(
-                &keys::referrer(repo, subject, digest),
-                json.into_bytes(),
-                metadata,
-            )
-            .await?;
+        self.blobs.put_bytes(&keys::referrer(repo, subject, digest), json.into_bytes(), metadata).await?;
         Ok(())
     }
 
@@ -63,10 +52,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let mut found = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .blobs
-                .list(&prefix, after.as_deref(), limits::R2_MAX_LIST)
-                .await?;
+            let page = self.blobs.list(&prefix, after.as_deref(), limits::R2_MAX_LIST).await?;
             for entry in &page.keys {
                 let json = match entry.metadata.get(META_DESCRIPTOR) {
                     Some(json) => json.clone().into_bytes(),

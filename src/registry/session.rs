@@ -25,13 +25,7 @@ pub struct UploadSession {
 }
 
 impl UploadSession {
-    pub fn new(
-        id: String,
-        repository: &RepositoryName,
-        algorithm: Algorithm,
-        part_size: u64,
-        now_ms: u64,
-    ) -> Self {
+    pub fn new(id: String, repository: &RepositoryName, algorithm: Algorithm, part_size: u64, now_ms: u64) -> Self {
         UploadSession {
             id,
             repository: repository.as_str().to_owned(),
@@ -60,19 +54,14 @@ impl UploadSession {
     }
 
     /// Loads a session, treating one that belongs to another repository as unknown.
-    pub async fn load<B: BlobStore>(
-        store: &B,
-        repo: &RepositoryName,
-        id: &str,
-    ) -> RegistryResult<Self> {
+    pub async fn load<B: BlobStore>(store: &B, repo: &RepositoryName, id: &str) -> RegistryResult<Self> {
         if !is_valid_id(id) {
             return Err(RegistryError::UploadUnknown);
         }
         let Some((_, bytes)) = store.get_bytes(&keys::upload_state(id)).await? else {
             return Err(RegistryError::UploadUnknown);
         };
-        let session: UploadSession =
-            serde_json::from_slice(&bytes).map_err(|_| corrupt("state JSON"))?;
+        let session: UploadSession = serde_json::from_slice(&bytes).map_err(|_| corrupt("state JSON"))?;
         if session.repository != repo.as_str() {
             return Err(RegistryError::UploadUnknown);
         }
@@ -81,18 +70,14 @@ impl UploadSession {
 
     pub async fn save<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
         let json = serde_json::to_vec(self).expect("session state always serialises");
-        store
-            .put_bytes(&keys::upload_state(&self.id), json, Metadata::new())
-            .await?;
+        store.put_bytes(&keys::upload_state(&self.id), json, Metadata::new()).await?;
         Ok(())
     }
 
     /// Removes every trace of the session: state, tail and any unfinished multipart upload.
     pub async fn discard<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
         if let Some(mp) = &self.multipart_id {
-            store
-                .abort_multipart(&keys::assembled_blob(&self.id), mp)
-                .await?;
+            store.abort_multipart(&keys::assembled_blob(&self.id), mp).await?;
         }
         store.delete(&keys::upload_tail(&self.id)).await?;
         store.delete(&keys::upload_state(&self.id)).await?;
@@ -103,14 +88,9 @@ impl UploadSession {
 /// Upload ids are 32 lowercase hex characters; anything else cannot name a session and
 /// must never reach a storage key.
 pub fn is_valid_id(id: &str) -> bool {
-    id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn corrupt(what: &str) -> RegistryError {
-    RegistryError::Storage(crate::storage::StorageError::Backend(format!(
-        "upload session {what} is corrupt"
-    )))
+    RegistryError::Storage(crate::storage::StorageError::Backend(format!("upload session {what} is corrupt")))
 }

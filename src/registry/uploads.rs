@@ -33,30 +33,16 @@ pub(crate) const POINTER_SIZE: &str = "size";
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Opens an upload session (end-4a, end-4c).
-    pub async fn start_upload(
-        &self,
-        repo: &RepositoryName,
-        algorithm: Algorithm,
-    ) -> RegistryResult<UploadProgress> {
+    pub async fn start_upload(&self, repo: &RepositoryName, algorithm: Algorithm) -> RegistryResult<UploadProgress> {
         let session = self.new_session(repo, algorithm);
         session.save(&self.blobs).await?;
-        Ok(UploadProgress {
-            id: session.id,
-            offset: 0,
-        })
+        Ok(UploadProgress { id: session.id, offset: 0 })
     }
 
     /// Reports how many bytes a session holds (end-13).
-    pub async fn upload_status(
-        &self,
-        repo: &RepositoryName,
-        id: &str,
-    ) -> RegistryResult<UploadProgress> {
+    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> RegistryResult<UploadProgress> {
         let session = UploadSession::load(&self.blobs, repo, id).await?;
-        Ok(UploadProgress {
-            id: session.id,
-            offset: session.offset,
-        })
+        Ok(UploadProgress { id: session.id, offset: session.offset })
     }
 
     /// Appends a chunk (end-5). `start` is the first byte of a `Content-Range`, if sent:
@@ -81,10 +67,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             return Err(RegistryError::BodyInterrupted(reason));
         }
         check_declared_length(range, session.offset)?;
-        Ok(UploadProgress {
-            id: session.id,
-            offset: session.offset,
-        })
+        Ok(UploadProgress { id: session.id, offset: session.offset })
     }
 
     /// Closes a session with an optional last chunk (end-6). "The closing `PUT` request
@@ -105,8 +88,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             session.discard(&self.blobs).await?;
             return Err(RegistryError::BodyInterrupted(reason));
         }
-        self.finish(repo, session, hasher, received.tail, expected)
-            .await
+        self.finish(repo, session, hasher, received.tail, expected).await
     }
 
     /// Cancels a session (end-14), aborting its multipart upload.
@@ -116,12 +98,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 
     /// A whole blob in one request (end-4b): nothing is saved unless the digest matches.
-    pub async fn push_blob(
-        &self,
-        repo: &RepositoryName,
-        expected: &Digest,
-        body: ByteStream,
-    ) -> RegistryResult<()> {
+    pub async fn push_blob(&self, repo: &RepositoryName, expected: &Digest, body: ByteStream) -> RegistryResult<()> {
         let mut session = self.new_session(repo, expected.algorithm());
         let mut hasher = Hasher::new(expected.algorithm());
         let received = self.receive(&mut session, &mut hasher, body).await?;
@@ -129,8 +106,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             session.discard(&self.blobs).await?;
             return Err(RegistryError::BodyInterrupted(reason));
         }
-        self.finish(repo, session, hasher, received.tail, expected)
-            .await
+        self.finish(repo, session, hasher, received.tail, expected).await
     }
 
     /// Cross-repository mount (end-11). With `from`, the blob must be in that repository;
@@ -143,12 +119,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         from: Option<&RepositoryName>,
     ) -> RegistryResult<bool> {
         if let Some(source) = from {
-            if self
-                .blobs
-                .head(&keys::repository_blob(source, digest))
-                .await?
-                .is_none()
-            {
+            if self.blobs.head(&keys::repository_blob(source, digest)).await?.is_none() {
                 return Ok(false);
             }
         }
@@ -160,13 +131,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 
     fn new_session(&self, repo: &RepositoryName, algorithm: Algorithm) -> UploadSession {
-        UploadSession::new(
-            self.ids.new_id(),
-            repo,
-            algorithm,
-            self.config.part_size,
-            self.clock.now_millis(),
-        )
+        UploadSession::new(self.ids.new_id(), repo, algorithm, self.config.part_size, self.clock.now_millis())
     }
 
     /// Streams `body` into the session: hashes every byte and uploads each full part.
@@ -182,12 +147,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
-                Err(reason) => {
-                    return Ok(Received {
-                        tail,
-                        interrupted: Some(reason),
-                    })
-                }
+                Err(reason) => return Ok(Received { tail, interrupted: Some(reason) }),
             };
             hasher.update(&chunk);
             session.offset += chunk.len() as u64;
@@ -198,26 +158,16 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 self.upload_part(session, part).await?;
             }
         }
-        Ok(Received {
-            tail,
-            interrupted: None,
-        })
+        Ok(Received { tail, interrupted: None })
     }
 
     async fn load_tail(&self, session: &UploadSession) -> RegistryResult<Vec<u8>> {
         if session.tail_len == 0 {
             return Ok(Vec::new());
         }
-        match self
-            .blobs
-            .get_bytes(&keys::upload_tail(&session.id))
-            .await?
-        {
+        match self.blobs.get_bytes(&keys::upload_tail(&session.id)).await? {
             Some((_, bytes)) if bytes.len() as u64 == session.tail_len => Ok(bytes),
-            _ => Err(crate::storage::StorageError::Backend(
-                "upload tail is missing or truncated".into(),
-            )
-            .into()),
+            _ => Err(crate::storage::StorageError::Backend("upload tail is missing or truncated".into()).into()),
         }
     }
 
@@ -228,9 +178,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 self.blobs.delete(&key).await?;
             }
         } else {
-            self.blobs
-                .put_bytes(&key, tail.to_vec(), Metadata::new())
-                .await?;
+            self.blobs.put_bytes(&key, tail.to_vec(), Metadata::new()).await?;
         }
         session.tail_len = tail.len() as u64;
         Ok(())
@@ -248,14 +196,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         };
         let number = session.parts.len() as u16 + 1;
         if number > crate::storage::limits::R2_MAX_PARTS {
-            return Err(RegistryError::UploadInvalid(
-                "blob exceeds the largest size this registry stores".into(),
-            ));
+            return Err(RegistryError::UploadInvalid("blob exceeds the largest size this registry stores".into()));
         }
-        let receipt = self
-            .blobs
-            .upload_part(&key, &multipart_id, number, part)
-            .await?;
+        let receipt = self.blobs.upload_part(&key, &multipart_id, number, part).await?;
         session.parts.push(receipt);
         Ok(())
     }
@@ -285,9 +228,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             if !tail.is_empty() {
                 self.upload_part(&mut session, tail).await?;
             }
-            self.blobs
-                .complete_multipart(&assembled, &multipart_id, &session.parts)
-                .await?;
+            self.blobs.complete_multipart(&assembled, &multipart_id, &session.parts).await?;
             let pointer = Metadata::from([
                 (POINTER_TARGET.to_owned(), assembled),
                 (POINTER_SIZE.to_owned(), session.offset.to_string()),
@@ -296,36 +237,22 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             self.blobs.delete(&keys::upload_tail(&session.id)).await?;
             self.blobs.delete(&keys::upload_state(&session.id)).await?;
         } else {
-            self.blobs
-                .put_bytes(&blob_key, tail, Metadata::new())
-                .await?;
+            self.blobs.put_bytes(&blob_key, tail, Metadata::new()).await?;
             session.discard(&self.blobs).await?;
         }
         self.link_blob(repo, expected).await
     }
 
     /// Lets `repo` serve `digest`, and records the repository in the catalog.
-    pub(crate) async fn link_blob(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-    ) -> RegistryResult<()> {
-        self.blobs
-            .put_bytes(
-                &keys::repository_blob(repo, digest),
-                Vec::new(),
-                Metadata::new(),
-            )
-            .await?;
+    pub(crate) async fn link_blob(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
+        self.blobs.put_bytes(&keys::repository_blob(repo, digest), Vec::new(), Metadata::new()).await?;
         self.ensure_in_catalog(repo).await
     }
 
     pub(crate) async fn ensure_in_catalog(&self, repo: &RepositoryName) -> RegistryResult<()> {
         let key = keys::catalog_entry(repo);
         if self.blobs.head(&key).await?.is_none() {
-            self.blobs
-                .put_bytes(&key, Vec::new(), Metadata::new())
-                .await?;
+            self.blobs.put_bytes(&key, Vec::new(), Metadata::new()).await?;
         }
         Ok(())
     }
@@ -338,12 +265,10 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
 fn check_range(session: &UploadSession, range: Option<(u64, u64)>) -> RegistryResult<()> {
     match range {
-        Some((start, end)) if end < start => Err(RegistryError::UploadInvalid(format!(
-            "Content-Range {start}-{end} ends before it starts"
-        ))),
-        Some((start, _)) if start != session.offset => Err(RegistryError::ChunkOutOfOrder {
-            expected: session.offset,
-        }),
+        Some((start, end)) if end < start => {
+            Err(RegistryError::UploadInvalid(format!("Content-Range {start}-{end} ends before it starts")))
+        }
+        Some((start, _)) if start != session.offset => Err(RegistryError::ChunkOutOfOrder { expected: session.offset }),
         _ => Ok(()),
     }
 }

@@ -40,22 +40,12 @@ fn repository(repo: &RepositoryName) -> String {
 
 /// R2: marks that `repo` may serve the blob `digest`.
 pub fn repository_blob(repo: &RepositoryName, digest: &Digest) -> String {
-    format!(
-        "{}/_blobs/{}/{}",
-        repository(repo),
-        digest.algorithm().as_str(),
-        digest.hex()
-    )
+    format!("{}/_blobs/{}/{}", repository(repo), digest.algorithm().as_str(), digest.hex())
 }
 
 /// R2: marks that `repo` holds the manifest `digest`; the body is the media type.
 pub fn repository_manifest(repo: &RepositoryName, digest: &Digest) -> String {
-    format!(
-        "{}/_manifests/{}/{}",
-        repository(repo),
-        digest.algorithm().as_str(),
-        digest.hex()
-    )
+    format!("{}/_manifests/{}/{}", repository(repo), digest.algorithm().as_str(), digest.hex())
 }
 
 /// R2: prefix of all tags of `repo`; listing it yields tags in ASCII order.
@@ -70,22 +60,12 @@ pub fn tag(repo: &RepositoryName, tag: &Tag) -> String {
 
 /// R2: prefix of the referrers of `subject` in `repo`.
 pub fn referrers_prefix(repo: &RepositoryName, subject: &Digest) -> String {
-    format!(
-        "{}/_referrers/{}/{}/",
-        repository(repo),
-        subject.algorithm().as_str(),
-        subject.hex()
-    )
+    format!("{}/_referrers/{}/{}/", repository(repo), subject.algorithm().as_str(), subject.hex())
 }
 
 /// R2: one referrer of `subject`; the body is the descriptor the referrers API lists.
 pub fn referrer(repo: &RepositoryName, subject: &Digest, referrer: &Digest) -> String {
-    format!(
-        "{}{}/{}",
-        referrers_prefix(repo, subject),
-        referrer.algorithm().as_str(),
-        referrer.hex()
-    )
+    format!("{}{}/{}", referrers_prefix(repo, subject), referrer.algorithm().as_str(), referrer.hex())
 }
 
 /// R2: prefix of the catalog, one marker per repository.
@@ -119,22 +99,10 @@ mod tests {
         assert_eq!(upload_state("u1"), "uploads/u1/state");
         assert_eq!(upload_tail("u1"), "uploads/u1/tail");
         assert_eq!(manifest(&d()), format!("manifests/sha256/{hex}"));
-        assert_eq!(
-            repository_blob(&repo, &d()),
-            format!("repositories/team/app/_blobs/sha256/{hex}")
-        );
-        assert_eq!(
-            repository_manifest(&repo, &d()),
-            format!("repositories/team/app/_manifests/sha256/{hex}")
-        );
-        assert_eq!(
-            tag(&repo, &Tag::parse("v1").unwrap()),
-            "repositories/team/app/_tags/v1"
-        );
-        assert_eq!(
-            referrer(&repo, &d(), &d()),
-            format!("repositories/team/app/_referrers/sha256/{hex}/sha256/{hex}")
-        );
+        assert_eq!(repository_blob(&repo, &d()), format!("repositories/team/app/_blobs/sha256/{hex}"));
+        assert_eq!(repository_manifest(&repo, &d()), format!("repositories/team/app/_manifests/sha256/{hex}"));
+        assert_eq!(tag(&repo, &Tag::parse("v1").unwrap()), "repositories/team/app/_tags/v1");
+        assert_eq!(referrer(&repo, &d(), &d()), format!("repositories/team/app/_referrers/sha256/{hex}/sha256/{hex}"));
         assert_eq!(catalog_entry(&repo), "catalog/team/app");
         assert_eq!(kv_manifest(&d()), format!("manifest/sha256:{hex}"));
     }

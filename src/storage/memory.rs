@@ -4,8 +4,8 @@
 
 use super::limits::*;
 use super::{
-    BlobStore, ByteRange, ListPage, ListedKey, MetaEntry, MetaStore, Metadata, Object, ObjectInfo,
-    PartReceipt, StorageError, StorageResult,
+    BlobStore, ByteRange, ListPage, ListedKey, MetaEntry, MetaStore, Metadata, Object, ObjectInfo, PartReceipt,
+    StorageError, StorageResult,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -69,11 +69,7 @@ impl MemoryBlobStore {
     }
 
     fn info(obj: &StoredObject) -> ObjectInfo {
-        ObjectInfo {
-            size: obj.bytes.len() as u64,
-            etag: obj.etag.clone(),
-            metadata: obj.metadata.clone(),
-        }
+        ObjectInfo { size: obj.bytes.len() as u64, etag: obj.etag.clone(), metadata: obj.metadata.clone() }
     }
 }
 
@@ -85,11 +81,7 @@ impl BlobStore for MemoryBlobStore {
         Ok(self.objects.borrow().get(key).map(Self::info))
     }
 
-    async fn get(
-        &self,
-        key: &str,
-        range: Option<ByteRange>,
-    ) -> StorageResult<Option<Object<Vec<u8>>>> {
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<Vec<u8>>>> {
         check_key(key)?;
         let objects = self.objects.borrow();
         let Some(obj) = objects.get(key) else {
@@ -98,36 +90,20 @@ impl BlobStore for MemoryBlobStore {
         let body = match range {
             None => obj.bytes.clone(),
             Some(r) => {
-                let end = r
-                    .offset
-                    .checked_add(r.length)
-                    .filter(|e| *e <= obj.bytes.len() as u64);
-                let end = end
-                    .ok_or_else(|| StorageError::Backend(format!("range {r:?} outside object")))?;
+                let end = r.offset.checked_add(r.length).filter(|e| *e <= obj.bytes.len() as u64);
+                let end = end.ok_or_else(|| StorageError::Backend(format!("range {r:?} outside object")))?;
                 obj.bytes[r.offset as usize..end as usize].to_vec()
             }
         };
-        Ok(Some(Object {
-            info: Self::info(obj),
-            body,
-        }))
+        Ok(Some(Object { info: Self::info(obj), body }))
     }
 
     async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>> {
         check_key(key)?;
-        Ok(self
-            .objects
-            .borrow()
-            .get(key)
-            .map(|o| (Self::info(o), o.bytes.clone())))
+        Ok(self.objects.borrow().get(key).map(|o| (Self::info(o), o.bytes.clone())))
     }
 
-    async fn put_bytes(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        metadata: Metadata,
-    ) -> StorageResult<ObjectInfo> {
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo> {
         check_key(key)?;
         let meta_size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
         if meta_size > R2_MAX_METADATA_BYTES {
@@ -136,11 +112,7 @@ impl BlobStore for MemoryBlobStore {
         if bytes.len() as u64 > R2_MAX_SINGLE_PUT_BYTES {
             return Err(limit("R2 single put over 5 GiB".into()));
         }
-        let obj = StoredObject {
-            bytes,
-            etag: self.next_tag(),
-            metadata,
-        };
+        let obj = StoredObject { bytes, etag: self.next_tag(), metadata };
         let info = Self::info(&obj);
         self.objects.borrow_mut().insert(key.to_owned(), obj);
         Ok(info)
@@ -152,12 +124,7 @@ impl BlobStore for MemoryBlobStore {
         Ok(())
     }
 
-    async fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> StorageResult<ListPage> {
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
         let limit = limit.clamp(1, R2_MAX_LIST);
         let objects = self.objects.borrow();
         let mut matching = objects
@@ -167,10 +134,7 @@ impl BlobStore for MemoryBlobStore {
         let keys: Vec<ListedKey> = matching
             .by_ref()
             .take(limit)
-            .map(|(k, o)| ListedKey {
-                key: k.clone(),
-                metadata: o.metadata.clone(),
-            })
+            .map(|(k, o)| ListedKey { key: k.clone(), metadata: o.metadata.clone() })
             .collect();
         let truncated = matching.next().is_some();
         Ok(ListPage { keys, truncated })
@@ -179,13 +143,9 @@ impl BlobStore for MemoryBlobStore {
     async fn create_multipart(&self, key: &str) -> StorageResult<String> {
         check_key(key)?;
         let id = self.next_tag();
-        self.multipart.borrow_mut().insert(
-            id.clone(),
-            PendingMultipart {
-                key: key.to_owned(),
-                parts: BTreeMap::new(),
-            },
-        );
+        self.multipart
+            .borrow_mut()
+            .insert(id.clone(), PendingMultipart { key: key.to_owned(), parts: BTreeMap::new() });
         Ok(id)
     }
 
@@ -207,64 +167,42 @@ impl BlobStore for MemoryBlobStore {
         let upload = uploads
             .get_mut(upload_id)
             .filter(|u| u.key == key)
-            .ok_or_else(|| {
-                StorageError::Backend(format!("no multipart upload {upload_id} for {key}"))
-            })?;
+            .ok_or_else(|| StorageError::Backend(format!("no multipart upload {upload_id} for {key}")))?;
         let size = bytes.len() as u64;
         upload.parts.insert(part_number, bytes);
-        Ok(PartReceipt {
-            part_number,
-            etag,
-            size,
-        })
+        Ok(PartReceipt { part_number, etag, size })
     }
 
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[PartReceipt],
-    ) -> StorageResult<ObjectInfo> {
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartReceipt]) -> StorageResult<ObjectInfo> {
         let upload = self
             .multipart
             .borrow_mut()
             .remove(upload_id)
             .filter(|u| u.key == key)
-            .ok_or_else(|| {
-                StorageError::Backend(format!("no multipart upload {upload_id} for {key}"))
-            })?;
+            .ok_or_else(|| StorageError::Backend(format!("no multipart upload {upload_id} for {key}")))?;
         if parts.is_empty() {
             return Err(limit("R2 multipart completed with no parts".into()));
         }
         let mut bytes = Vec::new();
         let first_size = parts[0].size;
         for (i, receipt) in parts.iter().enumerate() {
-            let part = upload.parts.get(&receipt.part_number).ok_or_else(|| {
-                StorageError::Backend(format!("part {} was never uploaded", receipt.part_number))
-            })?;
+            let part = upload
+                .parts
+                .get(&receipt.part_number)
+                .ok_or_else(|| StorageError::Backend(format!("part {} was never uploaded", receipt.part_number)))?;
             let is_last = i + 1 == parts.len();
             if !is_last && (part.len() as u64) < R2_MIN_PART_BYTES {
-                return Err(limit(format!(
-                    "R2 part {} of {} bytes is under 5 MiB",
-                    receipt.part_number,
-                    part.len()
-                )));
+                return Err(limit(format!("R2 part {} of {} bytes is under 5 MiB", receipt.part_number, part.len())));
             }
             if !is_last && part.len() as u64 != first_size {
-                return Err(limit(
-                    "R2 parts other than the last must all be the same size".into(),
-                ));
+                return Err(limit("R2 parts other than the last must all be the same size".into()));
             }
             if is_last && part.len() as u64 > first_size {
                 return Err(limit("R2 last part is larger than the others".into()));
             }
             bytes.extend_from_slice(part);
         }
-        let obj = StoredObject {
-            bytes,
-            etag: self.next_tag(),
-            metadata: Metadata::new(),
-        };
+        let obj = StoredObject { bytes, etag: self.next_tag(), metadata: Metadata::new() };
         let info = Self::info(&obj);
         self.objects.borrow_mut().insert(key.to_owned(), obj);
         Ok(info)
@@ -317,15 +255,10 @@ impl MetaStore for MemoryMetaStore {
         if value.len() > KV_MAX_VALUE_BYTES {
             return Err(limit(format!("KV value of {} bytes", value.len())));
         }
-        if metadata
-            .as_ref()
-            .is_some_and(|m| m.len() > KV_MAX_METADATA_BYTES)
-        {
+        if metadata.as_ref().is_some_and(|m| m.len() > KV_MAX_METADATA_BYTES) {
             return Err(limit("KV metadata over 1024 bytes".into()));
         }
-        self.entries
-            .borrow_mut()
-            .insert(key.to_owned(), MetaEntry { value, metadata });
+        self.entries.borrow_mut().insert(key.to_owned(), MetaEntry { value, metadata });
         Ok(())
     }
 
@@ -348,36 +281,18 @@ mod tests {
         block_on(async {
             let store = MemoryBlobStore::new();
             let id = store.create_multipart("k").await.unwrap();
-            let a = store
-                .upload_part("k", &id, 1, vec![0; 4 * MIB])
-                .await
-                .unwrap();
+            let a = store.upload_part("k", &id, 1, vec![0; 4 * MIB]).await.unwrap();
             let b = store.upload_part("k", &id, 2, vec![0; 10]).await.unwrap();
-            assert!(matches!(
-                store.complete_multipart("k", &id, &[a, b]).await,
-                Err(StorageError::Limit(_))
-            ));
+            assert!(matches!(store.complete_multipart("k", &id, &[a, b]).await, Err(StorageError::Limit(_))));
 
             let id = store.create_multipart("k").await.unwrap();
-            let a = store
-                .upload_part("k", &id, 1, vec![1; 5 * MIB])
-                .await
-                .unwrap();
-            let b = store
-                .upload_part("k", &id, 2, vec![2; 6 * MIB])
-                .await
-                .unwrap();
+            let a = store.upload_part("k", &id, 1, vec![1; 5 * MIB]).await.unwrap();
+            let b = store.upload_part("k", &id, 2, vec![2; 6 * MIB]).await.unwrap();
             let c = store.upload_part("k", &id, 3, vec![3; 1]).await.unwrap();
-            assert!(store
-                .complete_multipart("k", &id, &[a, b, c])
-                .await
-                .is_err());
+            assert!(store.complete_multipart("k", &id, &[a, b, c]).await.is_err());
 
             let id = store.create_multipart("k").await.unwrap();
-            let a = store
-                .upload_part("k", &id, 1, vec![1; 5 * MIB])
-                .await
-                .unwrap();
+            let a = store.upload_part("k", &id, 1, vec![1; 5 * MIB]).await.unwrap();
             let b = store.upload_part("k", &id, 2, vec![2; 3]).await.unwrap();
             let info = store.complete_multipart("k", &id, &[a, b]).await.unwrap();
             assert_eq!(info.size, 5 * MIB as u64 + 3);
@@ -389,16 +304,10 @@ mod tests {
     fn keys_and_values_are_bounded() {
         block_on(async {
             let r2 = MemoryBlobStore::new();
-            assert!(r2
-                .put_bytes(&"k".repeat(1025), vec![], Metadata::new())
-                .await
-                .is_err());
+            assert!(r2.put_bytes(&"k".repeat(1025), vec![], Metadata::new()).await.is_err());
             let kv = MemoryMetaStore::new();
             assert!(kv.put(&"k".repeat(513), vec![], None).await.is_err());
-            assert!(kv
-                .put("k", vec![0; KV_MAX_VALUE_BYTES + 1], None)
-                .await
-                .is_err());
+            assert!(kv.put("k", vec![0; KV_MAX_VALUE_BYTES + 1], None).await.is_err());
             assert!(kv.put("k", vec![], Some("m".repeat(1025))).await.is_err());
         });
     }

@@ -79,27 +79,13 @@ pub trait BlobStore {
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>>;
     /// Opens an object, or the given part of it, for streaming.
-    async fn get(
-        &self,
-        key: &str,
-        range: Option<ByteRange>,
-    ) -> StorageResult<Option<Object<Self::Body>>>;
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<Self::Body>>>;
     /// Reads a small object whole (session state, manifests, records).
     async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>>;
-    async fn put_bytes(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        metadata: Metadata,
-    ) -> StorageResult<ObjectInfo>;
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo>;
     async fn delete(&self, key: &str) -> StorageResult<()>;
     /// Lists keys under `prefix` strictly after `start_after`, at most `limit` (<= 1000).
-    async fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> StorageResult<ListPage>;
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage>;
 
     async fn create_multipart(&self, key: &str) -> StorageResult<String>;
     async fn upload_part(
@@ -109,12 +95,7 @@ pub trait BlobStore {
         part_number: u16,
         bytes: Vec<u8>,
     ) -> StorageResult<PartReceipt>;
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[PartReceipt],
-    ) -> StorageResult<ObjectInfo>;
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartReceipt]) -> StorageResult<ObjectInfo>;
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()>;
 }
 

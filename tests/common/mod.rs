@@ -37,10 +37,7 @@ pub fn registry() -> TestRegistry {
         MemoryMetaStore::new(),
         Box::new(FixedClock),
         Box::new(SequentialIds::default()),
-        Config {
-            part_size: 5 * MIB as u64,
-            ..Config::default()
-        },
+        Config { part_size: 5 * MIB as u64, ..Config::default() },
     )
 }
 
@@ -58,35 +55,20 @@ impl Answer {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
     /// The spec error code of a JSON error body.
     pub fn error_code(&self) -> String {
-        self.json()["errors"][0]["code"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
+        self.json()["errors"][0]["code"].as_str().unwrap_or("").to_owned()
     }
 
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            self.status,
-            status,
-            "status; body {}",
-            String::from_utf8_lossy(&self.body)
-        );
+        assert_eq!(self.status, status, "status; body {}", String::from_utf8_lossy(&self.body));
         assert_eq!(self.error_code(), code, "error code");
-        let message = self.json()["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
+        let message = self.json()["errors"][0]["message"].as_str().unwrap_or("").to_owned();
         assert!(!message.is_empty(), "error message is empty");
     }
 }
@@ -102,23 +84,14 @@ pub enum Feed {
 pub fn stream(feed: Feed) -> ByteStream {
     match feed {
         Feed::Pieces(bytes, size) => {
-            let pieces: Vec<Result<Vec<u8>, String>> =
-                bytes.chunks(size.max(1)).map(|c| Ok(c.to_vec())).collect();
+            let pieces: Vec<Result<Vec<u8>, String>> = bytes.chunks(size.max(1)).map(|c| Ok(c.to_vec())).collect();
             futures::stream::iter(pieces).boxed_local()
         }
-        Feed::Broken(bytes) => {
-            futures::stream::iter(vec![Ok(bytes), Err("connection reset".to_owned())]).boxed_local()
-        }
+        Feed::Broken(bytes) => futures::stream::iter(vec![Ok(bytes), Err("connection reset".to_owned())]).boxed_local(),
     }
 }
 
-pub fn send_stream(
-    reg: &TestRegistry,
-    method: &str,
-    uri: &str,
-    headers: &[(&str, &str)],
-    body: ByteStream,
-) -> Answer {
+pub fn send_stream(reg: &TestRegistry, method: &str, uri: &str, headers: &[(&str, &str)], body: ByteStream) -> Answer {
     let mut builder = http::Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
@@ -126,10 +99,7 @@ pub fn send_stream(
     let response = block_on(api::handle(reg, builder.body(body).unwrap()));
     let (parts, body) = response.into_parts();
     assert_eq!(
-        parts
-            .headers
-            .get("docker-distribution-api-version")
-            .map(|v| v.to_str().unwrap()),
+        parts.headers.get("docker-distribution-api-version").map(|v| v.to_str().unwrap()),
         Some("registry/2.0"),
         "every response carries the API version header"
     );
@@ -137,27 +107,11 @@ pub fn send_stream(
         Body::Empty => Vec::new(),
         Body::Bytes(b) | Body::Stream(b) => b,
     };
-    Answer {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    }
+    Answer { status: parts.status.as_u16(), headers: parts.headers, body }
 }
 
-pub fn send(
-    reg: &TestRegistry,
-    method: &str,
-    uri: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Answer {
-    send_stream(
-        reg,
-        method,
-        uri,
-        headers,
-        stream(Feed::Pieces(body.to_vec(), 64 * 1024)),
-    )
+pub fn send(reg: &TestRegistry, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    send_stream(reg, method, uri, headers, stream(Feed::Pieces(body.to_vec(), 64 * 1024)))
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
@@ -170,10 +124,7 @@ pub fn sha512(bytes: &[u8]) -> String {
 
 /// Deterministic pseudo-random bytes.
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407)
-        | 1;
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -188,19 +139,8 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
 #[track_caller]
 pub fn push_blob(reg: &TestRegistry, repo: &str, data: &[u8]) -> String {
     let digest = sha256(data);
-    let a = send(
-        reg,
-        "POST",
-        &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
-        &[],
-        data,
-    );
-    assert_eq!(
-        a.status,
-        201,
-        "push blob: {:?}",
-        String::from_utf8_lossy(&a.body)
-    );
+    let a = send(reg, "POST", &format!("/v2/{repo}/blobs/uploads/?digest={digest}"), &[], data);
+    assert_eq!(a.status, 201, "push blob: {:?}", String::from_utf8_lossy(&a.body));
     digest
 }
 
@@ -238,18 +178,8 @@ pub fn push_image(reg: &TestRegistry, repo: &str, reference: &str, seed: u64) ->
     let c = push_blob(reg, repo, &config);
     let l = push_blob(reg, repo, &layer);
     let manifest = image_manifest((&c, config.len()), &[(&l, layer.len())], "");
-    let a = send(
-        reg,
-        "PUT",
-        &format!("/v2/{repo}/manifests/{reference}"),
-        &[("content-type", OCI_MANIFEST)],
-        &manifest,
-    );
-    assert_eq!(
-        a.status,
-        201,
-        "push manifest: {:?}",
-        String::from_utf8_lossy(&a.body)
-    );
+    let a =
+        send(reg, "PUT", &format!("/v2/{repo}/manifests/{reference}"), &[("content-type", OCI_MANIFEST)], &manifest);
+    assert_eq!(a.status, 201, "push manifest: {:?}", String::from_utf8_lossy(&a.body));
     a.header("docker-content-digest").unwrap().to_owned()
 }
