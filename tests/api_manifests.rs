@@ -73,6 +73,10 @@ fn every_manifest_kind_is_accepted() {
         b"",
     );
     assert_eq!((empty.status, empty.body.as_slice()), (200, &b"{}"[..]));
+    // Stored on the manifest's behalf, it is an ordinary blob: deleting it hides it.
+    let empty_url = "/v2/a/blobs/sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    assert_eq!(send(&reg, "DELETE", empty_url, &[], b"").status, 202);
+    assert_eq!(send(&reg, "HEAD", empty_url, &[], b"").status, 404);
     for (tag, media) in
         [("docker", DOCKER_MANIFEST), ("list", DOCKER_LIST), ("index", OCI_INDEX), ("artifact", OCI_MANIFEST)]
     {

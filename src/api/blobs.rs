@@ -2,7 +2,7 @@
 
 use super::{params, Body, Call, HandlerResult, Reply};
 use crate::oci::{Digest, RepositoryName};
-use crate::registry::{BlobContent, Registry};
+use crate::registry::Registry;
 use crate::storage::{BlobStore, MetaStore};
 use http::{Method, StatusCode};
 
@@ -37,12 +37,9 @@ pub async fn get<B: BlobStore, M: MetaStore>(
         return Ok(common(Reply::new(StatusCode::NOT_MODIFIED)));
     }
     let range_header = call.header("range").map(str::to_owned);
-    let (stat, range, content) =
+    let (stat, range, stream) =
         registry.open_blob(name, digest, |size| params::byte_range(range_header.as_deref(), size)).await?;
-    let body = match content {
-        BlobContent::Stored(stream) => Body::Stream(stream),
-        BlobContent::Inline(bytes) => Body::Bytes(bytes),
-    };
+    let body = Body::Stream(stream);
     let reply = common(Reply::new(StatusCode::OK)).header("content-type", "application/octet-stream");
     let reply = match range {
         None => reply.header("content-length", stat.size.to_string()),

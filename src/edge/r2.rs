@@ -58,6 +58,15 @@ impl BlobStore for R2Store {
         Ok(Some((info, bytes)))
     }
 
+    async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>> {
+        let get = self.bucket.get(key).range(Range::OffsetWithLength { offset: range.offset, length: range.length });
+        let Some(object) = get.execute().await.map_err(backend)? else { return Ok(None) };
+        match object.body() {
+            Some(body) => Ok(Some(body.bytes().await.map_err(backend)?)),
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo> {
         let metadata: HashMap<String, String> = metadata.into_iter().collect();
         let object = self

@@ -12,12 +12,6 @@ pub struct BlobStat {
     pub size: u64,
 }
 
-/// Blob bytes ready to stream: either from storage or built in (the empty JSON blob).
-pub enum BlobContent<T> {
-    Stored(T),
-    Inline(Vec<u8>),
-}
-
 /// Where a blob's bytes live, after following a multipart pointer.
 struct Located {
     key: String,
@@ -27,9 +21,6 @@ struct Located {
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Size of a blob that `repo` may serve.
     pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<BlobStat> {
-        if Self::is_empty_json(digest) {
-            return Ok(BlobStat { size: 2 });
-        }
         let located = self.locate(repo, digest).await?;
         Ok(BlobStat { size: located.size })
     }
@@ -41,21 +32,12 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         repo: &RepositoryName,
         digest: &Digest,
         resolve: impl FnOnce(u64) -> RegistryResult<Option<ByteRange>>,
-    ) -> RegistryResult<(BlobStat, Option<ByteRange>, BlobContent<B::Body>)> {
-        if Self::is_empty_json(digest) {
-            let bytes = b"{}".to_vec();
-            let range = resolve(2)?;
-            let body = match range {
-                Some(r) => bytes[r.offset as usize..(r.offset + r.length) as usize].to_vec(),
-                None => bytes,
-            };
-            return Ok((BlobStat { size: 2 }, range, BlobContent::Inline(body)));
-        }
+    ) -> RegistryResult<(BlobStat, Option<ByteRange>, B::Body)> {
         let located = self.locate(repo, digest).await?;
         let range = resolve(located.size)?;
         let object =
             self.blobs.get(&located.key, range).await?.ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
-        Ok((BlobStat { size: located.size }, range, BlobContent::Stored(object.body)))
+        Ok((BlobStat { size: located.size }, range, object.body))
     }
 
     /// Removes a blob from `repo` (end-10). The shared bytes stay for other repositories.

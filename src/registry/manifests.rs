@@ -61,8 +61,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             }
             Reference::Tag(_) => crate::oci::Algorithm::Sha256.digest_of(&bytes),
         };
-        self.check_references(repo, &parsed).await?;
+        let missing_empty_json = self.check_references(repo, &parsed).await?;
 
+        if let Some(empty) = missing_empty_json {
+            self.store_empty_json(repo, &empty).await?;
+        }
         let media = Metadata::from([(META_MEDIA_TYPE.to_owned(), parsed.media_type.clone())]);
         self.blobs.put_bytes(&keys::manifest(&digest), bytes.clone(), media.clone()).await?;
         self.meta.put(&keys::kv_manifest(&digest), bytes, Some(parsed.media_type.clone())).await?;
@@ -142,22 +145,35 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
     /// "The registry MAY reject a manifest ... with descriptors in other fields that
     /// reference a manifest or blob that does not exist ... it MUST result in one or more
-    /// `MANIFEST_BLOB_UNKNOWN` errors". A `subject` may dangle.
-    async fn check_references(&self, repo: &RepositoryName, parsed: &ParsedManifest) -> RegistryResult<()> {
+    /// `MANIFEST_BLOB_UNKNOWN` errors". A `subject` may dangle. The empty JSON blob `{}`
+    /// is known to everyone, so a manifest may use it unpushed; its digest is returned so
+    /// the registry stores it once the manifest is accepted.
+    async fn check_references(&self, repo: &RepositoryName, parsed: &ParsedManifest) -> RegistryResult<Option<Digest>> {
+        let mut missing_empty_json = None;
         for blob in &parsed.blobs {
-            if Self::is_empty_json(&blob.digest) {
+            if self.blobs.head(&keys::repository_blob(repo, &blob.digest)).await?.is_some() {
                 continue;
             }
-            if self.blobs.head(&keys::repository_blob(repo, &blob.digest)).await?.is_none() {
-                return Err(RegistryError::ManifestBlobUnknown(blob.digest.clone()));
+            if Self::is_empty_json(&blob.digest) {
+                missing_empty_json = Some(blob.digest.clone());
+                continue;
             }
+            return Err(RegistryError::ManifestBlobUnknown(blob.digest.clone()));
         }
         for child in &parsed.manifests {
             if self.blobs.head(&keys::repository_manifest(repo, &child.digest)).await?.is_none() {
                 return Err(RegistryError::ManifestBlobUnknown(child.digest.clone()));
             }
         }
-        Ok(())
+        Ok(missing_empty_json)
+    }
+
+    async fn store_empty_json(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
+        let key = keys::blob(digest);
+        if self.blobs.head(&key).await?.is_none() {
+            self.blobs.put_bytes(&key, b"{}".to_vec(), Metadata::new()).await?;
+        }
+        self.link_blob(repo, digest).await
     }
 
     async fn delete_tags_pointing_at(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {

@@ -10,7 +10,7 @@ mod referrers;
 mod session;
 mod uploads;
 
-pub use blobs::{BlobContent, BlobStat};
+pub use blobs::BlobStat;
 pub use error::RegistryError;
 pub use listing::Page;
 pub use manifests::{ManifestContent, PushedManifest};

@@ -207,40 +207,88 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     async fn finish(
         &self,
         repo: &RepositoryName,
-        session: UploadSession,
+        mut session: UploadSession,
         hasher: Hasher,
         tail: Vec<u8>,
         expected: &Digest,
     ) -> RegistryResult<()> {
-        let actual = hasher.finish();
-        if actual != *expected {
-            session.discard(&self.blobs).await?;
-            return Err(RegistryError::DigestInvalid(format!(
-                "the uploaded bytes hash to {actual}, not {expected}; nothing was stored"
-            )));
-        }
         let blob_key = keys::blob(expected);
-        if self.blobs.head(&blob_key).await?.is_some() {
-            session.discard(&self.blobs).await?;
-        } else if let Some(multipart_id) = session.multipart_id.clone() {
-            let mut session = session;
-            let assembled = keys::assembled_blob(&session.id);
-            if !tail.is_empty() {
-                self.upload_part(&mut session, tail).await?;
+        // `digest-algorithm` is only a hint ("SHOULD include"): a client may close a
+        // session hashed with sha256 by a sha512 digest. Then the bytes are hashed again
+        // below, still before anything is visible under the digest.
+        let verified_by_session = hasher.algorithm() == expected.algorithm();
+        if verified_by_session {
+            let actual = hasher.finish();
+            if actual != *expected {
+                session.discard(&self.blobs).await?;
+                return Err(mismatch(&actual, expected));
             }
-            self.blobs.complete_multipart(&assembled, &multipart_id, &session.parts).await?;
-            let pointer = Metadata::from([
-                (POINTER_TARGET.to_owned(), assembled),
-                (POINTER_SIZE.to_owned(), session.offset.to_string()),
-            ]);
-            self.blobs.put_bytes(&blob_key, Vec::new(), pointer).await?;
-            self.blobs.delete(&keys::upload_tail(&session.id)).await?;
-            self.blobs.delete(&keys::upload_state(&session.id)).await?;
-        } else {
-            self.blobs.put_bytes(&blob_key, tail, Metadata::new()).await?;
-            session.discard(&self.blobs).await?;
+            if self.blobs.head(&blob_key).await?.is_some() {
+                // Already stored (global dedup): keep the one copy.
+                session.discard(&self.blobs).await?;
+                return self.link_blob(repo, expected).await;
+            }
         }
+        let assembled = match session.multipart_id.clone() {
+            Some(multipart_id) => {
+                let key = keys::assembled_blob(&session.id);
+                if !tail.is_empty() {
+                    self.upload_part(&mut session, tail.clone()).await?;
+                }
+                self.blobs.complete_multipart(&key, &multipart_id, &session.parts).await?;
+                session.multipart_id = None;
+                Some(key)
+            }
+            None => None,
+        };
+        if !verified_by_session {
+            let actual = match &assembled {
+                Some(key) => self.rehash(key, session.offset, expected.algorithm()).await?,
+                None => expected.algorithm().digest_of(&tail),
+            };
+            let already_stored = self.blobs.head(&blob_key).await?.is_some();
+            if actual != *expected || already_stored {
+                if let Some(key) = &assembled {
+                    self.blobs.delete(key).await?;
+                }
+                session.discard(&self.blobs).await?;
+                if actual != *expected {
+                    return Err(mismatch(&actual, expected));
+                }
+                return self.link_blob(repo, expected).await;
+            }
+        }
+        match assembled {
+            Some(key) => {
+                let pointer = Metadata::from([
+                    (POINTER_TARGET.to_owned(), key),
+                    (POINTER_SIZE.to_owned(), session.offset.to_string()),
+                ]);
+                self.blobs.put_bytes(&blob_key, Vec::new(), pointer).await?;
+            }
+            None => {
+                self.blobs.put_bytes(&blob_key, tail, Metadata::new()).await?;
+            }
+        }
+        session.discard(&self.blobs).await?;
         self.link_blob(repo, expected).await
+    }
+
+    /// Hashes a stored object one part at a time, so memory stays at one part.
+    async fn rehash(&self, key: &str, size: u64, algorithm: Algorithm) -> RegistryResult<Digest> {
+        let mut hasher = Hasher::new(algorithm);
+        let mut offset = 0;
+        while offset < size {
+            let length = self.config.part_size.min(size - offset);
+            let bytes = self
+                .blobs
+                .read_range(key, crate::storage::ByteRange { offset, length })
+                .await?
+                .ok_or_else(|| crate::storage::StorageError::Backend(format!("{key} vanished while hashing")))?;
+            hasher.update(&bytes);
+            offset += length;
+        }
+        Ok(hasher.finish())
     }
 
     /// Lets `repo` serve `digest`, and records the repository in the catalog.
@@ -257,10 +305,14 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         Ok(())
     }
 
-    /// True for the empty JSON blob `{}`, which every repository serves implicitly.
+    /// True for the digest of the empty JSON blob `{}` (image-spec's empty descriptor).
     pub(crate) fn is_empty_json(digest: &Digest) -> bool {
         digest.to_string() == media_type::EMPTY_JSON_DIGEST
     }
+}
+
+fn mismatch(actual: &Digest, expected: &Digest) -> RegistryError {
+    RegistryError::DigestInvalid(format!("the uploaded bytes hash to {actual}, not {expected}; nothing was stored"))
 }
 
 fn check_range(session: &UploadSession, range: Option<(u64, u64)>) -> RegistryResult<()> {

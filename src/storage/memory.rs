@@ -103,6 +103,10 @@ impl BlobStore for MemoryBlobStore {
         Ok(self.objects.borrow().get(key).map(|o| (Self::info(o), o.bytes.clone())))
     }
 
+    async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.get(key, Some(range)).await?.map(|object| object.body))
+    }
+
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo> {
         check_key(key)?;
         let meta_size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();

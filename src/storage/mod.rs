@@ -82,6 +82,8 @@ pub trait BlobStore {
     async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<Self::Body>>>;
     /// Reads a small object whole (session state, manifests, records).
     async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>>;
+    /// Reads part of an object into memory (re-hashing a blob one part at a time).
+    async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>>;
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo>;
     async fn delete(&self, key: &str) -> StorageResult<()>;
     /// Lists keys under `prefix` strictly after `start_after`, at most `limit` (<= 1000).
