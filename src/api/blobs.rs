@@ -16,7 +16,7 @@ pub async fn get<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     name: &RepositoryName,
     digest: &Digest,
-    call: &Call,
+    call: &Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     let etag = format!("\"{digest}\"");
     let common = |reply: Reply<B::Body>| {

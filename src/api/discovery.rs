@@ -22,7 +22,7 @@ fn with_next_link<S>(reply: Reply<S>, path: &str, n: Option<usize>, page: &Page)
 pub async fn tags<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     name: &RepositoryName,
-    call: &Call,
+    call: &Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     let n = call.query.page_size()?;
     let last = call.query.get("last");
@@ -35,7 +35,10 @@ pub async fn tags<B: BlobStore, M: MetaStore>(
     Ok(with_next_link(reply, &format!("/v2/{name}/tags/list"), n, &page))
 }
 
-pub async fn catalog<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>, call: &Call) -> HandlerResult<B::Body> {
+pub async fn catalog<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    call: &Call<B::Native>,
+) -> HandlerResult<B::Body> {
     let n = call.query.page_size()?;
     let last = call.query.get("last");
     if let Some(last) = last {
@@ -53,7 +56,7 @@ pub async fn referrers<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     name: &RepositoryName,
     subject: &Digest,
-    call: &Call,
+    call: &Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     let artifact_type = call.query.get("artifactType").filter(|t| !t.is_empty());
     let descriptors = registry.referrers(name, subject, artifact_type).await?;

@@ -1,6 +1,9 @@
-//! Reading what is left of a request body after the handler is done with it.
+//! The request body's slot: handed to the one handler step that reads it, and afterwards
+//! drained of whatever that step left unread. A request refused before its body was read
+//! still has bytes in flight; answering without reading them makes some HTTP/1.1 peers
+//! (workerd's dev proxy among them) reset the connection and report a 503 instead.
 
-use crate::registry::ByteStream;
+use crate::registry::{ByteStream, RequestBody};
 use futures::{Stream, StreamExt};
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -10,24 +13,57 @@ use std::task::{Context, Poll};
 /// Unread bytes beyond this are abandoned rather than read (the peer may then see a reset).
 pub const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// A request body shared between the handler and [`Shared::drain`].
-pub struct Shared(Rc<RefCell<ByteStream>>);
+struct Slot<N> {
+    /// The body until a handler takes it.
+    unread: Option<RequestBody<N>>,
+    /// The stream a taken body became, if it was read through wasm.
+    stream: Option<ByteStream>,
+}
 
-impl Shared {
-    pub fn new(body: ByteStream) -> Self {
-        Shared(Rc::new(RefCell::new(body)))
+pub struct BodySlot<N>(Rc<RefCell<Slot<N>>>);
+
+impl<N> Clone for BodySlot<N> {
+    fn clone(&self) -> Self {
+        BodySlot(self.0.clone())
+    }
+}
+
+impl<N: 'static> BodySlot<N> {
+    pub fn new(body: RequestBody<N>) -> Self {
+        BodySlot(Rc::new(RefCell::new(Slot { unread: Some(body), stream: None })))
+    }
+}
+
+impl<N> BodySlot<N> {
+    /// The body, whose stream (if it is read through wasm) stays reachable for draining.
+    /// A second take gets an empty body.
+    pub fn take(&self) -> RequestBody<N>
+    where
+        N: 'static,
+    {
+        let taken = self.0.borrow_mut().unread.take();
+        let Some(body) = taken else {
+            return RequestBody::stream(futures::stream::empty().boxed_local(), Some(0));
+        };
+        let slot = self.0.clone();
+        body.map_stream(move |stream| {
+            slot.borrow_mut().stream = Some(stream);
+            Shared(slot).boxed_local()
+        })
     }
 
-    /// A stream for the handler that reads from the shared body.
-    pub fn handle(&self) -> ByteStream {
-        Handle(self.0.clone()).boxed_local()
-    }
-
-    /// Reads and discards what the handler left, up to `limit` bytes.
-    pub async fn drain(self, limit: u64) {
+    /// Reads and discards what is left, up to `limit` bytes.
+    pub async fn drain(self, limit: u64)
+    where
+        N: 'static,
+    {
+        let untouched = self.0.borrow_mut().unread.take();
+        if let Some(body) = untouched {
+            self.0.borrow_mut().stream = Some(body.into_stream());
+        }
         let mut seen = 0u64;
-        let mut body = Handle(self.0);
-        while let Some(Ok(chunk)) = body.next().await {
+        let mut rest = Shared(self.0);
+        while let Some(Ok(chunk)) = rest.next().await {
             seen += chunk.len() as u64;
             if seen > limit {
                 return;
@@ -36,13 +72,17 @@ impl Shared {
     }
 }
 
-struct Handle(Rc<RefCell<ByteStream>>);
+/// Reads from the stream kept in the slot.
+struct Shared<N>(Rc<RefCell<Slot<N>>>);
 
-impl Stream for Handle {
+impl<N> Stream for Shared<N> {
     type Item = Result<Vec<u8>, String>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // Only one of handler and drain polls at a time, so the borrow never conflicts.
-        self.0.borrow_mut().as_mut().poll_next(cx)
+        match self.0.borrow_mut().stream.as_mut() {
+            Some(stream) => stream.as_mut().poll_next(cx),
+            None => Poll::Ready(None),
+        }
     }
 }

@@ -11,7 +11,7 @@ pub async fn get<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     name: &RepositoryName,
     reference: &Reference,
-    call: &Call,
+    call: &Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     let manifest = registry.get_manifest(name, reference).await?;
     let etag = format!("\"{}\"", manifest.digest);
@@ -35,7 +35,7 @@ pub async fn put<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     name: &RepositoryName,
     reference: &Reference,
-    call: Call,
+    call: Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     let extra_tags = call
         .query
@@ -45,7 +45,7 @@ pub async fn put<B: BlobStore, M: MetaStore>(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let content_type = call.header("content-type").unwrap_or("").to_owned();
-    let bytes = read_limited(call.body, registry.config().max_manifest_bytes).await?;
+    let bytes = read_limited(call.take_body().into_stream(), registry.config().max_manifest_bytes).await?;
     let pushed = registry.put_manifest(name, reference, &extra_tags, &content_type, bytes).await?;
     let mut reply = Reply::new(StatusCode::CREATED)
         .header("location", format!("/v2/{name}/manifests/{}", pushed.digest))

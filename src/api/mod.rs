@@ -17,23 +17,28 @@ mod uploads;
 pub use error::ApiError;
 pub use reply::{Body, Reply};
 
-use crate::registry::{ByteStream, Registry};
+use crate::registry::{Registry, RequestBody};
 use crate::storage::{BlobStore, MetaStore};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use params::Query;
 use route::Route;
 
-/// A request as the handlers see it.
-pub struct Call {
+/// A request as the handlers see it; `N` is the store's native body type.
+pub struct Call<N> {
     pub method: Method,
     pub headers: HeaderMap,
     pub query: Query,
-    pub body: ByteStream,
+    body: drain::BodySlot<N>,
 }
 
-impl Call {
+impl<N: 'static> Call<N> {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The request body, for the one handler step that reads it.
+    pub fn take_body(&self) -> RequestBody<N> {
+        self.body.take()
     }
 }
 
@@ -42,15 +47,15 @@ pub type HandlerResult<S> = Result<Reply<S>, ApiError>;
 /// Answers one request. Never panics on client input; every failure is a spec error.
 pub async fn handle<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
-    request: Request<ByteStream>,
+    request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
     let (parts, body) = request.into_parts();
-    let body = drain::Shared::new(body);
+    let body = drain::BodySlot::new(body);
     let call = Call {
         method: parts.method,
         headers: parts.headers,
         query: Query::parse(parts.uri.query()),
-        body: body.handle(),
+        body: body.clone(),
     };
     let reply = match route::parse(parts.uri.path()) {
         Ok(route) => dispatch(registry, route, call).await,
@@ -66,7 +71,7 @@ pub async fn handle<B: BlobStore, M: MetaStore>(
 async fn dispatch<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     route: Route,
-    call: Call,
+    call: Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     if !route.allowed_methods().contains(&call.method) {
         return Err(ApiError::method_not_allowed(route.allowed_methods()));

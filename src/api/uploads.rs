@@ -36,7 +36,7 @@ fn created<S>(name: &RepositoryName, digest: &Digest) -> Reply<S> {
         .header("content-length", "0")
 }
 
-fn digest_param(call: &Call, key: &str) -> Result<Option<Digest>, ApiError> {
+fn digest_param<N>(call: &Call<N>, key: &str) -> Result<Option<Digest>, ApiError> {
     call.query
         .get(key)
         .map(|d| d.parse().map_err(|e: crate::oci::DigestError| ApiError::digest_invalid(e.to_string())))
@@ -47,7 +47,7 @@ fn digest_param(call: &Call, key: &str) -> Result<Option<Digest>, ApiError> {
 pub async fn start<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     name: &RepositoryName,
-    call: Call,
+    call: Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     if let Some(digest) = digest_param(&call, "mount")? {
         let from = call
@@ -60,7 +60,7 @@ pub async fn start<B: BlobStore, M: MetaStore>(
         }
         // "if a registry ... is unable to mount the requested blob, it SHOULD return a 202"
     } else if let Some(digest) = digest_param(&call, "digest")? {
-        registry.push_blob(name, &digest, call.body).await?;
+        registry.push_blob(name, &digest, call.take_body()).await?;
         return Ok(created(name, &digest));
     }
     let algorithm = match call.query.get("digest-algorithm") {
@@ -85,10 +85,10 @@ pub async fn patch<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     name: &RepositoryName,
     id: &str,
-    call: Call,
+    call: Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     let range = params::content_range(call.header("content-range"))?;
-    let progress = registry.append_chunk(name, id, range, call.body).await?;
+    let progress = registry.append_chunk(name, id, range, call.take_body()).await?;
     Ok(progress_reply(StatusCode::ACCEPTED, name, &progress))
 }
 
@@ -96,13 +96,13 @@ pub async fn put<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     name: &RepositoryName,
     id: &str,
-    call: Call,
+    call: Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     let digest = digest_param(&call, "digest")?.ok_or_else(|| {
         ApiError::bad_request(ErrorCode::DigestInvalid, "the closing PUT must carry ?digest=<digest of the whole blob>")
     })?;
     let range = params::content_range(call.header("content-range"))?;
-    registry.complete_upload(name, id, &digest, range, call.body).await?;
+    registry.complete_upload(name, id, &digest, range, call.take_body()).await?;
     Ok(created(name, &digest))
 }
 

@@ -2,12 +2,14 @@
 //! through as JavaScript streams and are never copied into wasm memory.
 
 use crate::api::Body;
-use crate::registry::ByteStream;
+use crate::registry::{ByteStream, RequestBody};
 use futures::StreamExt;
+use web_sys::ReadableStream;
 use worker::{Headers, Request, Response, ResponseBody};
 
-/// A Workers request as an `http::Request` whose body streams chunk by chunk.
-pub fn to_http(mut request: Request) -> worker::Result<http::Request<ByteStream>> {
+/// A Workers request as an `http::Request`. The body stays a JavaScript stream that the
+/// store can take natively, and becomes a chunk stream through wasm only if read so.
+pub fn to_http(request: Request) -> worker::Result<http::Request<RequestBody<ReadableStream>>> {
     let url = request.url()?;
     let path_and_query = match url.query() {
         Some(q) => format!("{}?{}", url.path(), q),
@@ -19,12 +21,18 @@ pub fn to_http(mut request: Request) -> worker::Result<http::Request<ByteStream>
     for (name, value) in request.headers().entries() {
         builder = builder.header(name, value);
     }
+    let length = request.headers().get("content-length").ok().flatten().and_then(|l| l.trim().parse::<u64>().ok());
     // A request without a body has no stream: treat it as empty.
-    let body: ByteStream = match request.stream() {
-        Ok(stream) => stream.map(|chunk| chunk.map_err(|e| e.to_string())).boxed_local(),
-        Err(_) => futures::stream::empty().boxed_local(),
+    let body = match request.inner().body() {
+        Some(stream) => RequestBody::native(stream, length, through_wasm),
+        None => RequestBody::stream(futures::stream::empty().boxed_local(), Some(0)),
     };
     builder.body(body).map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// Reads a JavaScript body chunk by chunk into wasm.
+fn through_wasm(stream: ReadableStream) -> ByteStream {
+    worker::ByteStream::from(stream).map(|chunk| chunk.map_err(|e| e.to_string())).boxed_local()
 }
 
 /// An `api` response as a Workers response.

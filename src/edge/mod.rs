@@ -4,6 +4,7 @@
 
 mod convert;
 mod kv;
+mod native;
 mod r2;
 
 use crate::api;

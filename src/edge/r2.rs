@@ -1,10 +1,16 @@
 //! The [`BlobStore`] port over an R2 bucket. Object bodies are handed on as JavaScript
 //! streams (`ResponseBody::Stream`), so blob bytes never pass through wasm on a pull.
 
+use super::native::hash_on_the_way;
+use crate::oci::digest::{from_hex, to_hex};
+use crate::oci::{Algorithm, Digest};
 use crate::storage::{
-    BlobStore, ByteRange, ListPage, ListedKey, Metadata, Object, ObjectInfo, PartReceipt, StorageError, StorageResult,
+    BlobStore, ByteRange, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, StorageError,
+    StorageResult,
 };
 use std::collections::HashMap;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::ReadableStream;
 use worker::{Bucket, Data, Include, Range, ResponseBody, UploadedPart};
 
 pub struct R2Store {
@@ -26,8 +32,20 @@ fn info(object: &worker::Object) -> ObjectInfo {
     ObjectInfo { size: object.size(), etag: object.etag(), metadata }
 }
 
+/// R2 refuses a put whose checksum does not match with an error naming the checksum;
+/// anything else on a streamed put means the body did not arrive whole.
+fn classify_put_error(message: &str) -> NativePut<()> {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("checksum") || lower.contains("did not match") || lower.contains("digest") {
+        NativePut::DigestMismatch
+    } else {
+        NativePut::Interrupted(message.to_owned())
+    }
+}
+
 impl BlobStore for R2Store {
     type Body = ResponseBody;
+    type Native = ReadableStream;
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
         Ok(self.bucket.head(key).await.map_err(backend)?.as_ref().map(info))
@@ -82,6 +100,49 @@ impl BlobStore for R2Store {
 
     async fn delete(&self, key: &str) -> StorageResult<()> {
         self.bucket.delete(key).await.map_err(backend)
+    }
+
+    async fn put_verified(
+        &self,
+        key: &str,
+        body: ReadableStream,
+        _length: u64,
+        digest: &Digest,
+    ) -> StorageResult<NativePut<()>> {
+        let raw = from_hex(digest.hex()).ok_or_else(|| backend("digest is not hex"))?;
+        let put = self.bucket.put(key, Data::ReadableStream(body));
+        let put = match digest.algorithm() {
+            Algorithm::Sha256 => put.sha256(raw),
+            Algorithm::Sha512 => put.sha512(raw),
+        };
+        match put.execute().await {
+            Ok(_) => Ok(NativePut::Stored(())),
+            Err(e) => Ok(classify_put_error(&e.to_string())),
+        }
+    }
+
+    async fn put_hashed(
+        &self,
+        key: &str,
+        body: ReadableStream,
+        length: u64,
+        algorithm: Algorithm,
+    ) -> StorageResult<NativePut<Digest>> {
+        let name = match algorithm {
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Sha512 => "SHA-512",
+        };
+        let pipe = hash_on_the_way(body, name, length);
+        if let Err(e) = self.bucket.put(key, Data::ReadableStream(pipe.stream)).execute().await {
+            return Ok(NativePut::Interrupted(e.to_string()));
+        }
+        let buffer = match JsFuture::from(pipe.digest).await {
+            Ok(buffer) => buffer,
+            Err(e) => return Ok(NativePut::Interrupted(format!("{e:?}"))),
+        };
+        let hex = to_hex(&js_sys::Uint8Array::new(&buffer).to_vec());
+        let digest = format!("{}:{hex}", algorithm.as_str()).parse().map_err(backend)?;
+        Ok(NativePut::Stored(digest))
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {

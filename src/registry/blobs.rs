@@ -1,7 +1,7 @@
 //! Reading and deleting blobs in a repository (end-2, end-10).
 
 use super::error::{RegistryError, RegistryResult};
-use super::uploads::{POINTER_SIZE, POINTER_TARGET};
+use super::finish::{POINTER_SIZE, POINTER_TARGET};
 use super::Registry;
 use crate::oci::{Digest, RepositoryName};
 use crate::storage::{keys, BlobStore, ByteRange, MetaStore, ObjectInfo};

@@ -3,7 +3,10 @@
 //! knows nothing of HTTP beyond the spec's error codes (mapped in `api`).
 
 mod blobs;
+mod body;
 mod error;
+mod finish;
+mod ingest;
 mod listing;
 mod manifests;
 mod referrers;
@@ -17,10 +20,9 @@ pub use manifests::{ManifestContent, PushedManifest};
 pub use uploads::UploadProgress;
 
 use crate::storage::{BlobStore, MetaStore};
-use futures::stream::LocalBoxStream;
 
-/// A request body arriving in pieces; an `Err` means the client stream broke.
-pub type ByteStream = LocalBoxStream<'static, Result<Vec<u8>, String>>;
+pub use crate::storage::ByteStream;
+pub use body::RequestBody;
 
 /// Milliseconds since the Unix epoch. Injected: `SystemTime::now()` panics on wasm32.
 pub trait Clock {

@@ -22,6 +22,10 @@ pub struct UploadSession {
     pub multipart_id: Option<String>,
     pub parts: Vec<PartReceipt>,
     pub started_at_ms: u64,
+    /// Set when the first chunk was stored natively (without passing through wasm) as the
+    /// assembled object: the hex digest of those `offset` bytes, hashed by the runtime.
+    #[serde(default)]
+    pub native_digest: Option<String>,
 }
 
 impl UploadSession {
@@ -37,6 +41,7 @@ impl UploadSession {
             multipart_id: None,
             parts: Vec::new(),
             started_at_ms: now_ms,
+            native_digest: None,
         }
     }
 
@@ -74,11 +79,24 @@ impl UploadSession {
         Ok(())
     }
 
-    /// Removes every trace of the session: state, tail and any unfinished multipart upload.
+    /// True when no byte has been received yet.
+    pub fn is_empty(&self) -> bool {
+        self.offset == 0 && self.multipart_id.is_none() && self.native_digest.is_none()
+    }
+
+    /// Removes every trace of an abandoned session: state, tail, any unfinished multipart
+    /// upload and any assembled object.
     pub async fn discard<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
+        let assembled = keys::assembled_blob(&self.id);
         if let Some(mp) = &self.multipart_id {
-            store.abort_multipart(&keys::assembled_blob(&self.id), mp).await?;
+            store.abort_multipart(&assembled, mp).await?;
         }
+        store.delete(&assembled).await?;
+        self.forget(store).await
+    }
+
+    /// Removes the bookkeeping of a session whose blob was stored.
+    pub async fn forget<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
         store.delete(&keys::upload_tail(&self.id)).await?;
         store.delete(&keys::upload_state(&self.id)).await?;
         Ok(())

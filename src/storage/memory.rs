@@ -4,9 +4,11 @@
 
 use super::limits::*;
 use super::{
-    BlobStore, ByteRange, ListPage, ListedKey, MetaEntry, MetaStore, Metadata, Object, ObjectInfo, PartReceipt,
-    StorageError, StorageResult,
+    BlobStore, ByteRange, ByteStream, ListPage, ListedKey, MetaEntry, MetaStore, Metadata, NativePut, Object,
+    ObjectInfo, PartReceipt, StorageError, StorageResult,
 };
+use crate::oci::{Algorithm, Digest};
+use futures::StreamExt;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
@@ -75,6 +77,7 @@ impl MemoryBlobStore {
 
 impl BlobStore for MemoryBlobStore {
     type Body = Vec<u8>;
+    type Native = ByteStream;
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
         check_key(key)?;
@@ -126,6 +129,40 @@ impl BlobStore for MemoryBlobStore {
         check_key(key)?;
         self.objects.borrow_mut().remove(key);
         Ok(())
+    }
+
+    async fn put_verified(
+        &self,
+        key: &str,
+        body: ByteStream,
+        length: u64,
+        digest: &Digest,
+    ) -> StorageResult<NativePut<()>> {
+        let bytes = match collect(body, length).await {
+            Ok(bytes) => bytes,
+            Err(reason) => return Ok(NativePut::Interrupted(reason)),
+        };
+        if digest.algorithm().digest_of(&bytes) != *digest {
+            return Ok(NativePut::DigestMismatch);
+        }
+        self.put_bytes(key, bytes, Metadata::new()).await?;
+        Ok(NativePut::Stored(()))
+    }
+
+    async fn put_hashed(
+        &self,
+        key: &str,
+        body: ByteStream,
+        length: u64,
+        algorithm: Algorithm,
+    ) -> StorageResult<NativePut<Digest>> {
+        let bytes = match collect(body, length).await {
+            Ok(bytes) => bytes,
+            Err(reason) => return Ok(NativePut::Interrupted(reason)),
+        };
+        let digest = algorithm.digest_of(&bytes);
+        self.put_bytes(key, bytes, Metadata::new()).await?;
+        Ok(NativePut::Stored(digest))
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
@@ -219,6 +256,21 @@ impl BlobStore for MemoryBlobStore {
         }
         Ok(())
     }
+}
+
+/// Reads a native body whole, as R2 would consume it: exactly `length` bytes or an error.
+async fn collect(mut body: ByteStream, length: u64) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        bytes.extend_from_slice(&chunk?);
+        if bytes.len() as u64 > length {
+            return Err(format!("body is longer than its declared {length} bytes"));
+        }
+    }
+    if (bytes.len() as u64) < length {
+        return Err(format!("body ended after {} of {length} bytes", bytes.len()));
+    }
+    Ok(bytes)
 }
 
 /// KV in memory.

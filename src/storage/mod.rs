@@ -10,6 +10,7 @@ pub mod keys;
 pub mod limits;
 pub mod memory;
 
+use crate::oci::{Algorithm, Digest};
 use std::collections::BTreeMap;
 
 /// A failure of the storage backend. Never caused by client input: it becomes a 500.
@@ -22,6 +23,9 @@ pub enum StorageError {
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;
+
+/// A body arriving in pieces through wasm; an `Err` means the client stream broke.
+pub type ByteStream = futures::stream::LocalBoxStream<'static, Result<Vec<u8>, String>>;
 
 /// Custom metadata stored beside an object (R2 `customMetadata`).
 pub type Metadata = BTreeMap<String, String>;
@@ -70,12 +74,25 @@ pub struct PartReceipt {
     pub size: u64,
 }
 
+/// How a native put ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NativePut<T> {
+    /// Stored; for a hashed put, the digest of what was stored.
+    Stored(T),
+    /// The bytes did not hash to the expected digest: nothing was stored.
+    DigestMismatch,
+    /// The body ended early or broke: nothing was stored.
+    Interrupted(String),
+}
+
 /// Object storage with R2's semantics: strong consistency, sorted listings, multipart
 /// uploads whose parts are all the same size except the last.
 #[allow(async_fn_in_trait)]
 pub trait BlobStore {
     /// A streamable body; on Workers an R2 stream handed to the response untouched.
     type Body;
+    /// A request body the store can consume without it passing through wasm.
+    type Native: 'static;
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>>;
     /// Opens an object, or the given part of it, for streaming.
@@ -86,6 +103,23 @@ pub trait BlobStore {
     async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>>;
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo>;
     async fn delete(&self, key: &str) -> StorageResult<()>;
+    /// Stores `length` bytes of `body` under `key` only if they hash to `digest`; the store
+    /// verifies (R2: the put's sha256/sha512 checksum), so nothing unverified is ever visible.
+    async fn put_verified(
+        &self,
+        key: &str,
+        body: Self::Native,
+        length: u64,
+        digest: &Digest,
+    ) -> StorageResult<NativePut<()>>;
+    /// Stores `length` bytes of `body` under `key`, hashing them natively on the way.
+    async fn put_hashed(
+        &self,
+        key: &str,
+        body: Self::Native,
+        length: u64,
+        algorithm: Algorithm,
+    ) -> StorageResult<NativePut<Digest>>;
     /// Lists keys under `prefix` strictly after `start_after`, at most `limit` (<= 1000).
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage>;
 

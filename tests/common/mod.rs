@@ -3,7 +3,7 @@
 
 use edge_registry::api::{self, Body};
 use edge_registry::oci::digest::to_hex;
-use edge_registry::registry::{ByteStream, Clock, Config, IdSource, Registry};
+use edge_registry::registry::{ByteStream, Clock, Config, IdSource, Registry, RequestBody};
 use edge_registry::storage::memory::{MemoryBlobStore, MemoryMetaStore};
 use futures::executor::block_on;
 use futures::StreamExt;
@@ -91,7 +91,31 @@ pub fn stream(feed: Feed) -> ByteStream {
     }
 }
 
+/// Sends a body that can only be read through wasm (as without `Content-Length`).
 pub fn send_stream(reg: &TestRegistry, method: &str, uri: &str, headers: &[(&str, &str)], body: ByteStream) -> Answer {
+    send_body(reg, method, uri, headers, RequestBody::stream(body, None))
+}
+
+/// Sends `body` as the worker does for a request with `Content-Length`: the store may
+/// take it natively.
+pub fn send(reg: &TestRegistry, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let length = body.len() as u64;
+    let stream = stream(Feed::Pieces(body.to_vec(), 64 * 1024));
+    send_body(reg, method, uri, headers, RequestBody::native(stream, Some(length), |s| s))
+}
+
+/// Sends a native body that breaks after `bytes`, though it declared `declared` bytes.
+pub fn send_broken_native(reg: &TestRegistry, method: &str, uri: &str, bytes: Vec<u8>, declared: u64) -> Answer {
+    send_body(reg, method, uri, &[], RequestBody::native(stream(Feed::Broken(bytes)), Some(declared), |s| s))
+}
+
+pub fn send_body(
+    reg: &TestRegistry,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: RequestBody<ByteStream>,
+) -> Answer {
     let mut builder = http::Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
@@ -108,10 +132,6 @@ pub fn send_stream(reg: &TestRegistry, method: &str, uri: &str, headers: &[(&str
         Body::Bytes(b) | Body::Stream(b) => b,
     };
     Answer { status: parts.status.as_u16(), headers: parts.headers, body }
-}
-
-pub fn send(reg: &TestRegistry, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
-    send_stream(reg, method, uri, headers, stream(Feed::Pieces(body.to_vec(), 64 * 1024)))
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
