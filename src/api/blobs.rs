@@ -10,6 +10,9 @@ use http::{Method, StatusCode};
 /// repository may be restricted.
 pub const IMMUTABLE_CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
 
+/// Says whether a blob came from the platform's cache (`hit`) or from R2 (`miss`).
+pub const CACHE_STATUS_HEADER: &str = "x-edge-registry-cache";
+
 /// GET or HEAD a blob, honouring `Range` on GET. "A successful response MUST contain the
 /// digest of the uploaded blob in the header `Docker-Content-Digest`."
 pub async fn get<B: BlobStore, M: MetaStore>(
@@ -37,18 +40,18 @@ pub async fn get<B: BlobStore, M: MetaStore>(
         return Ok(common(Reply::new(StatusCode::NOT_MODIFIED)));
     }
     let range_header = call.header("range").map(str::to_owned);
-    let (stat, range, stream) =
-        registry.open_blob(name, digest, |size| params::byte_range(range_header.as_deref(), size)).await?;
-    let body = Body::Stream(stream);
-    let reply = common(Reply::new(StatusCode::OK)).header("content-type", "application/octet-stream");
-    let reply = match range {
-        None => reply.header("content-length", stat.size.to_string()),
+    let read = registry.open_blob(name, digest, |size| params::byte_range(range_header.as_deref(), size)).await?;
+    let reply = common(Reply::new(StatusCode::OK))
+        .header("content-type", "application/octet-stream")
+        .header(CACHE_STATUS_HEADER, if read.from_cache { "hit" } else { "miss" });
+    let reply = match read.range {
+        None => reply.header("content-length", read.size.to_string()),
         Some(r) => reply
             .status(StatusCode::PARTIAL_CONTENT)
             .header("content-length", r.length.to_string())
-            .header("content-range", format!("bytes {}-{}/{}", r.offset, r.offset + r.length - 1, stat.size)),
+            .header("content-range", format!("bytes {}-{}/{}", r.offset, r.offset + r.length - 1, read.size)),
     };
-    Ok(reply.body(body))
+    Ok(reply.body(Body::Stream(read.body)))
 }
 
 pub async fn delete<B: BlobStore, M: MetaStore>(

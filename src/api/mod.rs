@@ -14,6 +14,7 @@ pub mod reply;
 pub mod route;
 mod uploads;
 
+pub use blobs::{CACHE_STATUS_HEADER, IMMUTABLE_CACHE_CONTROL};
 pub use error::ApiError;
 pub use reply::{Body, Reply};
 
@@ -58,7 +59,10 @@ pub async fn handle<B: BlobStore, M: MetaStore>(
         body: body.clone(),
     };
     let reply = match route::parse(parts.uri.path()) {
-        Ok(route) => dispatch(registry, route, call).await,
+        Ok(route) => match check_body_limit(registry.config().max_request_bytes, &call) {
+            Ok(()) => dispatch(registry, route, call).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     // A request refused before its body was read still has bytes in flight; answering
@@ -66,6 +70,24 @@ pub async fn handle<B: BlobStore, M: MetaStore>(
     // reset the connection and report a 503 instead of our error.
     body.drain(drain::DRAIN_LIMIT).await;
     reply.unwrap_or_else(Reply::from).into_response()
+}
+
+/// Refuses a body larger than the platform would let through, so local runs behave as a
+/// deployment does; the message says how to push instead.
+fn check_body_limit<N: 'static>(limit: Option<u64>, call: &Call<N>) -> Result<(), ApiError> {
+    let declared = call.header("content-length").and_then(|l| l.trim().parse::<u64>().ok());
+    match (limit, declared) {
+        (Some(limit), Some(length)) if length > limit => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            crate::oci::ErrorCode::SizeInvalid,
+            format!(
+                "request body of {length} bytes is over this registry's {limit}-byte limit; \
+                 upload the blob in chunks (PATCH) of at most {limit} bytes"
+            ),
+        )
+        .with_header("oci-chunk-max-length", limit.to_string())),
+        _ => Ok(()),
+    }
 }
 
 async fn dispatch<B: BlobStore, M: MetaStore>(

@@ -68,8 +68,12 @@ pub async fn start<B: BlobStore, M: MetaStore>(
         Some(a) => Algorithm::parse(a).map_err(|e| ApiError::digest_invalid(e.to_string()))?,
     };
     let progress = registry.start_upload(name, algorithm).await?;
-    Ok(progress_reply(StatusCode::ACCEPTED, name, &progress)
-        .header("oci-chunk-min-length", registry.config().part_size.to_string()))
+    let mut reply = progress_reply(StatusCode::ACCEPTED, name, &progress)
+        .header("oci-chunk-min-length", registry.config().part_size.to_string());
+    if let Some(max) = registry.config().max_request_bytes {
+        reply = reply.header("oci-chunk-max-length", max.to_string());
+    }
+    Ok(reply)
 }
 
 pub async fn status<B: BlobStore, M: MetaStore>(

@@ -2,6 +2,7 @@
 //! requests and responses to and from the `api` layer, and supplies the clock. It may call
 //! everything else; nothing calls it.
 
+mod cache;
 mod convert;
 mod kv;
 mod native;
@@ -25,21 +26,33 @@ impl Clock for WorkerClock {
     }
 }
 
+/// Var: the plan's request body limit in MB (100 Free/Pro, 200 Business, 500 Enterprise);
+/// 0 or unset for none.
+pub const MAX_REQUEST_BODY_MB_VAR: &str = "MAX_REQUEST_BODY_MB";
+
+fn config(env: &Env) -> Config {
+    let megabytes = env.var(MAX_REQUEST_BODY_MB_VAR).ok().and_then(|v| v.to_string().trim().parse::<u64>().ok());
+    Config { max_request_bytes: megabytes.filter(|mb| *mb > 0).map(|mb| mb * 1_000_000), ..Config::default() }
+}
+
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
 }
 
 #[event(fetch)]
-async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let registry = Registry::new(
         r2::R2Store::new(env.bucket(BLOBS_BINDING)?),
         kv::KvIndex::new(env.kv(META_BINDING)?),
         Box::new(WorkerClock),
         Box::new(RandomIds),
-        Config::default(),
+        config(&env),
     );
     let request = convert::to_http(request)?;
+    let path = request.uri().path().to_owned();
     let response = api::handle(&registry, request).await;
-    convert::to_worker(response)
+    let mut response = convert::to_worker(response)?;
+    cache::keep(&ctx, &path, &mut response)?;
+    Ok(response)
 }

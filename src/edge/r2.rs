@@ -11,7 +11,7 @@ use crate::storage::{
 use std::collections::HashMap;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
-use worker::{Bucket, Data, Include, Range, ResponseBody, UploadedPart};
+use worker::{Bucket, Cache, Data, Include, Range, ResponseBody, UploadedPart};
 
 pub struct R2Store {
     bucket: Bucket,
@@ -62,6 +62,13 @@ impl BlobStore for R2Store {
         let info = info(&object);
         let body = object.body().ok_or_else(|| backend("object has no body"))?;
         Ok(Some(Object { info, body: body.response_body().map_err(backend)? }))
+    }
+
+    async fn cached(&self, name: &str) -> StorageResult<Option<Object<ResponseBody>>> {
+        let Some(response) = Cache::default().get(name, false).await.map_err(backend)? else { return Ok(None) };
+        let size = response.headers().get("content-length").ok().flatten().and_then(|l| l.parse().ok()).unwrap_or(0);
+        let (_, body) = response.into_parts();
+        Ok(Some(Object { info: ObjectInfo { size, etag: String::new(), metadata: Metadata::new() }, body }))
     }
 
     async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>> {

@@ -12,6 +12,16 @@ pub struct BlobStat {
     pub size: u64,
 }
 
+/// A blob opened for reading.
+pub struct BlobRead<T> {
+    pub size: u64,
+    /// The part to send, or `None` for all of it.
+    pub range: Option<ByteRange>,
+    pub body: T,
+    /// Served from the platform's cache rather than R2.
+    pub from_cache: bool,
+}
+
 /// Where a blob's bytes live, after following a multipart pointer.
 struct Located {
     key: String,
@@ -32,12 +42,17 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         repo: &RepositoryName,
         digest: &Digest,
         resolve: impl FnOnce(u64) -> RegistryResult<Option<ByteRange>>,
-    ) -> RegistryResult<(BlobStat, Option<ByteRange>, B::Body)> {
+    ) -> RegistryResult<BlobRead<B::Body>> {
         let located = self.locate(repo, digest).await?;
         let range = resolve(located.size)?;
+        if range.is_none() {
+            if let Some(copy) = self.blobs.cached(&keys::cache_name(digest)).await? {
+                return Ok(BlobRead { size: located.size, range, body: copy.body, from_cache: true });
+            }
+        }
         let object =
             self.blobs.get(&located.key, range).await?.ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
-        Ok((BlobStat { size: located.size }, range, object.body))
+        Ok(BlobRead { size: located.size, range, body: object.body, from_cache: false })
     }
 
     /// Removes a blob from `repo` (end-10). The shared bytes stay for other repositories.

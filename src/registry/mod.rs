@@ -13,7 +13,7 @@ mod referrers;
 mod session;
 mod uploads;
 
-pub use blobs::BlobStat;
+pub use blobs::{BlobRead, BlobStat};
 pub use error::RegistryError;
 pub use listing::Page;
 pub use manifests::{ManifestContent, PushedManifest};
@@ -41,11 +41,15 @@ pub struct Config {
     pub part_size: u64,
     /// Largest manifest accepted; the spec asks registries to take at least 4 MiB.
     pub max_manifest_bytes: usize,
+    /// Largest request body the platform lets through (Cloudflare: 100 MB on Free and Pro,
+    /// 200 MB on Business, 500 MB on Enterprise); `None` for no limit. Advertised as
+    /// `OCI-Chunk-Max-Length` so that clients split bigger layers into chunks.
+    pub max_request_bytes: Option<u64>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { part_size: 8 * 1024 * 1024, max_manifest_bytes: 4 * 1024 * 1024 }
+        Config { part_size: 8 * 1024 * 1024, max_manifest_bytes: 4 * 1024 * 1024, max_request_bytes: None }
     }
 }
 

@@ -76,6 +76,12 @@ pub fn catalog_entry(repo: &RepositoryName) -> String {
     format!("{CATALOG_PREFIX}{}", repo.as_str())
 }
 
+/// Cache API: the URL a verified blob is cached under. Blobs never change, so a cached
+/// copy is always right; who may read it is checked before the cache is consulted.
+pub fn cache_name(digest: &Digest) -> String {
+    format!("https://edge-registry.cache/blobs/{digest}")
+}
+
 /// KV: manifest bytes by digest, with the media type as metadata. Immutable, so an
 /// eventually consistent read is never wrong.
 pub fn kv_manifest(digest: &Digest) -> String {
@@ -105,6 +111,7 @@ mod tests {
         assert_eq!(referrer(&repo, &d(), &d()), format!("repositories/team/app/_referrers/sha256/{hex}/sha256/{hex}"));
         assert_eq!(catalog_entry(&repo), "catalog/team/app");
         assert_eq!(kv_manifest(&d()), format!("manifest/sha256:{hex}"));
+        assert_eq!(cache_name(&d()), format!("https://edge-registry.cache/blobs/sha256:{hex}"));
     }
 
     #[test]

@@ -99,6 +99,12 @@ pub trait BlobStore {
     async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<Self::Body>>>;
     /// Reads a small object whole (session state, manifests, records).
     async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>>;
+    /// A copy of immutable content that the platform keeps near the client (on Workers, the
+    /// Cache API), by a name from [`keys::cache_name`]. Consulted only after the access
+    /// check; a store without such a cache has none.
+    async fn cached(&self, _name: &str) -> StorageResult<Option<Object<Self::Body>>> {
+        Ok(None)
+    }
     /// Reads part of an object into memory (re-hashing a blob one part at a time).
     async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>>;
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo>;

@@ -32,12 +32,16 @@ impl IdSource for SequentialIds {
 }
 
 pub fn registry() -> TestRegistry {
+    registry_with(Config { part_size: 5 * MIB as u64, ..Config::default() })
+}
+
+pub fn registry_with(config: Config) -> TestRegistry {
     Registry::new(
         MemoryBlobStore::new(),
         MemoryMetaStore::new(),
         Box::new(FixedClock),
         Box::new(SequentialIds::default()),
-        Config { part_size: 5 * MIB as u64, ..Config::default() },
+        config,
     )
 }
 
