@@ -10,7 +10,7 @@ mod r2;
 
 use crate::api;
 use crate::registry::{Clock, Config, RandomIds, Registry};
-use worker::{event, Context, Env, Request, Response};
+use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
 /// R2 bucket binding holding blob bytes, manifests, tags and upload state.
 pub const BLOBS_BINDING: &str = "BLOBS";
@@ -40,15 +40,40 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-#[event(fetch)]
-async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let registry = Registry::new(
+/// Var: seconds an upload session may stay idle before the scheduled job discards it.
+pub const UPLOAD_EXPIRY_SECONDS_VAR: &str = "UPLOAD_EXPIRY_SECONDS";
+const DEFAULT_UPLOAD_EXPIRY_SECONDS: u64 = 24 * 3600;
+
+fn registry(env: &Env) -> worker::Result<Registry<r2::R2Store, kv::KvIndex>> {
+    Ok(Registry::new(
         r2::R2Store::new(env.bucket(BLOBS_BINDING)?),
         kv::KvIndex::new(env.kv(META_BINDING)?),
         Box::new(WorkerClock),
         Box::new(RandomIds),
-        config(&env),
-    );
+        config(env),
+    ))
+}
+
+/// The cron trigger: expires abandoned upload sessions.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let seconds = env
+        .var(UPLOAD_EXPIRY_SECONDS_VAR)
+        .ok()
+        .and_then(|v| v.to_string().trim().parse::<u64>().ok())
+        .unwrap_or(DEFAULT_UPLOAD_EXPIRY_SECONDS);
+    match registry(&env) {
+        Ok(registry) => match registry.expire_uploads(seconds * 1000).await {
+            Ok(n) => worker::console_log!("expired {n} upload sessions idle for over {seconds} s"),
+            Err(e) => worker::console_error!("expiring uploads failed: {e}"),
+        },
+        Err(e) => worker::console_error!("bindings missing: {e}"),
+    }
+}
+
+#[event(fetch)]
+async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let registry = registry(&env)?;
     let request = convert::to_http(request)?;
     let path = request.uri().path().to_owned();
     let response = api::handle(&registry, request).await;

@@ -5,6 +5,7 @@
 mod blobs;
 mod body;
 mod error;
+mod expiry;
 mod finish;
 mod ingest;
 mod listing;

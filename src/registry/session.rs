@@ -73,9 +73,12 @@ impl UploadSession {
         Ok(session)
     }
 
-    pub async fn save<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
+    /// Saves the state, stamped with the time of this activity so idle sessions can be
+    /// found by a listing alone.
+    pub async fn save<B: BlobStore>(&self, store: &B, now_ms: u64) -> RegistryResult<()> {
         let json = serde_json::to_vec(self).expect("session state always serialises");
-        store.put_bytes(&keys::upload_state(&self.id), json, Metadata::new()).await?;
+        let stamp = Metadata::from([(ACTIVE_AT.to_owned(), now_ms.to_string())]);
+        store.put_bytes(&keys::upload_state(&self.id), json, stamp).await?;
         Ok(())
     }
 
@@ -102,6 +105,9 @@ impl UploadSession {
         Ok(())
     }
 }
+
+/// Metadata key on a session's state object: when the session was last written (ms).
+pub const ACTIVE_AT: &str = "active-at";
 
 /// Upload ids are 32 lowercase hex characters; anything else cannot name a session and
 /// must never reach a storage key.

@@ -25,7 +25,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Opens an upload session (end-4a, end-4c).
     pub async fn start_upload(&self, repo: &RepositoryName, algorithm: Algorithm) -> RegistryResult<UploadProgress> {
         let session = self.new_session(repo, algorithm);
-        session.save(&self.blobs).await?;
+        session.save(&self.blobs, self.clock.now_millis()).await?;
         Ok(UploadProgress { id: session.id, offset: 0 })
     }
 
@@ -60,7 +60,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         // offset a status request reports.
         self.store_tail(&mut session, &received.tail).await?;
         session.set_hasher(&hasher);
-        session.save(&self.blobs).await?;
+        session.save(&self.blobs, self.clock.now_millis()).await?;
         if let Some(reason) = received.interrupted {
             return Err(RegistryError::BodyInterrupted(reason));
         }
@@ -81,7 +81,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             NativePut::Stored(digest) => {
                 session.offset = length;
                 session.native_digest = Some(digest.hex().to_owned());
-                session.save(&self.blobs).await?;
+                session.save(&self.blobs, self.clock.now_millis()).await?;
                 check_declared_length(range, session.offset)?;
                 Ok(UploadProgress { id: session.id, offset: session.offset })
             }

@@ -24,6 +24,14 @@ pub fn upload_state(upload_id: &str) -> String {
     format!("uploads/{upload_id}/state")
 }
 
+/// R2: prefix of all upload session objects.
+pub const UPLOADS_PREFIX: &str = "uploads/";
+
+/// The upload id of a session's state key, `None` for any other key.
+pub fn upload_id_of_state(key: &str) -> Option<&str> {
+    key.strip_prefix(UPLOADS_PREFIX)?.strip_suffix("/state").filter(|id| !id.contains('/'))
+}
+
 /// R2: bytes received but not yet cut into a full multipart part.
 pub fn upload_tail(upload_id: &str) -> String {
     format!("uploads/{upload_id}/tail")
@@ -104,6 +112,8 @@ mod tests {
         assert_eq!(assembled_blob("u1"), "blobs/multipart/u1");
         assert_eq!(upload_state("u1"), "uploads/u1/state");
         assert_eq!(upload_tail("u1"), "uploads/u1/tail");
+        assert_eq!(upload_id_of_state(&upload_state("u1")), Some("u1"));
+        assert_eq!(upload_id_of_state(&upload_tail("u1")), None);
         assert_eq!(manifest(&d()), format!("manifests/sha256/{hex}"));
         assert_eq!(repository_blob(&repo, &d()), format!("repositories/team/app/_blobs/sha256/{hex}"));
         assert_eq!(repository_manifest(&repo, &d()), format!("repositories/team/app/_manifests/sha256/{hex}"));

@@ -9,15 +9,23 @@ use futures::executor::block_on;
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
 use std::cell::Cell;
+use std::rc::Rc;
 
 pub const MIB: usize = 1024 * 1024;
 
 pub type TestRegistry = Registry<MemoryBlobStore, MemoryMetaStore>;
 
-struct FixedClock;
-impl Clock for FixedClock {
+/// A clock the test moves by hand.
+#[derive(Clone)]
+pub struct ManualClock(pub Rc<Cell<u64>>);
+impl Clock for ManualClock {
     fn now_millis(&self) -> u64 {
-        1_700_000_000_000
+        self.0.get()
+    }
+}
+impl ManualClock {
+    pub fn advance(&self, ms: u64) {
+        self.0.set(self.0.get() + ms);
     }
 }
 
@@ -36,13 +44,19 @@ pub fn registry() -> TestRegistry {
 }
 
 pub fn registry_with(config: Config) -> TestRegistry {
-    Registry::new(
+    registry_and_clock(config).0
+}
+
+pub fn registry_and_clock(config: Config) -> (TestRegistry, ManualClock) {
+    let clock = ManualClock(Rc::new(Cell::new(1_700_000_000_000)));
+    let registry = Registry::new(
         MemoryBlobStore::new(),
         MemoryMetaStore::new(),
-        Box::new(FixedClock),
+        Box::new(clock.clone()),
         Box::new(SequentialIds::default()),
         config,
-    )
+    );
+    (registry, clock)
 }
 
 /// A response with its body collected.

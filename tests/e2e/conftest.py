@@ -34,6 +34,9 @@ READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "120"))
 STOP_TIMEOUT = 15.0
 
 
+EXPIRY_SECONDS = 5
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -92,6 +95,10 @@ class Registry:
             "--persist-to", str(self.state_dir),
             "--inspector-port", str(free_port()),
             "--show-interactive-dev-session=false",
+            # GET /__scheduled runs the cron job (upload expiry) on demand; sessions idle
+            # for EXPIRY_SECONDS are expired by it (test_expiry.py).
+            "--test-scheduled",
+            "--var", f"UPLOAD_EXPIRY_SECONDS:{EXPIRY_SECONDS}",
         ]
 
     def start(self) -> None:
