@@ -52,3 +52,21 @@ fn a_layer_bigger_than_the_limit_goes_through_in_chunks() {
     assert_eq!(send(&reg, "PUT", &format!("{location}?digest={d}"), &[("content-length", "0")], b"").status, 201);
     assert_eq!(send(&reg, "GET", &format!("/v2/a/blobs/{d}"), &[], b"").body, data);
 }
+
+#[test]
+fn bodies_over_the_single_put_limit_go_multipart() {
+    // R2 takes at most 5 GiB in one put; scaled down here to 7 MiB.
+    let reg = registry();
+    reg.blob_store().set_single_put_limit(7 * MIB as u64);
+    let data = bytes(7 * MIB + 1, 5);
+    let d = sha256(&data);
+    assert_eq!(send(&reg, "POST", &format!("/v2/a/blobs/uploads/?digest={d}"), &[], &data).status, 201);
+    assert_eq!(send(&reg, "GET", &format!("/v2/a/blobs/{d}"), &[], b"").body, data);
+    let location = start_upload(&reg, "b");
+    assert_eq!(send(&reg, "PATCH", &location, &[], &data).status, 202);
+    assert_eq!(send(&reg, "PUT", &format!("{location}?digest={d}"), &[], b"").status, 201);
+    assert_eq!(send(&reg, "GET", &format!("/v2/b/blobs/{d}"), &[], b"").body, data);
+    let location = start_upload(&reg, "c");
+    assert_eq!(send(&reg, "PUT", &format!("{location}?digest={d}"), &[], &data).status, 201);
+    assert_eq!(send(&reg, "GET", &format!("/v2/c/blobs/{d}"), &[], b"").body, data);
+}

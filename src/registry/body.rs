@@ -53,10 +53,11 @@ impl<N> RequestBody<N> {
         }
     }
 
-    /// The native body and its length, when both are available; the body back otherwise.
-    pub fn into_native(self) -> Result<(N, u64), Self> {
+    /// The native body and its length, when both are available and the length is at most
+    /// `max` (what the store takes in one put); the body back otherwise.
+    pub fn into_native(self, max: u64) -> Result<(N, u64), Self> {
         match (self.source, self.length) {
-            (Source::Native(body, _), Some(length)) => Ok((body, length)),
+            (Source::Native(body, _), Some(length)) if length <= max => Ok((body, length)),
             (source, length) => Err(RequestBody { source, length }),
         }
     }

@@ -47,7 +47,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let mut session = UploadSession::load(&self.blobs, repo, id).await?;
         check_range(&session, range)?;
         let body = if session.is_empty() && body.length().is_some_and(|l| l > 0) {
-            match body.into_native() {
+            match body.into_native(self.blobs.max_single_put()) {
                 Ok((native, length)) => return self.append_native(session, range, native, length).await,
                 Err(body) => body,
             }
@@ -103,7 +103,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let mut session = UploadSession::load(&self.blobs, repo, id).await?;
         check_range(&session, range)?;
         let body = if session.is_empty() {
-            match body.into_native() {
+            match body.into_native(self.blobs.max_single_put()) {
                 Ok((native, length)) => {
                     let outcome = self.put_whole(repo, expected, native, length).await;
                     session.discard(&self.blobs).await?;
@@ -140,7 +140,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         expected: &Digest,
         body: RequestBody<B::Native>,
     ) -> RegistryResult<()> {
-        let body = match body.into_native() {
+        let body = match body.into_native(self.blobs.max_single_put()) {
             Ok((native, length)) => return self.put_whole(repo, expected, native, length).await,
             Err(body) => body,
         };

@@ -30,6 +30,8 @@ pub struct MemoryBlobStore {
     objects: RefCell<BTreeMap<String, StoredObject>>,
     multipart: RefCell<BTreeMap<String, PendingMultipart>>,
     counter: Cell<u64>,
+    /// R2's 5 GiB single-put limit, lowered by tests that check what happens above it.
+    single_put_limit: Cell<Option<u64>>,
 }
 
 fn limit(message: String) -> StorageError {
@@ -51,6 +53,11 @@ impl MemoryBlobStore {
     fn next_tag(&self) -> String {
         self.counter.set(self.counter.get() + 1);
         format!("etag-{}", self.counter.get())
+    }
+
+    /// Lowers the single-put limit so tests can cross it with small blobs.
+    pub fn set_single_put_limit(&self, bytes: u64) {
+        self.single_put_limit.set(Some(bytes));
     }
 
     /// All keys currently stored, for tests that check nothing leaked.
@@ -78,6 +85,10 @@ impl MemoryBlobStore {
 impl BlobStore for MemoryBlobStore {
     type Body = Vec<u8>;
     type Native = ByteStream;
+
+    fn max_single_put(&self) -> u64 {
+        self.single_put_limit.get().unwrap_or(R2_MAX_SINGLE_PUT_BYTES)
+    }
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
         check_key(key)?;
@@ -116,8 +127,8 @@ impl BlobStore for MemoryBlobStore {
         if meta_size > R2_MAX_METADATA_BYTES {
             return Err(limit(format!("R2 custom metadata of {meta_size} bytes")));
         }
-        if bytes.len() as u64 > R2_MAX_SINGLE_PUT_BYTES {
-            return Err(limit("R2 single put over 5 GiB".into()));
+        if bytes.len() as u64 > self.max_single_put() {
+            return Err(limit(format!("single put of {} bytes is over the limit", bytes.len())));
         }
         let obj = StoredObject { bytes, etag: self.next_tag(), metadata };
         let info = Self::info(&obj);

@@ -99,6 +99,10 @@ pub trait BlobStore {
     async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<Self::Body>>>;
     /// Reads a small object whole (session state, manifests, records).
     async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>>;
+    /// The largest object one put may store (R2: 5 GiB); bigger ones go multipart.
+    fn max_single_put(&self) -> u64 {
+        limits::R2_MAX_SINGLE_PUT_BYTES
+    }
     /// A copy of immutable content that the platform keeps near the client (on Workers, the
     /// Cache API), by a name from [`keys::cache_name`]. Consulted only after the access
     /// check; a store without such a cache has none.
