@@ -20,7 +20,7 @@ fn a_native_first_chunk_closed_by_an_empty_put() {
         let reg = registry();
         let data = bytes(size, 4);
         let location = start_upload(&reg, "a");
-        let patch = send(&reg, "PATCH", &location, &[("content-range", &format!("0-{}", size - 1))], &data);
+        let patch = send(&reg, "PATCH", &location, &[], &data);
         assert_eq!(patch.status, 202);
         assert_eq!(patch.header("range").unwrap(), format!("0-{}", size - 1));
         let status = send(&reg, "GET", &location, &[], b"");
@@ -121,4 +121,26 @@ fn cancelling_a_native_session_removes_its_object() {
     assert_eq!(send(&reg, "PATCH", &location, &[], &bytes(MIB, 1)).status, 202);
     assert_eq!(send(&reg, "DELETE", &location, &[], b"").status, 204);
     assert_eq!(leftovers(&reg), Vec::<String>::new());
+}
+
+#[test]
+fn the_road_depends_on_how_the_client_sends() {
+    let reg = registry();
+    let data = bytes(MIB, 10);
+    // A whole layer in one PATCH without Content-Range (skopeo, podman, docker): native.
+    let location = start_upload(&reg, "a");
+    assert_eq!(send(&reg, "PATCH", &location, &[], &data).status, 202);
+    assert_eq!(reg.blob_store().native_puts(), 1);
+    // Numbered chunks (oci-client and other chunking clients): through wasm from the start.
+    let location = start_upload(&reg, "a");
+    let range = format!("0-{}", data.len() - 1);
+    assert_eq!(send(&reg, "PATCH", &location, &[("content-range", &range)], &data).status, 202);
+    assert_eq!(reg.blob_store().native_puts(), 1);
+    // No Content-Length: through wasm.
+    let location = start_upload(&reg, "a");
+    assert_eq!(send_stream(&reg, "PATCH", &location, &[], stream(Feed::Pieces(data.clone(), 4096))).status, 202);
+    assert_eq!(reg.blob_store().native_puts(), 1);
+    // Whole blobs with a digest: native.
+    push_blob(&reg, "a", &data);
+    assert_eq!(reg.blob_store().native_puts(), 2);
 }

@@ -46,9 +46,12 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     ) -> RegistryResult<UploadProgress> {
         let mut session = UploadSession::load(&self.blobs, repo, id).await?;
         check_range(&session, range)?;
-        let body = if session.is_empty() && body.length().is_some_and(|l| l > 0) {
+        // A first chunk without Content-Range is how skopeo, podman and docker send a whole
+        // layer: it takes the native road. A client that numbers its chunks will send more,
+        // so its bytes go through wasm from the start rather than be read back later.
+        let body = if session.is_empty() && range.is_none() && body.length().is_some_and(|l| l > 0) {
             match body.into_native(self.blobs.max_single_put()) {
-                Ok((native, length)) => return self.append_native(session, range, native, length).await,
+                Ok((native, length)) => return self.append_native(session, None, native, length).await,
                 Err(body) => body,
             }
         } else {

@@ -32,6 +32,7 @@ pub struct MemoryBlobStore {
     counter: Cell<u64>,
     /// R2's 5 GiB single-put limit, lowered by tests that check what happens above it.
     single_put_limit: Cell<Option<u64>>,
+    native_puts: Cell<u64>,
 }
 
 fn limit(message: String) -> StorageError {
@@ -58,6 +59,11 @@ impl MemoryBlobStore {
     /// Lowers the single-put limit so tests can cross it with small blobs.
     pub fn set_single_put_limit(&self, bytes: u64) {
         self.single_put_limit.set(Some(bytes));
+    }
+
+    /// How many bodies were taken natively (`put_verified`, `put_hashed`).
+    pub fn native_puts(&self) -> u64 {
+        self.native_puts.get()
     }
 
     /// All keys currently stored, for tests that check nothing leaked.
@@ -167,6 +173,7 @@ impl BlobStore for MemoryBlobStore {
         length: u64,
         algorithm: Algorithm,
     ) -> StorageResult<NativePut<Digest>> {
+        self.native_puts.set(self.native_puts.get() + 1);
         let bytes = match collect(body, length).await {
             Ok(bytes) => bytes,
             Err(reason) => return Ok(NativePut::Interrupted(reason)),
