@@ -155,6 +155,7 @@ impl BlobStore for MemoryBlobStore {
         length: u64,
         digest: &Digest,
     ) -> StorageResult<NativePut<()>> {
+        self.native_puts.set(self.native_puts.get() + 1);
         let bytes = match collect(body, length).await {
             Ok(bytes) => bytes,
             Err(reason) => return Ok(NativePut::Interrupted(reason)),
