@@ -11,6 +11,8 @@
 //!   written against storage ports, with clock and ids injected.
 //! - [`storage`]: the `BlobStore` (R2) and `MetaStore` (KV) ports, every key format, and
 //!   in-memory doubles that enforce R2's and KV's limits.
+//! - [`auth`]: who the caller is and what they may do (users, access tokens, bearer
+//!   tokens of the Docker token protocol, anonymous pull).
 //! - [`oci`]: names, tags, digests, media types and manifests, validated by the spec's rules.
 //!
 //! `edge` (compiled for wasm32 only) is the workers-rs glue: it binds R2 and KV to the
@@ -18,6 +20,7 @@
 //! plain Rust and tested natively.
 
 pub mod api;
+pub mod auth;
 pub mod oci;
 pub mod registry;
 pub mod storage;

@@ -44,9 +44,45 @@ pub async fn catalog<B: BlobStore, M: MetaStore>(
     if let Some(last) = last {
         RepositoryName::parse(last).map_err(|e| ApiError::name_invalid(format!("last: {e}")))?;
     }
-    let page = registry.catalog(n, last).await?;
+    let page = match &call.identity {
+        None => registry.catalog(n, last).await?,
+        Some(_) => visible_catalog(registry, call, n, last).await?,
+    };
     let reply = Reply::new(StatusCode::OK).json(&json!({ "repositories": page.items }));
     Ok(with_next_link(reply, "/v2/_catalog", n, &page))
+}
+
+/// "The catalog lists only the repositories the caller may pull": pages through the
+/// catalog, keeping the visible names, until `n` are found or the catalog ends.
+async fn visible_catalog<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    call: &Call<B::Native>,
+    n: Option<usize>,
+    last: Option<&str>,
+) -> Result<Page, ApiError> {
+    let wanted = n.unwrap_or(usize::MAX);
+    let mut visible = Page::default();
+    if wanted == 0 {
+        return Ok(visible);
+    }
+    let mut cursor = last.map(str::to_owned);
+    loop {
+        let page = registry.catalog(Some(1000), cursor.as_deref()).await?;
+        for name in &page.items {
+            let allowed = RepositoryName::parse(name).is_ok_and(|repo| call.may_pull(&repo));
+            if allowed {
+                if visible.items.len() == wanted {
+                    visible.more = true;
+                    return Ok(visible);
+                }
+                visible.items.push(name.clone());
+            }
+        }
+        match (page.more, page.items.last()) {
+            (true, Some(last)) => cursor = Some(last.clone()),
+            _ => return Ok(visible),
+        }
+    }
 }
 
 /// "Upon success, the response MUST be a JSON body with an image index containing a list

@@ -4,6 +4,7 @@
 //! The types are the `http` crate's, so the same code runs natively in tests and on
 //! Workers, where `edge` converts requests and responses at the boundary.
 
+mod access;
 mod blobs;
 mod discovery;
 mod drain;
@@ -12,12 +13,15 @@ mod manifests;
 pub mod params;
 pub mod reply;
 pub mod route;
+mod token;
 mod uploads;
 
 pub use blobs::{CACHE_STATUS_HEADER, IMMUTABLE_CACHE_CONTROL};
 pub use error::ApiError;
 pub use reply::{Body, Reply};
 
+use crate::auth::{Action, Auth, Identity};
+use crate::oci::ErrorCode;
 use crate::registry::{Registry, RequestBody};
 use crate::storage::{BlobStore, MetaStore};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -29,12 +33,21 @@ pub struct Call<N> {
     pub method: Method,
     pub headers: HeaderMap,
     pub query: Query,
+    /// Who is calling, once authenticated; `None` when access control is off.
+    pub identity: Option<Identity>,
+    /// The registry's origin as the client sees it (for challenges).
+    pub origin: String,
     body: drain::BodySlot<N>,
 }
 
 impl<N: 'static> Call<N> {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the caller may pull from `name` (always, with access control off).
+    pub fn may_pull(&self, name: &crate::oci::RepositoryName) -> bool {
+        self.identity.as_ref().is_none_or(|i| i.may(name, Action::Pull))
     }
 
     /// The request body, for the one handler step that reads it.
@@ -46,21 +59,25 @@ impl<N: 'static> Call<N> {
 pub type HandlerResult<S> = Result<Reply<S>, ApiError>;
 
 /// Answers one request. Never panics on client input; every failure is a spec error.
+/// `auth` is `None` when access control is off (an open registry).
 pub async fn handle<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
+    auth: Option<&Auth>,
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
     let (parts, body) = request.into_parts();
     let body = drain::BodySlot::new(body);
     let call = Call {
         method: parts.method,
+        origin: access::origin(&parts.uri, &parts.headers),
         headers: parts.headers,
         query: Query::parse(parts.uri.query()),
+        identity: None,
         body: body.clone(),
     };
     let reply = match route::parse(parts.uri.path()) {
         Ok(route) => match check_body_limit(registry.config().max_request_bytes, &call) {
-            Ok(()) => dispatch(registry, route, call).await,
+            Ok(()) => dispatch(registry, auth, route, call).await,
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
@@ -92,13 +109,33 @@ fn check_body_limit<N: 'static>(limit: Option<u64>, call: &Call<N>) -> Result<()
 
 async fn dispatch<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
+    auth: Option<&Auth>,
     route: Route,
-    call: Call<B::Native>,
+    mut call: Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     if !route.allowed_methods().contains(&call.method) {
         return Err(ApiError::method_not_allowed(route.allowed_methods()));
     }
+    match (auth, &route) {
+        (None, Route::Token | Route::AccessTokens | Route::AccessToken(_)) => {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, "access control is off"));
+        }
+        (Some(auth), Route::Token) => return token::token(registry, auth, &call).await,
+        (Some(auth), Route::AccessTokens) => return token::access_tokens(registry, auth, &call).await,
+        (Some(auth), Route::AccessToken(id)) => return token::revoke(registry, auth, id, &call).await,
+        (Some(auth), _) => {
+            let needed = access::needed(&route, &call.method);
+            let identity = auth
+                .authenticate(registry.blob_store(), call.header("authorization"), registry.now_millis())
+                .await
+                .map_err(|e| access::refused(auth, &call.origin, needed.as_ref(), e))?;
+            access::authorize(auth, &call.origin, &identity, &route, &call.method)?;
+            call.identity = Some(identity);
+        }
+        (None, _) => {}
+    }
     match route {
+        Route::Token | Route::AccessTokens | Route::AccessToken(_) => unreachable!("answered above"),
         Route::Base => Ok(Reply::new(StatusCode::OK).json(&serde_json::json!({}))),
         Route::Catalog => discovery::catalog(registry, &call).await,
         Route::Tags(name) => discovery::tags(registry, &name, &call).await,

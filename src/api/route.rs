@@ -25,6 +25,12 @@ pub enum Route {
     Upload(RepositoryName, String),
     /// end-12 `/v2/<name>/referrers/<digest>`
     Referrers(RepositoryName, Digest),
+    /// `/token`: the Docker token endpoint.
+    Token,
+    /// `/auth/tokens`: list and create access tokens (admins).
+    AccessTokens,
+    /// `/auth/tokens/<id>`: revoke an access token (admins).
+    AccessToken(String),
 }
 
 impl Route {
@@ -37,6 +43,8 @@ impl Route {
             Route::Blob(..) => &[Method::GET, Method::HEAD, Method::DELETE],
             Route::UploadStart(_) => &[Method::POST],
             Route::Upload(..) => &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE],
+            Route::Token | Route::AccessTokens => &[Method::GET, Method::POST],
+            Route::AccessToken(_) => &[Method::DELETE],
         }
     }
 }
@@ -45,6 +53,11 @@ impl Route {
 pub fn parse(path: &str) -> Result<Route, ApiError> {
     let rest = match path {
         "/v2" | "/v2/" => return Ok(Route::Base),
+        "/token" => return Ok(Route::Token),
+        "/auth/tokens" => return Ok(Route::AccessTokens),
+        p if p.starts_with("/auth/tokens/") => {
+            return Ok(Route::AccessToken(p["/auth/tokens/".len()..].to_owned()));
+        }
         p => p.strip_prefix("/v2/").ok_or_else(|| ApiError::not_found(path))?,
     };
     if rest == "_catalog" {
@@ -132,6 +145,9 @@ mod tests {
             ("/v2/a/blobs/uploads".into(), Route::UploadStart(name("a"))),
             ("/v2/a/blobs/uploads/abc".into(), Route::Upload(name("a"), "abc".into())),
             (format!("/v2/a/referrers/{D}"), Route::Referrers(name("a"), d.clone())),
+            ("/token".into(), Route::Token),
+            ("/auth/tokens".into(), Route::AccessTokens),
+            ("/auth/tokens/ab12".into(), Route::AccessToken("ab12".into())),
             // Names may contain endpoint words as components.
             ("/v2/blobs/manifests/tags/list".into(), Route::Tags(name("blobs/manifests"))),
             ("/v2/x/blobs/blobs/uploads/".into(), Route::UploadStart(name("x/blobs"))),

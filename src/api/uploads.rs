@@ -55,7 +55,15 @@ pub async fn start<B: BlobStore, M: MetaStore>(
             .get("from")
             .map(|f| RepositoryName::parse(f).map_err(|e| ApiError::name_invalid(format!("from: {e}"))))
             .transpose()?;
-        if registry.mount_blob(name, &digest, from.as_ref()).await? {
+        // "Cross-repository mount needs pull on the source": otherwise, and for a mount
+        // from anywhere by a caller who cannot read everywhere, a plain session follows,
+        // which tells nothing about whether the blob exists.
+        let may_mount = match (&call.identity, &from) {
+            (None, _) => true,
+            (Some(identity), Some(source)) => identity.may(source, crate::auth::Action::Pull),
+            (Some(identity), None) => identity.admin,
+        };
+        if may_mount && registry.mount_blob(name, &digest, from.as_ref()).await? {
             return Ok(created(name, &digest));
         }
         // "if a registry ... is unable to mount the requested blob, it SHOULD return a 202"

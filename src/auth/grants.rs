@@ -56,7 +56,9 @@ impl RepositoryPattern {
         match self.0.as_str() {
             "*" => true,
             pattern => match pattern.strip_suffix("/*") {
-                Some(prefix) => name.len() > prefix.len() + 1 && name.starts_with(prefix) && name.as_bytes()[prefix.len()] == b'/',
+                Some(prefix) => {
+                    name.len() > prefix.len() + 1 && name.starts_with(prefix) && name.as_bytes()[prefix.len()] == b'/'
+                }
                 None => name == pattern,
             },
         }
@@ -83,6 +85,10 @@ impl Grants {
     /// The subset of `wanted` these grants allow on `name`.
     pub fn allowed(&self, name: &RepositoryName, wanted: &[Action]) -> Vec<Action> {
         wanted.iter().copied().filter(|a| self.allows(name, *a)).collect()
+    }
+
+    pub fn union(&self, other: &Grants) -> Grants {
+        Grants(self.0.iter().chain(other.0.iter()).cloned().collect())
     }
 
     pub fn everything() -> Self {
@@ -127,7 +133,10 @@ mod tests {
             Grant { repository: RepositoryPattern::new("*"), actions: vec![Action::Pull] },
             Grant { repository: RepositoryPattern::new("team/*"), actions: vec![Action::Push] },
         ]);
-        assert_eq!(grants.allowed(&name("team/x"), &[Action::Pull, Action::Push, Action::Delete]), vec![Action::Pull, Action::Push]);
+        assert_eq!(
+            grants.allowed(&name("team/x"), &[Action::Pull, Action::Push, Action::Delete]),
+            vec![Action::Pull, Action::Push]
+        );
         assert_eq!(grants.allowed(&name("other"), &[Action::Push]), vec![]);
     }
 }

@@ -123,7 +123,9 @@ mod tests {
         assert_eq!(verify_password("s3cret", &stored), Ok(true));
         assert_eq!(verify_password("s3cret ", &stored), Ok(false));
         assert_eq!(verify_password("", &stored), Ok(false));
-        for bad in ["", "plain", "pbkdf2-sha256$x$a$b", "pbkdf2-sha256$0$AAAA$AAAA", "md5$1$a$b", &format!("{stored}$x")] {
+        for bad in
+            ["", "plain", "pbkdf2-sha256$x$a$b", "pbkdf2-sha256$0$AAAA$AAAA", "md5$1$a$b", &format!("{stored}$x")]
+        {
             assert_eq!(verify_password("s3cret", bad), Err(MalformedHash), "{bad}");
         }
     }

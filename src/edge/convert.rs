@@ -11,10 +11,8 @@ use worker::{Headers, Request, Response, ResponseBody};
 /// store can take natively, and becomes a chunk stream through wasm only if read so.
 pub fn to_http(request: Request) -> worker::Result<http::Request<RequestBody<ReadableStream>>> {
     let url = request.url()?;
-    let path_and_query = match url.query() {
-        Some(q) => format!("{}?{}", url.path(), q),
-        None => url.path().to_owned(),
-    };
+    // The absolute URL, so challenges can name this origin's token endpoint.
+    let path_and_query = url.as_str().to_owned();
     let method = http::Method::from_bytes(request.inner().method().as_bytes())
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
     let mut builder = http::Request::builder().method(method).uri(path_and_query);

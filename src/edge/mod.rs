@@ -9,6 +9,7 @@ mod native;
 mod r2;
 
 use crate::api;
+use crate::auth::{Auth, AuthConfig, ConfigError};
 use crate::registry::{Clock, Config, RandomIds, Registry};
 use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
@@ -71,12 +72,45 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
 }
 
+/// A var or secret, whichever holds `name`.
+fn setting(env: &Env, name: &str) -> Option<String> {
+    env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()
+}
+
+thread_local! {
+    static WARNED_OPEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Access control from `AUTH_USERS`, `AUTH_ANONYMOUS`, `AUTH_TOKEN_SECRET`, `AUTH_SERVICE`.
+fn access_control(env: &Env) -> Result<Option<Auth>, ConfigError> {
+    let config = AuthConfig::from_settings(
+        setting(env, "AUTH_USERS").as_deref(),
+        setting(env, "AUTH_ANONYMOUS").as_deref(),
+        setting(env, "AUTH_TOKEN_SECRET").as_deref(),
+        setting(env, "AUTH_SERVICE").as_deref(),
+    )?;
+    if config.is_none() && !WARNED_OPEN.with(|w| w.replace(true)) {
+        worker::console_warn!(
+            "edge-registry is running OPEN: anyone who can reach it may push, pull and delete. \
+             Set AUTH_USERS / AUTH_ANONYMOUS and AUTH_TOKEN_SECRET (see README, Access control)."
+        );
+    }
+    Ok(config.map(Auth::new))
+}
+
 #[event(fetch)]
 async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let registry = registry(&env)?;
+    let auth = match access_control(&env) {
+        Ok(auth) => auth,
+        Err(e) => {
+            worker::console_error!("refusing to serve: {e}");
+            return Ok(Response::error(format!("edge-registry is misconfigured: {e}"), 500)?);
+        }
+    };
     let request = convert::to_http(request)?;
     let path = request.uri().path().to_owned();
-    let response = api::handle(&registry, request).await;
+    let response = api::handle(&registry, auth.as_ref(), request).await;
     let mut response = convert::to_worker(response)?;
     cache::keep(&ctx, &path, &mut response)?;
     Ok(response)

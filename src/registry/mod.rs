@@ -69,6 +69,16 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         Registry { blobs, meta, clock, ids, config }
     }
 
+    /// The injected clock's time.
+    pub fn now_millis(&self) -> u64 {
+        self.clock.now_millis()
+    }
+
+    /// A fresh identifier (32 lowercase hex digits) from the injected source.
+    pub fn new_id(&self) -> String {
+        self.ids.new_id()
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

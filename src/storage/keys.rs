@@ -84,6 +84,14 @@ pub fn catalog_entry(repo: &RepositoryName) -> String {
     format!("{CATALOG_PREFIX}{}", repo.as_str())
 }
 
+/// R2: prefix of the access tokens.
+pub const ACCESS_TOKENS_PREFIX: &str = "auth/tokens/";
+
+/// R2: an access token's record (its grants, expiry and the SHA-256 of its secret).
+pub fn access_token(id: &str) -> String {
+    format!("{ACCESS_TOKENS_PREFIX}{id}")
+}
+
 /// Cache API: the URL a verified blob is cached under. Blobs never change, so a cached
 /// copy is always right; who may read it is checked before the cache is consulted.
 pub fn cache_name(digest: &Digest) -> String {
@@ -120,6 +128,7 @@ mod tests {
         assert_eq!(tag(&repo, &Tag::parse("v1").unwrap()), "repositories/team/app/_tags/v1");
         assert_eq!(referrer(&repo, &d(), &d()), format!("repositories/team/app/_referrers/sha256/{hex}/sha256/{hex}"));
         assert_eq!(catalog_entry(&repo), "catalog/team/app");
+        assert_eq!(access_token("ab12"), "auth/tokens/ab12");
         assert_eq!(kv_manifest(&d()), format!("manifest/sha256:{hex}"));
         assert_eq!(cache_name(&d()), format!("https://edge-registry.cache/blobs/sha256:{hex}"));
     }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use edge_registry::api::{self, Body};
+use edge_registry::auth::Auth;
 use edge_registry::oci::digest::to_hex;
 use edge_registry::registry::{ByteStream, Clock, Config, IdSource, Registry, RequestBody};
 use edge_registry::storage::memory::{MemoryBlobStore, MemoryMetaStore};
@@ -134,11 +135,36 @@ pub fn send_body(
     headers: &[(&str, &str)],
     body: RequestBody<ByteStream>,
 ) -> Answer {
+    send_with_auth(reg, None, method, uri, headers, body)
+}
+
+/// Sends a request to a registry with access control `auth`.
+pub fn send_as(
+    reg: &TestRegistry,
+    auth: &Auth,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let length = body.len() as u64;
+    let stream = stream(Feed::Pieces(body.to_vec(), 64 * 1024));
+    send_with_auth(reg, Some(auth), method, uri, headers, RequestBody::native(stream, Some(length), |s| s))
+}
+
+pub fn send_with_auth(
+    reg: &TestRegistry,
+    auth: Option<&Auth>,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: RequestBody<ByteStream>,
+) -> Answer {
     let mut builder = http::Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    let response = block_on(api::handle(reg, builder.body(body).unwrap()));
+    let response = block_on(api::handle(reg, auth, builder.body(body).unwrap()));
     let (parts, body) = response.into_parts();
     assert_eq!(
         parts.headers.get("docker-distribution-api-version").map(|v| v.to_str().unwrap()),

@@ -1,0 +1,180 @@
+//! The token endpoint (`/token`, the Docker token protocol) and the admin API for access
+//! tokens (`/auth/tokens`).
+
+use super::access::refused;
+use super::params::Query;
+use super::{ApiError, Call, HandlerResult, Reply};
+use crate::auth::{self, tokens, Auth, AuthError, Grant, Grants, Identity, RepositoryPattern};
+use crate::oci::{ErrorCode, RepositoryName};
+use crate::registry::Registry;
+use crate::storage::{BlobStore, MetaStore};
+use futures::StreamExt;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Longest form or JSON body these endpoints read.
+const MAX_BODY: usize = 64 * 1024;
+/// Default and longest lifetime of an access token.
+const DEFAULT_TOKEN_DAYS: u64 = 90;
+const MAX_TOKEN_DAYS: u64 = 366;
+
+fn basic_challenge(auth: &Auth, message: String) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+        .with_header("www-authenticate", format!("Basic realm=\"{}\"", auth.config.service))
+}
+
+fn refuse(auth: &Auth, error: AuthError) -> ApiError {
+    match error {
+        AuthError::Throttled { .. } | AuthError::Storage(_) => refused(auth, "", None, error),
+        other => basic_challenge(auth, other.to_string()),
+    }
+}
+
+async fn read_small_body<N: 'static>(call: &Call<N>) -> Result<Vec<u8>, ApiError> {
+    let mut body = call.take_body().into_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(ErrorCode::Unsupported, format!("body broke off: {e}")))?;
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SizeInvalid, "body too large"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// `GET /token?service=...&scope=...` with Basic credentials (or none, for anonymous
+/// pulls), or `POST /token` with an OAuth2 password or refresh-token form.
+pub async fn token<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    auth: &Auth,
+    call: &Call<B::Native>,
+) -> HandlerResult<B::Body> {
+    let now_ms = registry.now_millis();
+    let (identity, params) = if call.method == Method::POST {
+        let form = Query::parse(Some(&String::from_utf8_lossy(&read_small_body(call).await?)));
+        let identity = match form.get("grant_type") {
+            Some("password") => {
+                let (user, password) = (form.get("username").unwrap_or(""), form.get("password").unwrap_or(""));
+                auth.login(registry.blob_store(), user, password, now_ms).await
+            }
+            Some("refresh_token") => {
+                auth.login(registry.blob_store(), "", form.get("refresh_token").unwrap_or(""), now_ms).await
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    ErrorCode::Unsupported,
+                    "grant_type must be password or refresh_token",
+                ))
+            }
+        };
+        (identity.map_err(|e| refuse(auth, e))?, form)
+    } else {
+        let identity = auth.authenticate(registry.blob_store(), call.header("authorization"), now_ms).await;
+        (identity.map_err(|e| refuse(auth, e))?, call.query.clone())
+    };
+    let mut scopes = Vec::new();
+    for scope in params.all("scope").flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()) {
+        match auth::parse_scope(scope) {
+            Ok(Some(scope)) => scopes.push(scope),
+            Ok(None) => {}
+            Err(message) => return Err(ApiError::bad_request(ErrorCode::Unsupported, message)),
+        }
+    }
+    let now = now_ms / 1000;
+    let (token, expires_in) = auth.issue(&identity, &scopes, now, registry.new_id());
+    let body = json!({
+        "token": token, "access_token": token, "expires_in": expires_in, "issued_at": auth::rfc3339(now),
+    });
+    Ok(Reply::new(StatusCode::OK).json(&body).header("cache-control", "no-store"))
+}
+
+async fn admin<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    auth: &Auth,
+    call: &Call<B::Native>,
+) -> Result<Identity, ApiError> {
+    let identity = auth
+        .authenticate(registry.blob_store(), call.header("authorization"), registry.now_millis())
+        .await
+        .map_err(|e| refuse(auth, e))?;
+    if identity.is_anonymous() {
+        return Err(basic_challenge(auth, "managing access tokens requires an admin login".into()));
+    }
+    if !identity.admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Denied, "only admins manage access tokens"));
+    }
+    Ok(identity)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    access: Vec<Grant>,
+    #[serde(default)]
+    expires_in_days: Option<u64>,
+}
+
+fn valid_pattern(pattern: &RepositoryPattern) -> bool {
+    let text = serde_json::to_value(pattern).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    text == "*" || RepositoryName::parse(text.strip_suffix("/*").unwrap_or(&text)).is_ok()
+}
+
+/// `GET /auth/tokens` lists tokens (never their secrets); `POST` creates one and shows
+/// its secret once.
+pub async fn access_tokens<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    auth: &Auth,
+    call: &Call<B::Native>,
+) -> HandlerResult<B::Body> {
+    admin(registry, auth, call).await?;
+    let store = registry.blob_store();
+    if call.method == Method::GET {
+        let listed: Vec<_> = tokens::list(store)
+            .await
+            .map_err(crate::registry::RegistryError::from)?
+            .iter()
+            .map(|t| t.summary())
+            .collect();
+        return Ok(Reply::new(StatusCode::OK).json(&json!({ "tokens": listed })));
+    }
+    let request: NewToken = serde_json::from_slice(&read_small_body(call).await?).map_err(|e| {
+        ApiError::bad_request(
+            ErrorCode::Unsupported,
+            format!("body must be {{\"name\", \"access\", \"expires_in_days\"}}: {e}"),
+        )
+    })?;
+    let days = request.expires_in_days.unwrap_or(DEFAULT_TOKEN_DAYS);
+    let name_ok = !request.name.is_empty() && request.name.len() <= 100;
+    if !name_ok || days == 0 || days > MAX_TOKEN_DAYS || !request.access.iter().all(|g| valid_pattern(&g.repository)) {
+        return Err(ApiError::bad_request(
+            ErrorCode::Unsupported,
+            format!("name must be 1-100 characters, expires_in_days 1-{MAX_TOKEN_DAYS}, repositories \"*\", a name or \"<name>/*\""),
+        ));
+    }
+    let id = registry.new_id()[..16].to_owned();
+    let secret = format!("{}{}", registry.new_id(), registry.new_id());
+    let now = registry.now_millis() / 1000;
+    let (record, token) =
+        tokens::AccessToken::new(id, &secret, request.name, Grants(request.access), now, days * 86_400);
+    tokens::save(store, &record).await.map_err(crate::registry::RegistryError::from)?;
+    let mut body = record.summary();
+    body["token"] = json!(token);
+    Ok(Reply::new(StatusCode::CREATED).json(&body))
+}
+
+/// `DELETE /auth/tokens/<id>`: the token stops working on the next request.
+pub async fn revoke<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    auth: &Auth,
+    id: &str,
+    call: &Call<B::Native>,
+) -> HandlerResult<B::Body> {
+    admin(registry, auth, call).await?;
+    if !tokens::revoke(registry.blob_store(), id).await.map_err(crate::registry::RegistryError::from)? {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NameUnknown, format!("no access token {id:?}")));
+    }
+    Ok(Reply::new(StatusCode::NO_CONTENT).header("content-length", "0"))
+}

@@ -1,0 +1,35 @@
+//! Access control: who the caller is (anonymous, a user with a password, an access token,
+//! or the bearer of a token we signed) and what they may do (pull, push, delete on
+//! repository patterns). It may call `oci` and `storage` (access tokens live in R2); `api`
+//! turns its answers into 401 challenges, 403s and the `/token` endpoint.
+//!
+//! The flow is the Docker token protocol: a request without credentials gets 401 with a
+//! `WWW-Authenticate: Bearer realm=.../token,service=...,scope=...` challenge; `GET /token`
+//! with Basic credentials returns a short-lived HS256 token limited to the requested
+//! scopes the identity holds. Basic credentials straight on `/v2/` work too.
+
+pub mod config;
+pub mod grants;
+mod identity;
+pub mod jwt;
+pub mod password;
+mod scope;
+mod time;
+pub mod tokens;
+
+pub use config::{AuthConfig, ConfigError, User};
+pub use grants::{Action, Grant, Grants, RepositoryPattern};
+pub use identity::{AuthError, Identity, Principal};
+pub use scope::{parse_scope, Scope};
+pub use time::rfc3339;
+
+/// The access-control service for one request.
+pub struct Auth {
+    pub config: AuthConfig,
+}
+
+impl Auth {
+    pub fn new(config: AuthConfig) -> Self {
+        Auth { config }
+    }
+}

@@ -1,0 +1,126 @@
+//! Access tokens for CI and machines: created and revoked by an admin, each with its own
+//! grants and expiry. Only a SHA-256 of the secret is stored (the secret is 256 random
+//! bits, so a slow hash adds nothing), in R2, which is strongly consistent: a revoked
+//! token fails on the very next request, in every region.
+
+use super::grants::Grants;
+use super::password::constant_time_eq;
+use crate::oci::digest::to_hex;
+use crate::storage::{keys, limits, BlobStore, Metadata, StorageResult};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// Every access token starts with this, so it is recognisable in a password field.
+pub const TOKEN_PREFIX: &str = "ert_";
+
+/// A stored access token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessToken {
+    pub id: String,
+    pub name: String,
+    pub access: Grants,
+    pub created_at: u64,
+    pub expires_at: u64,
+    secret_sha256: String,
+}
+
+impl AccessToken {
+    /// A new token; returns it and the string to hand to the user (shown once).
+    pub fn new(id: String, secret: &str, name: String, access: Grants, now_secs: u64, ttl_secs: u64) -> (Self, String) {
+        let token = AccessToken {
+            secret_sha256: to_hex(&Sha256::digest(secret.as_bytes())),
+            id: id.clone(),
+            name,
+            access,
+            created_at: now_secs,
+            expires_at: now_secs.saturating_add(ttl_secs),
+        };
+        (token, format!("{TOKEN_PREFIX}{id}_{secret}"))
+    }
+
+    /// The public view (what an admin listing shows).
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id, "name": self.name, "access": self.access,
+            "created_at": self.created_at, "expires_at": self.expires_at,
+        })
+    }
+}
+
+/// Splits `ert_<id>_<secret>`; ids and secrets are lowercase hex.
+fn parse(token: &str) -> Option<(&str, &str)> {
+    let (id, secret) = token.strip_prefix(TOKEN_PREFIX)?.split_once('_')?;
+    let hex =
+        |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (hex(id) && hex(secret)).then_some((id, secret))
+}
+
+pub async fn save<B: BlobStore>(store: &B, token: &AccessToken) -> StorageResult<()> {
+    let json = serde_json::to_vec(token).expect("tokens always serialise");
+    store.put_bytes(&keys::access_token(&token.id), json, Metadata::new()).await?;
+    Ok(())
+}
+
+/// The token a presented string names, if it exists, matches and has not expired.
+pub async fn verify<B: BlobStore>(store: &B, presented: &str, now_secs: u64) -> StorageResult<Option<AccessToken>> {
+    let Some((id, secret)) = parse(presented) else { return Ok(None) };
+    let Some(token) = load(store, id).await? else { return Ok(None) };
+    let presented_hash = to_hex(&Sha256::digest(secret.as_bytes()));
+    let valid =
+        constant_time_eq(presented_hash.as_bytes(), token.secret_sha256.as_bytes()) && now_secs < token.expires_at;
+    Ok(valid.then_some(token))
+}
+
+/// A token by id, if it exists and has not expired (for tokens derived from it).
+pub async fn still_valid<B: BlobStore>(store: &B, id: &str, now_secs: u64) -> StorageResult<Option<AccessToken>> {
+    Ok(load(store, id).await?.filter(|t| now_secs < t.expires_at))
+}
+
+async fn load<B: BlobStore>(store: &B, id: &str) -> StorageResult<Option<AccessToken>> {
+    if parse(&format!("{TOKEN_PREFIX}{id}_0")).is_none() {
+        return Ok(None);
+    }
+    let Some((_, json)) = store.get_bytes(&keys::access_token(id)).await? else { return Ok(None) };
+    Ok(serde_json::from_slice(&json).ok())
+}
+
+pub async fn list<B: BlobStore>(store: &B) -> StorageResult<Vec<AccessToken>> {
+    let mut found = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list(keys::ACCESS_TOKENS_PREFIX, after.as_deref(), limits::R2_MAX_LIST).await?;
+        for entry in &page.keys {
+            if let Some((_, json)) = store.get_bytes(&entry.key).await? {
+                if let Ok(token) = serde_json::from_slice(&json) {
+                    found.push(token);
+                }
+            }
+        }
+        match (page.truncated, page.keys.last()) {
+            (true, Some(last)) => after = Some(last.key.clone()),
+            _ => return Ok(found),
+        }
+    }
+}
+
+/// Deletes a token; false if there was none.
+pub async fn revoke<B: BlobStore>(store: &B, id: &str) -> StorageResult<bool> {
+    if load(store, id).await?.is_none() {
+        return Ok(false);
+    }
+    store.delete(&keys::access_token(id)).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_strings_parse_strictly() {
+        assert_eq!(parse("ert_ab12_cd34"), Some(("ab12", "cd34")));
+        for bad in ["", "ert_", "ert_ab", "ert_ab_", "ert__cd", "xrt_ab_cd", "ert_AB_cd", "ert_ab_c/d", "ert_../x_cd"] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+}
