@@ -105,7 +105,7 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Respo
         Ok(auth) => auth,
         Err(e) => {
             worker::console_error!("refusing to serve: {e}");
-            return Ok(Response::error(format!("edge-registry is misconfigured: {e}"), 500)?);
+            return Response::error(format!("edge-registry is misconfigured: {e}"), 500);
         }
     };
     let request = convert::to_http(request)?;
