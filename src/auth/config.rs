@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn parses_users_and_anonymous_grants() {
-        let users = r#"{"reader": {"password": "pbkdf2-sha256$1$AA==$AA==", "access": [{"repository": "*", "actions": ["pull"]}]}}"#;
+        let users = r#"{"reader": {"password": "pbkdf2-sha256:1:AA==:AA==", "access": [{"repository": "*", "actions": ["pull"]}]}}"#;
         let anon = r#"[{"repository": "public/*", "actions": ["pull"]}]"#;
         let config = AuthConfig::from_settings(Some(users), Some(anon), Some(SECRET), None).unwrap().unwrap();
         assert_eq!(config.users["reader"].access.0.len(), 1);

@@ -1,6 +1,7 @@
 //! Password hashes: PBKDF2-HMAC-SHA256 (RFC 8018), salted, with the iteration count in the
-//! stored string, compared in constant time. Stored as
-//! `pbkdf2-sha256$<iterations>$<salt, base64>$<hash, base64>`.
+//! stored string, compared in constant time. Stored as (no `$`, which shells and .env
+//! files would expand)
+//! `pbkdf2-sha256:<iterations>:<salt, base64>:<hash, base64>`.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -68,17 +69,17 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Hashes `password` with `salt` for storage.
 pub fn hash_password(password: &str, salt: &[u8], iterations: u32) -> String {
     let hash = pbkdf2_sha256(password.as_bytes(), salt, iterations);
-    format!("pbkdf2-sha256${iterations}${}${}", B64.encode(salt), B64.encode(hash))
+    format!("pbkdf2-sha256:{iterations}:{}:{}", B64.encode(salt), B64.encode(hash))
 }
 
 /// Why a stored hash could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("stored password hash is malformed (want pbkdf2-sha256$<iterations>$<salt>$<hash>)")]
+#[error("stored password hash is malformed (want pbkdf2-sha256:<iterations>:<salt>:<hash>)")]
 pub struct MalformedHash;
 
 /// Checks `password` against a stored hash.
 pub fn verify_password(password: &str, stored: &str) -> Result<bool, MalformedHash> {
-    let mut parts = stored.split('$');
+    let mut parts = stored.split(':');
     let (Some("pbkdf2-sha256"), Some(iterations), Some(salt), Some(hash), None) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
     else {
