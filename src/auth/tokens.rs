@@ -6,7 +6,7 @@
 use super::grants::Grants;
 use super::password::constant_time_eq;
 use crate::oci::digest::to_hex;
-use crate::storage::{keys, limits, BlobStore, Metadata, StorageResult};
+use crate::storage::{self, keys, BlobStore, Metadata, StorageResult};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -86,21 +86,14 @@ async fn load<B: BlobStore>(store: &B, id: &str) -> StorageResult<Option<AccessT
 
 pub async fn list<B: BlobStore>(store: &B) -> StorageResult<Vec<AccessToken>> {
     let mut found = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.list(keys::ACCESS_TOKENS_PREFIX, after.as_deref(), limits::R2_MAX_LIST).await?;
-        for entry in &page.keys {
-            if let Some((_, json)) = store.get_bytes(&entry.key).await? {
-                if let Ok(token) = serde_json::from_slice(&json) {
-                    found.push(token);
-                }
+    for entry in storage::list_all(store, keys::ACCESS_TOKENS_PREFIX).await? {
+        if let Some((_, json)) = store.get_bytes(&entry.key).await? {
+            if let Ok(token) = serde_json::from_slice(&json) {
+                found.push(token);
             }
         }
-        match (page.truncated, page.keys.last()) {
-            (true, Some(last)) => after = Some(last.key.clone()),
-            _ => return Ok(found),
-        }
     }
+    Ok(found)
 }
 
 /// Deletes a token; false if there was none.

@@ -5,38 +5,31 @@
 use super::error::RegistryResult;
 use super::session::{UploadSession, ACTIVE_AT};
 use super::Registry;
-use crate::storage::{keys, limits, BlobStore, MetaStore};
+use crate::storage::{self, keys, BlobStore, MetaStore};
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Discards every upload session idle for more than `max_idle_ms`; returns how many.
     pub async fn expire_uploads(&self, max_idle_ms: u64) -> RegistryResult<usize> {
         let cutoff = self.clock.now_millis().saturating_sub(max_idle_ms);
         let mut expired = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.blobs.list(keys::UPLOADS_PREFIX, after.as_deref(), limits::R2_MAX_LIST).await?;
-            for entry in &page.keys {
-                let Some(id) = keys::upload_id_of_state(&entry.key) else { continue };
-                let active_at = entry.metadata.get(ACTIVE_AT).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
-                if active_at >= cutoff {
-                    continue;
-                }
-                if let Some((_, json)) = self.blobs.get_bytes(&entry.key).await? {
-                    match serde_json::from_slice::<UploadSession>(&json) {
-                        Ok(session) => session.discard(&self.blobs).await?,
-                        // Unreadable state: remove what the id names.
-                        Err(_) => {
-                            self.blobs.delete(&keys::upload_tail(id)).await?;
-                            self.blobs.delete(&entry.key).await?;
-                        }
-                    }
-                    expired += 1;
-                }
+        for entry in storage::list_all(&self.blobs, keys::UPLOADS_PREFIX).await? {
+            let Some(id) = keys::upload_id_of_state(&entry.key) else { continue };
+            let active_at = entry.metadata.get(ACTIVE_AT).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+            if active_at >= cutoff {
+                continue;
             }
-            match (page.truncated, page.keys.last()) {
-                (true, Some(last)) => after = Some(last.key.clone()),
-                _ => return Ok(expired),
+            if let Some((_, json)) = self.blobs.get_bytes(&entry.key).await? {
+                match serde_json::from_slice::<UploadSession>(&json) {
+                    Ok(session) => session.discard(&self.blobs).await?,
+                    // Unreadable state: remove what the id names.
+                    Err(_) => {
+                        self.blobs.delete(&keys::upload_tail(id)).await?;
+                        self.blobs.delete(&entry.key).await?;
+                    }
+                }
+                expired += 1;
             }
         }
+        Ok(expired)
     }
 }

@@ -10,7 +10,7 @@ use super::Registry;
 use crate::oci::manifest::{self, ParsedManifest};
 use crate::oci::media_type::essence;
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
-use crate::storage::{keys, BlobStore, MetaStore, Metadata};
+use crate::storage::{self, keys, BlobStore, MetaStore, Metadata};
 
 /// Metadata key on a tag object and on manifest objects.
 pub(crate) const META_DIGEST: &str = "digest";
@@ -177,20 +177,12 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 
     async fn delete_tags_pointing_at(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
-        let prefix = keys::tags_prefix(repo);
         let target = digest.to_string();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.blobs.list(&prefix, after.as_deref(), crate::storage::limits::R2_MAX_LIST).await?;
-            for entry in &page.keys {
-                if entry.metadata.get(META_DIGEST) == Some(&target) {
-                    self.blobs.delete(&entry.key).await?;
-                }
-            }
-            match (page.truncated, page.keys.last()) {
-                (true, Some(last)) => after = Some(last.key.clone()),
-                _ => return Ok(()),
+        for entry in storage::list_all(&self.blobs, &keys::tags_prefix(repo)).await? {
+            if entry.metadata.get(META_DIGEST) == Some(&target) {
+                self.blobs.delete(&entry.key).await?;
             }
         }
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use super::error::RegistryResult;
 use super::Registry;
 use crate::oci::manifest::ParsedManifest;
 use crate::oci::{Descriptor, Digest, RepositoryName};
-use crate::storage::{keys, limits, BlobStore, MetaStore, Metadata};
+use crate::storage::{self, keys, limits, BlobStore, MetaStore, Metadata};
 
 const META_DESCRIPTOR: &str = "descriptor";
 
@@ -48,30 +48,20 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> RegistryResult<Vec<Descriptor>> {
-        let prefix = keys::referrers_prefix(repo, subject);
         let mut found = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.blobs.list(&prefix, after.as_deref(), limits::R2_MAX_LIST).await?;
-            for entry in &page.keys {
-                let json = match entry.metadata.get(META_DESCRIPTOR) {
-                    Some(json) => json.clone().into_bytes(),
-                    None => match self.blobs.get_bytes(&entry.key).await? {
-                        Some((_, body)) => body,
-                        None => continue,
-                    },
-                };
-                let Ok(descriptor) = serde_json::from_slice::<Descriptor>(&json) else {
-                    continue;
-                };
-                if artifact_type.is_none_or(|t| descriptor.artifact_type.as_deref() == Some(t)) {
-                    found.push(descriptor);
-                }
-            }
-            match (page.truncated, page.keys.last()) {
-                (true, Some(last)) => after = Some(last.key.clone()),
-                _ => return Ok(found),
+        for entry in storage::list_all(&self.blobs, &keys::referrers_prefix(repo, subject)).await? {
+            let json = match entry.metadata.get(META_DESCRIPTOR) {
+                Some(json) => json.clone().into_bytes(),
+                None => match self.blobs.get_bytes(&entry.key).await? {
+                    Some((_, body)) => body,
+                    None => continue,
+                },
+            };
+            let Ok(descriptor) = serde_json::from_slice::<Descriptor>(&json) else { continue };
+            if artifact_type.is_none_or(|t| descriptor.artifact_type.as_deref() == Some(t)) {
+                found.push(descriptor);
             }
         }
+        Ok(found)
     }
 }

@@ -161,3 +161,20 @@ pub trait MetaStore {
     async fn put(&self, key: &str, value: Vec<u8>, metadata: Option<String>) -> StorageResult<()>;
     async fn delete(&self, key: &str) -> StorageResult<()>;
 }
+
+/// Every key under `prefix`, in order, with its metadata: pages through listings of at
+/// most 1,000 keys. For prefixes that stay small (a repository's tags, a subject's
+/// referrers, open uploads, access tokens).
+pub async fn list_all<B: BlobStore>(store: &B, prefix: &str) -> StorageResult<Vec<ListedKey>> {
+    let mut keys = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list(prefix, after.as_deref(), limits::R2_MAX_LIST).await?;
+        let next = page.keys.last().map(|k| k.key.clone());
+        keys.extend(page.keys);
+        match (page.truncated, next) {
+            (true, Some(last)) => after = Some(last),
+            _ => return Ok(keys),
+        }
+    }
+}
