@@ -1,11 +1,11 @@
-//! In-memory [`BlobStore`] and [`MetaStore`] for native tests. They enforce R2's and KV's
+//! In-memory [`BlobStore`] (and, in `memory_kv`, [`MetaStore`]) for native tests. They enforce R2's and KV's
 //! limits (key and value sizes, equal multipart parts) so the core cannot rely on anything
 //! the real stores would refuse.
 
 use super::limits::*;
 use super::{
-    BlobStore, ByteRange, ByteStream, ListPage, ListedKey, MetaEntry, MetaStore, Metadata, NativePut, Object,
-    ObjectInfo, PartReceipt, StorageError, StorageResult,
+    BlobStore, ByteRange, ByteStream, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt,
+    StorageError, StorageResult,
 };
 use crate::oci::{Algorithm, Digest};
 use futures::StreamExt;
@@ -292,58 +292,6 @@ async fn collect(mut body: ByteStream, length: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// KV in memory.
-#[derive(Default)]
-pub struct MemoryMetaStore {
-    entries: RefCell<BTreeMap<String, MetaEntry>>,
-}
-
-impl MemoryMetaStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.borrow().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-fn check_kv_key(key: &str) -> StorageResult<()> {
-    if key.is_empty() || key.len() > KV_MAX_KEY_BYTES {
-        return Err(limit(format!("KV key of {} bytes", key.len())));
-    }
-    Ok(())
-}
-
-impl MetaStore for MemoryMetaStore {
-    async fn get(&self, key: &str) -> StorageResult<Option<MetaEntry>> {
-        check_kv_key(key)?;
-        Ok(self.entries.borrow().get(key).cloned())
-    }
-
-    async fn put(&self, key: &str, value: Vec<u8>, metadata: Option<String>) -> StorageResult<()> {
-        check_kv_key(key)?;
-        if value.len() > KV_MAX_VALUE_BYTES {
-            return Err(limit(format!("KV value of {} bytes", value.len())));
-        }
-        if metadata.as_ref().is_some_and(|m| m.len() > KV_MAX_METADATA_BYTES) {
-            return Err(limit("KV metadata over 1024 bytes".into()));
-        }
-        self.entries.borrow_mut().insert(key.to_owned(), MetaEntry { value, metadata });
-        Ok(())
-    }
-
-    async fn delete(&self, key: &str) -> StorageResult<()> {
-        check_kv_key(key)?;
-        self.entries.borrow_mut().remove(key);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,18 +320,6 @@ mod tests {
             let info = store.complete_multipart("k", &id, &[a, b]).await.unwrap();
             assert_eq!(info.size, 5 * MIB as u64 + 3);
             assert_eq!(store.pending_multipart_uploads(), 0);
-        });
-    }
-
-    #[test]
-    fn keys_and_values_are_bounded() {
-        block_on(async {
-            let r2 = MemoryBlobStore::new();
-            assert!(r2.put_bytes(&"k".repeat(1025), vec![], Metadata::new()).await.is_err());
-            let kv = MemoryMetaStore::new();
-            assert!(kv.put(&"k".repeat(513), vec![], None).await.is_err());
-            assert!(kv.put("k", vec![0; KV_MAX_VALUE_BYTES + 1], None).await.is_err());
-            assert!(kv.put("k", vec![], Some("m".repeat(1025))).await.is_err());
         });
     }
 

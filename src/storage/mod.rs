@@ -9,6 +9,7 @@
 pub mod keys;
 pub mod limits;
 pub mod memory;
+pub mod memory_kv;
 
 use crate::oci::{Algorithm, Digest};
 use std::collections::BTreeMap;
