@@ -53,3 +53,25 @@ fn a_chunked_upload_completes_through_the_wasm_build() {
     assert_eq!(send(&reg, "PUT", &format!("{location}?digest={digest}"), &[], b"").status, 201);
     assert_eq!(send(&reg, "GET", &format!("/v2/wasm/test/blobs/{digest}"), &[], b"").body, data);
 }
+
+#[wasm_bindgen_test]
+fn password_hashes_and_bearer_tokens_work_on_wasm() {
+    use edge_registry::auth::jwt::{self, Claims};
+    use edge_registry::auth::password::{hash_password, verify_password};
+    let stored = hash_password("s3cret", b"wasm-salt", 2000);
+    assert_eq!(verify_password("s3cret", &stored), Ok(true));
+    assert_eq!(verify_password("S3cret", &stored), Ok(false));
+    let claims = Claims {
+        iss: "edge-registry".into(),
+        sub: "alice".into(),
+        aud: "edge-registry".into(),
+        iat: 10,
+        nbf: 10,
+        exp: 310,
+        jti: "j".into(),
+        access: vec![],
+    };
+    let token = jwt::sign(&claims, b"key");
+    assert_eq!(jwt::verify(&token, b"key", 100, "edge-registry"), Ok(claims));
+    assert!(jwt::verify(&token, b"other", 100, "edge-registry").is_err());
+}
