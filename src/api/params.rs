@@ -70,7 +70,7 @@ pub fn content_range(header: Option<&str>) -> Result<Option<(u64, u64)>, ApiErro
 
 /// Resolves a blob read's `Range` header against the blob's size. A header this parser
 /// does not understand (several ranges, other units) is ignored and the whole blob sent,
-/// as RFC 9110 allows; a well-formed range that lies outside the blob gets 416.
+/// as RFC 9110 allows; a range that lies outside the blob, or ends before it starts, gets 416.
 pub fn byte_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange>, RegistryError> {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return Ok(None);
@@ -109,8 +109,10 @@ pub fn byte_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
             let (Some(start), Some(end)) = (parse(start), parse(end)) else {
                 return Ok(None);
             };
+            // "A range-spec is invalid if the last-pos value is present and less than the
+            // first-pos" (RFC 9110): rejected rather than ignored.
             if end < start {
-                return Ok(None);
+                return Err(unsatisfiable);
             }
             (start, end.min(size.saturating_sub(1)))
         }
@@ -154,6 +156,7 @@ mod tests {
         assert_eq!(r("bytes=50-500").unwrap(), Some(ByteRange { offset: 50, length: 50 }));
         assert!(r("bytes=100-").is_err());
         assert!(r("bytes=-0").is_err());
+        assert!(r("bytes=50-10").is_err());
         assert_eq!(r("bytes=0-1,5-6").unwrap(), None);
         assert_eq!(r("items=0-1").unwrap(), None);
         assert_eq!(byte_range(None, 100).unwrap(), None);
