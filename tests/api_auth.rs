@@ -185,6 +185,7 @@ fn token_flow_grants_only_what_the_identity_holds() {
     let other = call(&reg, &auth, Some(&bearer), "POST", "/v2/team/other/blobs/uploads/", b"");
     assert_eq!(other.status, 401);
     assert!(other.header("www-authenticate").unwrap().contains("scope=\"repository:team/other:pull,push\""));
+    assert!(other.header("www-authenticate").unwrap().ends_with(",error=\"insufficient_scope\""));
     // ...and on other/x, which the writer may not touch at all: 403.
     assert_eq!(call(&reg, &auth, Some(&bearer), "POST", "/v2/other/x/blobs/uploads/", b"").status, 403);
     // Delete was asked for but not granted.

@@ -80,9 +80,20 @@ pub fn authorize(
     }
     // Anonymous callers, and bearers whose token lacks a scope they could get, are told
     // how to authenticate; a known caller without the right is denied.
-    if identity.is_anonymous() || identity.could(name, action) {
+    if identity.is_anonymous() {
         let message = format!("{} access to {name} requires authentication", action.as_str());
         return Err(unauthorized(auth, origin, Some(&needed), message));
+    }
+    if identity.could(name, action) {
+        // As docker/distribution does: the token is fine, its scope too narrow.
+        let message = format!("the token's scope does not include {} on {name}", action.as_str());
+        let mut error = unauthorized(auth, origin, Some(&needed), message);
+        for (header, value) in &mut error.headers {
+            if *header == "www-authenticate" {
+                value.push_str(",error=\"insufficient_scope\"");
+            }
+        }
+        return Err(error);
     }
     Err(ApiError::new(
         StatusCode::FORBIDDEN,

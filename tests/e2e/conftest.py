@@ -7,8 +7,14 @@ built already (scripts/test does that; EDGE_REGISTRY_SKIP_BUILD=1 tells the
 build hook to skip). Set E2E_REGISTRY_URL=http://127.0.0.1:PORT to run the suite
 against a registry that is already running instead (restart() then skips).
 
+`auth_registry` (session) is a second, separate instance with access control on: the
+same command plus `--env-file examples/auth.dev.vars` (users reader, writer, admin;
+anonymous pull on public/*), its own state dir and port. Anonymous GET /v2/ answers 401
+there, which is what its readiness probe waits for. E2E_AUTH_REGISTRY_URL points it at
+one already running with those vars instead.
+
 Environment knobs: E2E_READY_TIMEOUT (s, default 120), E2E_KEEP_STATE=1 (keep the
-temp dir even when everything passed), E2E_REGISTRY_URL (see above).
+temp dir even when everything passed), E2E_REGISTRY_URL, E2E_AUTH_REGISTRY_URL (see above).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ STOP_TIMEOUT = 15.0
 
 
 EXPIRY_SECONDS = 5
+AUTH_VARS = REPO_ROOT / "examples" / "auth.dev.vars"
 
 
 def free_port() -> int:
@@ -61,10 +68,16 @@ def _require_loopback(url: str) -> None:
 
 
 class Registry:
-    """A running registry: `.url`, `.host`, `.state_dir`, `.restart()`."""
+    """A running registry: `.url`, `.host`, `.state_dir`, `.restart()`.
 
-    def __init__(self, url: str | None = None):
+    extra_args go to `wrangler dev` after the usual ones (kept across restarts);
+    ready_status is what anonymous GET /v2/ answers once it serves (401 with auth on).
+    """
+
+    def __init__(self, url: str | None = None, extra_args=(), ready_status: int = 200):
         self.external = url is not None
+        self.extra_args = list(extra_args)
+        self.ready_status = ready_status
         self.proc: subprocess.Popen | None = None
         self.log_file = None
         if self.external:
@@ -99,6 +112,7 @@ class Registry:
             # for EXPIRY_SECONDS are expired by it (test_expiry.py).
             "--test-scheduled",
             "--var", f"UPLOAD_EXPIRY_SECONDS:{EXPIRY_SECONDS}",
+            *self.extra_args,
         ]
 
     def start(self) -> None:
@@ -126,14 +140,15 @@ class Registry:
                 self.fail(f"wrangler exited early with code {self.proc.returncode}")
             try:
                 resp = probe.get(self.url + "/v2/", timeout=5)
-                if resp.status_code == 200:
+                if resp.status_code == self.ready_status:
                     probe.close()
                     return
                 last = f"GET /v2/ -> {resp.status_code}"
             except requests.RequestException as exc:
                 last = f"GET /v2/ failed: {exc.__class__.__name__}"
             time.sleep(0.5)
-        self.fail(f"registry not ready after {READY_TIMEOUT:.0f}s ({last})")
+        self.fail(f"registry not ready after {READY_TIMEOUT:.0f}s ({last}, "
+                  f"waiting for {self.ready_status})")
 
     def fail(self, why: str) -> None:
         tail = self.log_tail()
@@ -210,9 +225,7 @@ _FAILED = pytest.StashKey[bool]()
 
 # --------------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="session")
-def registry(pytestconfig):
-    reg = Registry(os.environ.get("E2E_REGISTRY_URL") or None)
+def _serve(pytestconfig, reg: Registry):
     try:
         reg.start()
         yield reg
@@ -221,6 +234,19 @@ def registry(pytestconfig):
         if failed and not reg.external:
             print(f"\n----- wrangler log tail ({reg.log_path}) -----\n{reg.log_tail()}")
         reg.cleanup(keep=failed)
+
+
+@pytest.fixture(scope="session")
+def registry(pytestconfig):
+    yield from _serve(pytestconfig, Registry(os.environ.get("E2E_REGISTRY_URL") or None))
+
+
+@pytest.fixture(scope="session")
+def auth_registry(pytestconfig):
+    """A second instance with access control: examples/auth.dev.vars (see module doc)."""
+    reg = Registry(os.environ.get("E2E_AUTH_REGISTRY_URL") or None,
+                   extra_args=["--env-file", str(AUTH_VARS)], ready_status=401)
+    yield from _serve(pytestconfig, reg)
 
 
 @pytest.fixture
