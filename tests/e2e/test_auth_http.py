@@ -65,7 +65,7 @@ def test_challenge_names_realm_service_and_scope(auth_registry, anon, request):
         resp = anon.request(method, path)
         assert resp.status_code == 401, describe(resp)
         assert challenge(resp) == {"realm": f"{auth_registry.url}/token", "service": SERVICE,
-                                   "scope": f"repository:{repo}:{actions}"}, describe(resp)
+                                   "scope": f"repository:{repo}:{actions}", "error": None}, describe(resp)
     # The realm follows the origin the client reached: through another port, that port.
     front = PlainHttpFront(urlsplit(auth_registry.url).port)
     via = Client(f"http://{front.host}")
