@@ -1,40 +1,29 @@
-//! Request bodies that never enter wasm: a JavaScript pipe that hashes a body with the
-//! runtime's `crypto.DigestStream` while it flows to R2 through a `FixedLengthStream`
-//! (R2 only accepts streams of known length).
+//! Hashing R2 objects without their bytes entering wasm: the runtime's
+//! `crypto.DigestStream` reads the R2 stream directly.
 
+use crate::oci::Algorithm;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
 
 #[wasm_bindgen(inline_js = r#"
-export function hashing_pipe(body, algorithm, length) {
+export async function digest_stream(stream, algorithm) {
   const digest = new crypto.DigestStream(algorithm);
-  const writer = digest.getWriter();
-  const hashed = body.pipeThrough(new TransformStream({
-    async transform(chunk, controller) {
-      await writer.write(chunk);
-      controller.enqueue(chunk);
-    },
-    async flush() {
-      await writer.close();
-    },
-  }));
-  const fixed = hashed.pipeThrough(new FixedLengthStream(length));
-  return [fixed, digest.digest];
+  await stream.pipeTo(digest);
+  return new Uint8Array(await digest.digest);
 }
 "#)]
 extern "C" {
-    /// Returns `[stream, digestPromise]`: the body to store, and a promise of its digest
-    /// (an ArrayBuffer) that settles once the stream has been read to the end.
-    fn hashing_pipe(body: ReadableStream, algorithm: &str, length: f64) -> js_sys::Array;
+    /// A promise of the digest (bytes) of everything `stream` yields.
+    fn digest_stream(stream: ReadableStream, algorithm: &str) -> js_sys::Promise;
 }
 
-/// A body to hand to R2, and the pending digest of what flows through it.
-pub struct HashingPipe {
-    pub stream: ReadableStream,
-    pub digest: js_sys::Promise,
-}
-
-pub fn hash_on_the_way(body: ReadableStream, algorithm: &str, length: u64) -> HashingPipe {
-    let parts = hashing_pipe(body, algorithm, length as f64);
-    HashingPipe { stream: parts.get(0).unchecked_into(), digest: parts.get(1).unchecked_into() }
+/// The raw digest of a stream, computed by the runtime.
+pub async fn digest_of_stream(stream: ReadableStream, algorithm: Algorithm) -> Result<Vec<u8>, JsValue> {
+    let name = match algorithm {
+        Algorithm::Sha256 => "SHA-256",
+        Algorithm::Sha512 => "SHA-512",
+    };
+    let bytes = JsFuture::from(digest_stream(stream, name)).await?;
+    Ok(js_sys::Uint8Array::new(&bytes).to_vec())
 }

@@ -1,7 +1,7 @@
 //! The [`BlobStore`] port over an R2 bucket. Object bodies are handed on as JavaScript
 //! streams (`ResponseBody::Stream`), so blob bytes never pass through wasm on a pull.
 
-use super::native::hash_on_the_way;
+use super::native::digest_of_stream;
 use crate::oci::digest::{from_hex, to_hex};
 use crate::oci::{Algorithm, Digest};
 use crate::storage::{
@@ -9,7 +9,6 @@ use crate::storage::{
     StorageResult,
 };
 use std::collections::HashMap;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
 use worker::{Bucket, Cache, Data, Include, Range, ResponseBody, UploadedPart};
 
@@ -128,28 +127,22 @@ impl BlobStore for R2Store {
         }
     }
 
-    async fn put_hashed(
-        &self,
-        key: &str,
-        body: ReadableStream,
-        length: u64,
-        algorithm: Algorithm,
-    ) -> StorageResult<NativePut<Digest>> {
-        let name = match algorithm {
-            Algorithm::Sha256 => "SHA-256",
-            Algorithm::Sha512 => "SHA-512",
-        };
-        let pipe = hash_on_the_way(body, name, length);
-        if let Err(e) = self.bucket.put(key, Data::ReadableStream(pipe.stream)).execute().await {
-            return Ok(NativePut::Interrupted(e.to_string()));
+    async fn put_native(&self, key: &str, body: ReadableStream, _length: u64) -> StorageResult<NativePut<()>> {
+        match self.bucket.put(key, Data::ReadableStream(body)).execute().await {
+            Ok(_) => Ok(NativePut::Stored(())),
+            Err(e) => Ok(NativePut::Interrupted(e.to_string())),
         }
-        let buffer = match JsFuture::from(pipe.digest).await {
-            Ok(buffer) => buffer,
-            Err(e) => return Ok(NativePut::Interrupted(format!("{e:?}"))),
+    }
+
+    async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>> {
+        let Some(object) = self.bucket.get(key).execute().await.map_err(backend)? else { return Ok(None) };
+        let body = object.body().ok_or_else(|| backend("object has no body"))?;
+        let ResponseBody::Stream(stream) = body.response_body().map_err(backend)? else {
+            return Err(backend("object body is not a stream"));
         };
-        let hex = to_hex(&js_sys::Uint8Array::new(&buffer).to_vec());
-        let digest = format!("{}:{hex}", algorithm.as_str()).parse().map_err(backend)?;
-        Ok(NativePut::Stored(digest))
+        let raw = digest_of_stream(stream, algorithm).await.map_err(|e| backend(format!("{e:?}")))?;
+        let digest = format!("{}:{}", algorithm.as_str(), to_hex(&raw)).parse().map_err(backend)?;
+        Ok(Some(digest))
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {

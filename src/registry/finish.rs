@@ -4,8 +4,8 @@
 use super::error::{RegistryError, RegistryResult};
 use super::session::UploadSession;
 use super::Registry;
-use crate::oci::{media_type, Algorithm, Digest, Hasher, RepositoryName};
-use crate::storage::{keys, BlobStore, ByteRange, MetaStore, Metadata, StorageError};
+use crate::oci::{media_type, Digest, Hasher, RepositoryName};
+use crate::storage::{keys, BlobStore, MetaStore, Metadata, StorageError};
 
 /// Metadata key on a blob pointer naming the assembled object.
 pub(crate) const POINTER_TARGET: &str = "assembled";
@@ -14,7 +14,7 @@ pub(crate) const POINTER_SIZE: &str = "size";
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Verifies and publishes a session's bytes. `hasher` is the running hash of what came
-    /// through wasm, or `None` when the bytes were stored and hashed natively.
+    /// through wasm, or `None` when the bytes were stored natively.
     pub(crate) async fn finish(
         &self,
         repo: &RepositoryName,
@@ -24,18 +24,14 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         expected: &Digest,
     ) -> RegistryResult<()> {
         let blob_key = keys::blob(expected);
-        // `digest-algorithm` is only a hint ("SHOULD include"): a client may close a
-        // session hashed with sha256 by a sha512 digest. Then the bytes are hashed again
-        // below, still before anything is visible under the digest.
-        let session_algorithm = session.algorithm()?;
-        if session_algorithm == expected.algorithm() {
-            let actual = match (hasher, &session.native_digest) {
-                (Some(hasher), _) => hasher.finish(),
-                (None, Some(hex)) => format!("{}:{hex}", session_algorithm.as_str())
-                    .parse()
-                    .map_err(|_| StorageError::Backend("native digest is corrupt".into()))?,
-                (None, None) => return Err(StorageError::Backend("upload has no hash".into()).into()),
-            };
+        // The running hash settles it now when it is of the client's algorithm. Otherwise
+        // (a first chunk stored natively, or another algorithm: `digest-algorithm` is only
+        // a hint, "SHOULD include") the store hashes the assembled bytes below, still
+        // before anything is visible under the digest.
+        let running = hasher.filter(|h| h.algorithm() == expected.algorithm() && !session.native_chunk);
+        let verified_early = running.is_some();
+        if let Some(hasher) = running {
+            let actual = hasher.finish();
             if actual != *expected {
                 session.discard(&self.blobs).await?;
                 return Err(mismatch(&actual, expected));
@@ -47,9 +43,13 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             }
         }
         let assembled = self.assemble(&mut session, tail).await?;
-        if session_algorithm != expected.algorithm() {
+        if !verified_early {
             let actual = match &assembled {
-                Assembled::Object(key) => self.rehash(key, session.offset, expected.algorithm()).await?,
+                Assembled::Object(key) => self
+                    .blobs
+                    .digest_object(key, expected.algorithm())
+                    .await?
+                    .ok_or_else(|| StorageError::Backend(format!("{key} vanished before it was hashed")))?,
                 Assembled::Bytes(bytes) => expected.algorithm().digest_of(bytes),
             };
             let already_stored = self.blobs.head(&blob_key).await?.is_some();
@@ -81,7 +81,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// multipart upload with the tail as last part), or the tail alone when it is all.
     async fn assemble(&self, session: &mut UploadSession, tail: Vec<u8>) -> RegistryResult<Assembled> {
         let key = keys::assembled_blob(&session.id);
-        if session.native_digest.is_some() {
+        if session.native_chunk {
             return Ok(Assembled::Object(key));
         }
         let Some(multipart_id) = session.multipart_id.clone() else { return Ok(Assembled::Bytes(tail)) };
@@ -91,23 +91,6 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         self.blobs.complete_multipart(&key, &multipart_id, &session.parts).await?;
         session.multipart_id = None;
         Ok(Assembled::Object(key))
-    }
-
-    /// Hashes a stored object one part at a time, so memory stays at one part.
-    async fn rehash(&self, key: &str, size: u64, algorithm: Algorithm) -> RegistryResult<Digest> {
-        let mut hasher = Hasher::new(algorithm);
-        let mut offset = 0;
-        while offset < size {
-            let length = self.config.part_size.min(size - offset);
-            let bytes = self
-                .blobs
-                .read_range(key, ByteRange { offset, length })
-                .await?
-                .ok_or_else(|| StorageError::Backend(format!("{key} vanished while hashing")))?;
-            hasher.update(&bytes);
-            offset += length;
-        }
-        Ok(hasher.finish())
     }
 
     /// Lets `repo` serve `digest`, and records the repository in the catalog.

@@ -102,7 +102,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// multipart upload completes). This costs one read of that first chunk, once.
     pub(crate) async fn materialize(&self, session: &mut UploadSession) -> RegistryResult<Hasher> {
         let mut hasher = session.hasher()?;
-        if session.native_digest.is_none() {
+        if !session.native_chunk {
             return Ok(hasher);
         }
         let key = keys::assembled_blob(&session.id);
@@ -118,7 +118,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 .ok_or_else(|| StorageError::Backend(format!("{key} vanished while re-reading it")))?;
             self.absorb(session, &mut hasher, &mut tail, &bytes).await?;
         }
-        session.native_digest = None;
+        session.native_chunk = false;
         self.store_tail(session, &tail).await?;
         Ok(hasher)
     }

@@ -23,9 +23,9 @@ pub struct UploadSession {
     pub parts: Vec<PartReceipt>,
     pub started_at_ms: u64,
     /// Set when the first chunk was stored natively (without passing through wasm) as the
-    /// assembled object: the hex digest of those `offset` bytes, hashed by the runtime.
+    /// assembled object; its `offset` bytes are hashed by the store when the session closes.
     #[serde(default)]
-    pub native_digest: Option<String>,
+    pub native_chunk: bool,
 }
 
 impl UploadSession {
@@ -41,7 +41,7 @@ impl UploadSession {
             multipart_id: None,
             parts: Vec::new(),
             started_at_ms: now_ms,
-            native_digest: None,
+            native_chunk: false,
         }
     }
 
@@ -84,7 +84,7 @@ impl UploadSession {
 
     /// True when no byte has been received yet.
     pub fn is_empty(&self) -> bool {
-        self.offset == 0 && self.multipart_id.is_none() && self.native_digest.is_none()
+        self.offset == 0 && self.multipart_id.is_none() && !self.native_chunk
     }
 
     /// Removes every trace of an abandoned session: state, tail, any unfinished multipart

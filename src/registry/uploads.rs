@@ -71,7 +71,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         Ok(UploadProgress { id: session.id, offset: session.offset })
     }
 
-    /// The first chunk of a session, stored and hashed by the runtime.
+    /// The first chunk of a session, stored as it comes; hashed by the store on close.
     async fn append_native(
         &self,
         mut session: UploadSession,
@@ -80,16 +80,16 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         length: u64,
     ) -> RegistryResult<UploadProgress> {
         let key = keys::assembled_blob(&session.id);
-        match self.blobs.put_hashed(&key, native, length, session.algorithm()?).await? {
-            NativePut::Stored(digest) => {
+        match self.blobs.put_native(&key, native, length).await? {
+            NativePut::Stored(()) => {
                 session.offset = length;
-                session.native_digest = Some(digest.hex().to_owned());
+                session.native_chunk = true;
                 session.save(&self.blobs, self.clock.now_millis()).await?;
                 check_declared_length(range, session.offset)?;
                 Ok(UploadProgress { id: session.id, offset: session.offset })
             }
             NativePut::Interrupted(reason) => Err(RegistryError::BodyInterrupted(reason)),
-            NativePut::DigestMismatch => unreachable!("a hashed put checks no digest"),
+            NativePut::DigestMismatch => unreachable!("a plain put checks no digest"),
         }
     }
 
@@ -118,7 +118,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             body
         };
         // A native first chunk followed by nothing more is verified as it stands.
-        if session.native_digest.is_some() && body.length() == Some(0) {
+        if session.native_chunk && body.length() == Some(0) {
             return self.finish(repo, session, None, Vec::new(), expected).await;
         }
         let mut hasher = self.materialize(&mut session).await?;

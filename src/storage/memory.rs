@@ -61,7 +61,7 @@ impl MemoryBlobStore {
         self.single_put_limit.set(Some(bytes));
     }
 
-    /// How many bodies were taken natively (`put_verified`, `put_hashed`).
+    /// How many bodies were taken natively (`put_verified`, `put_native`).
     pub fn native_puts(&self) -> u64 {
         self.native_puts.get()
     }
@@ -167,21 +167,19 @@ impl BlobStore for MemoryBlobStore {
         Ok(NativePut::Stored(()))
     }
 
-    async fn put_hashed(
-        &self,
-        key: &str,
-        body: ByteStream,
-        length: u64,
-        algorithm: Algorithm,
-    ) -> StorageResult<NativePut<Digest>> {
+    async fn put_native(&self, key: &str, body: ByteStream, length: u64) -> StorageResult<NativePut<()>> {
         self.native_puts.set(self.native_puts.get() + 1);
         let bytes = match collect(body, length).await {
             Ok(bytes) => bytes,
             Err(reason) => return Ok(NativePut::Interrupted(reason)),
         };
-        let digest = algorithm.digest_of(&bytes);
         self.put_bytes(key, bytes, Metadata::new()).await?;
-        Ok(NativePut::Stored(digest))
+        Ok(NativePut::Stored(()))
+    }
+
+    async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>> {
+        check_key(key)?;
+        Ok(self.objects.borrow().get(key).map(|o| algorithm.digest_of(&o.bytes)))
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {

@@ -78,7 +78,7 @@ pub struct PartReceipt {
 /// How a native put ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NativePut<T> {
-    /// Stored; for a hashed put, the digest of what was stored.
+    /// Stored.
     Stored(T),
     /// The bytes did not hash to the expected digest: nothing was stored.
     DigestMismatch,
@@ -123,14 +123,12 @@ pub trait BlobStore {
         length: u64,
         digest: &Digest,
     ) -> StorageResult<NativePut<()>>;
-    /// Stores `length` bytes of `body` under `key`, hashing them natively on the way.
-    async fn put_hashed(
-        &self,
-        key: &str,
-        body: Self::Native,
-        length: u64,
-        algorithm: Algorithm,
-    ) -> StorageResult<NativePut<Digest>>;
+    /// Stores `length` bytes of `body` under `key` as they come (not visible under any
+    /// digest: the caller verifies with [`BlobStore::digest_object`] before publishing).
+    async fn put_native(&self, key: &str, body: Self::Native, length: u64) -> StorageResult<NativePut<()>>;
+    /// The digest of a stored object, computed by the store (on Workers by the runtime's
+    /// `crypto.DigestStream` over the R2 stream, never in wasm); `None` if there is none.
+    async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>>;
     /// Lists keys under `prefix` strictly after `start_after`, at most `limit` (<= 1000).
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage>;
 
