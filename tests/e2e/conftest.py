@@ -249,6 +249,13 @@ def auth_registry(pytestconfig):
     yield from _serve(pytestconfig, reg)
 
 
+@pytest.fixture(scope="module")
+def own_registry(pytestconfig):
+    """A registry of the module's own, stopped when the module ends: for tests whose load
+    (several GiB through the local R2 simulator) could destabilise the shared instance."""
+    yield from _serve(pytestconfig, Registry())
+
+
 @pytest.fixture
 def client(registry):
     c = Client(registry.url)
