@@ -22,7 +22,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -34,6 +33,7 @@ import pytest
 import requests
 
 from helpers import Client, random_repo
+from workerd_proc import stop_process_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "120"))
@@ -164,22 +164,8 @@ class Registry:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 10.0)):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
         if proc is not None:
-            try:  # workerd children may outlive wrangler: sweep the group once more
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            stop_process_group(proc, STOP_TIMEOUT)
         if self.log_file is not None:
             self.log_file.close()
             self.log_file = None

@@ -26,6 +26,26 @@ import requests
 MiB = 1024 * 1024
 SAMPLE_INTERVAL = 0.05
 STOP_TIMEOUT = 15.0
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
+    """Stops a process started in its own group (wrangler and its workerd children):
+    SIGTERM, then SIGKILL, then one more SIGKILL sweep for children that outlived it."""
+    if proc.poll() is None:
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -362,21 +382,7 @@ class WranglerDev:
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
-            if proc.poll() is None:
-                for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 10.0)):
-                    try:
-                        os.killpg(proc.pid, sig)
-                    except ProcessLookupError:
-                        break
-                    try:
-                        proc.wait(timeout=wait)
-                        break
-                    except subprocess.TimeoutExpired:
-                        continue
-            try:  # workerd children may outlive wrangler: sweep the group once more
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            stop_process_group(proc)
         if self.log_file is not None:
             self.log_file.close()
             self.log_file = None
