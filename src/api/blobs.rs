@@ -35,7 +35,7 @@ pub async fn get<B: BlobStore, M: MetaStore>(
             .header("content-type", "application/octet-stream")
             .header("content-length", stat.size.to_string()));
     }
-    if call.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+    if call.etag_matches(&etag) {
         registry.stat_blob(name, digest).await?;
         return Ok(common(Reply::new(StatusCode::NOT_MODIFIED)));
     }

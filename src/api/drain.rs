@@ -86,3 +86,24 @@ impl<N> Stream for Shared<N> {
         }
     }
 }
+
+/// Why a body could not be read whole.
+pub enum ReadError {
+    /// It is longer than the limit; reading stopped there.
+    TooLarge,
+    /// The client stream broke.
+    Broke(String),
+}
+
+/// Reads a body of at most `limit` bytes, stopping as soon as it crosses the limit.
+pub async fn read_limited(mut body: ByteStream, limit: usize) -> Result<Vec<u8>, ReadError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(ReadError::Broke)?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}

@@ -1,10 +1,10 @@
 //! Manifest endpoints (end-3, end-7, end-9).
 
+use super::drain::{read_limited, ReadError};
 use super::{ApiError, Call, HandlerResult, Reply};
 use crate::oci::{ErrorCode, Reference, RepositoryName, Tag};
-use crate::registry::{ByteStream, Registry, RegistryError};
+use crate::registry::{Registry, RegistryError};
 use crate::storage::{BlobStore, MetaStore};
-use futures::StreamExt;
 use http::{Method, StatusCode};
 
 pub async fn get<B: BlobStore, M: MetaStore>(
@@ -23,7 +23,7 @@ pub async fn get<B: BlobStore, M: MetaStore>(
             .header("content-type", manifest.media_type)
             .header("content-length", manifest.bytes.len().to_string()));
     }
-    if call.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+    if call.etag_matches(&etag) {
         return Ok(reply.status(StatusCode::NOT_MODIFIED));
     }
     Ok(reply.bytes(&manifest.media_type, manifest.bytes))
@@ -45,7 +45,11 @@ pub async fn put<B: BlobStore, M: MetaStore>(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let content_type = call.header("content-type").unwrap_or("").to_owned();
-    let bytes = read_limited(call.take_body().into_stream(), registry.config().max_manifest_bytes).await?;
+    let limit = registry.config().max_manifest_bytes;
+    let bytes = read_limited(call.take_body().into_stream(), limit).await.map_err(|e| match e {
+        ReadError::TooLarge => ApiError::from(RegistryError::ManifestTooLarge(limit)),
+        ReadError::Broke(e) => ApiError::from(RegistryError::BodyInterrupted(e)),
+    })?;
     let pushed = registry.put_manifest(name, reference, &extra_tags, &content_type, bytes).await?;
     let mut reply = Reply::new(StatusCode::CREATED)
         .header("location", format!("/v2/{name}/manifests/{}", pushed.digest))
@@ -69,18 +73,4 @@ pub async fn delete<B: BlobStore, M: MetaStore>(
 ) -> HandlerResult<B::Body> {
     registry.delete_manifest(name, reference).await?;
     Ok(Reply::new(StatusCode::ACCEPTED).header("content-length", "0"))
-}
-
-/// Reads a body of at most `limit` bytes; a larger one is refused with 413 as soon as it
-/// crosses the limit, without reading the rest.
-async fn read_limited(mut body: ByteStream, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::from(RegistryError::BodyInterrupted(e)))?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(RegistryError::ManifestTooLarge(limit).into());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
 }

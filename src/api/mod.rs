@@ -45,6 +45,11 @@ impl<N: 'static> Call<N> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Whether `If-None-Match` names `etag` (the client already holds this content).
+    pub fn etag_matches(&self, etag: &str) -> bool {
+        self.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    }
+
     /// Whether the caller may pull from `name` (always, with access control off).
     pub fn may_pull(&self, name: &crate::oci::RepositoryName) -> bool {
         self.identity.as_ref().is_none_or(|i| i.may(name, Action::Pull))

@@ -2,13 +2,13 @@
 //! tokens (`/auth/tokens`).
 
 use super::access::refused;
+use super::drain::{read_limited, ReadError};
 use super::params::Query;
 use super::{ApiError, Call, HandlerResult, Reply};
 use crate::auth::{self, tokens, Auth, AuthError, Grant, Grants, Identity, RepositoryPattern};
 use crate::oci::{ErrorCode, RepositoryName};
 use crate::registry::Registry;
 use crate::storage::{BlobStore, MetaStore};
-use futures::StreamExt;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -32,16 +32,10 @@ fn refuse(auth: &Auth, error: AuthError) -> ApiError {
 }
 
 async fn read_small_body<N: 'static>(call: &Call<N>) -> Result<Vec<u8>, ApiError> {
-    let mut body = call.take_body().into_stream();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(ErrorCode::Unsupported, format!("body broke off: {e}")))?;
-        if bytes.len() + chunk.len() > MAX_BODY {
-            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SizeInvalid, "body too large"));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
+    read_limited(call.take_body().into_stream(), MAX_BODY).await.map_err(|e| match e {
+        ReadError::TooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SizeInvalid, "body too large"),
+        ReadError::Broke(e) => ApiError::bad_request(ErrorCode::Unsupported, format!("body broke off: {e}")),
+    })
 }
 
 /// `GET /token?service=...&scope=...` with Basic credentials (or none, for anonymous

@@ -47,12 +47,15 @@ impl AccessToken {
     }
 }
 
-/// Splits `ert_<id>_<secret>`; ids and secrets are lowercase hex.
+/// Ids and secrets are 1-64 lowercase hex digits; nothing else may reach a storage key.
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Splits `ert_<id>_<secret>`.
 fn parse(token: &str) -> Option<(&str, &str)> {
     let (id, secret) = token.strip_prefix(TOKEN_PREFIX)?.split_once('_')?;
-    let hex =
-        |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    (hex(id) && hex(secret)).then_some((id, secret))
+    (is_hex(id) && is_hex(secret)).then_some((id, secret))
 }
 
 pub async fn save<B: BlobStore>(store: &B, token: &AccessToken) -> StorageResult<()> {
@@ -77,7 +80,7 @@ pub async fn still_valid<B: BlobStore>(store: &B, id: &str, now_secs: u64) -> St
 }
 
 async fn load<B: BlobStore>(store: &B, id: &str) -> StorageResult<Option<AccessToken>> {
-    if parse(&format!("{TOKEN_PREFIX}{id}_0")).is_none() {
+    if !is_hex(id) {
         return Ok(None);
     }
     let Some((_, json)) = store.get_bytes(&keys::access_token(id)).await? else { return Ok(None) };
