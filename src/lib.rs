@@ -13,6 +13,8 @@
 //!   in-memory doubles that enforce R2's and KV's limits.
 //! - [`auth`]: who the caller is and what they may do (users, access tokens, bearer
 //!   tokens of the Docker token protocol, anonymous pull).
+//! - [`replication`]: opt-in geo-replication across R2 buckets: routing by location,
+//!   read fallback, health back-off, queue-driven verified copies and a repair job.
 //! - [`oci`]: names, tags, digests, media types and manifests, validated by the spec's rules.
 //!
 //! `edge` (compiled for wasm32 only) is the workers-rs glue: it binds R2 and KV to the
@@ -23,6 +25,7 @@ pub mod api;
 pub mod auth;
 pub mod oci;
 pub mod registry;
+pub mod replication;
 pub mod storage;
 
 #[cfg(target_arch = "wasm32")]

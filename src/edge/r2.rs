@@ -46,6 +46,13 @@ impl BlobStore for R2Store {
     type Body = ResponseBody;
     type Native = ReadableStream;
 
+    fn reuse_body(&self, body: ResponseBody) -> Option<ReadableStream> {
+        match body {
+            ResponseBody::Stream(stream) => Some(stream),
+            _ => None,
+        }
+    }
+
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
         Ok(self.bucket.head(key).await.map_err(backend)?.as_ref().map(info))
     }

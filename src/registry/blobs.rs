@@ -1,9 +1,9 @@
 //! Reading and deleting blobs in a repository (end-2, end-10).
 
 use super::error::{RegistryError, RegistryResult};
-use super::finish::{POINTER_SIZE, POINTER_TARGET};
 use super::Registry;
 use crate::oci::{Digest, RepositoryName};
+use crate::storage::keys::{POINTER_SIZE, POINTER_TARGET};
 use crate::storage::{keys, BlobStore, ByteRange, MetaStore, ObjectInfo};
 
 /// A blob's size, as HEAD reports it.

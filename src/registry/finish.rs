@@ -7,10 +7,7 @@ use super::Registry;
 use crate::oci::{media_type, Digest, Hasher, RepositoryName};
 use crate::storage::{keys, BlobStore, MetaStore, Metadata, StorageError};
 
-/// Metadata key on a blob pointer naming the assembled object.
-pub(crate) const POINTER_TARGET: &str = "assembled";
-/// Metadata key on a blob pointer holding the blob's size.
-pub(crate) const POINTER_SIZE: &str = "size";
+use crate::storage::keys::{POINTER_SIZE, POINTER_TARGET};
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Verifies and publishes a session's bytes. `hasher` is the running hash of what came

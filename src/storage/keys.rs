@@ -104,6 +104,46 @@ pub fn kv_manifest(digest: &Digest) -> String {
     format!("manifest/{digest}")
 }
 
+/// R2 metadata on a blob pointer naming the assembled object that holds its bytes.
+pub const POINTER_TARGET: &str = "assembled";
+/// R2 metadata on a blob pointer holding the blob's size.
+pub const POINTER_SIZE: &str = "size";
+
+/// R2 metadata stamped on every replicated write: when it was written (ms since the
+/// epoch), so that replication never overwrites a newer copy with an older one.
+pub const WRITTEN_AT: &str = "written-at";
+
+/// The upload id inside a session-scoped key (`uploads/<id>/...` or the object a
+/// multipart upload assembles into); `None` for any other key.
+pub fn session_of(key: &str) -> Option<&str> {
+    let id = match key.strip_prefix(UPLOADS_PREFIX) {
+        Some(rest) => rest.split('/').next()?,
+        None => key.strip_prefix("blobs/multipart/")?,
+    };
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+/// R2: prefix of the replication bookkeeping, never itself replicated.
+pub const REPLICATION_PREFIX: &str = "replication/";
+
+/// R2: prefix of the pending-replication markers kept in the replica that took a write.
+pub const PENDING_PREFIX: &str = "replication/pending/";
+
+/// R2: marks that `key` still has to reach the replica `target`; kept in the source
+/// replica until the copy is verified. Keys may be 1,024 bytes long, so the marker is
+/// named by the key's SHA-256 and carries the key in its metadata.
+pub fn pending_marker(target: &str, key: &str) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(key.as_bytes());
+    format!("{PENDING_PREFIX}{target}/{}", crate::oci::digest::to_hex(&hash))
+}
+
+/// KV: the routing switch, the replicas taken out of client routing (JSON).
+pub const KV_ROUTING: &str = "replication/routing";
+
+/// KV: the fault-injection plan, read only when the test hooks are enabled (JSON).
+pub const KV_FAULTS: &str = "replication/faults";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +171,18 @@ mod tests {
         assert_eq!(access_token("ab12"), "auth/tokens/ab12");
         assert_eq!(kv_manifest(&d()), format!("manifest/sha256:{hex}"));
         assert_eq!(cache_name(&d()), format!("https://edge-registry.cache/blobs/sha256:{hex}"));
+        assert_eq!(session_of("uploads/u1/state"), Some("u1"));
+        assert_eq!(session_of(&assembled_blob("u1")), Some("u1"));
+        assert_eq!(session_of(&blob(&d())), None);
+        assert_eq!(
+            pending_marker("eu", "catalog/x"),
+            "replication/pending/eu/".to_owned()
+                + &crate::oci::digest::to_hex(&{
+                    use sha2::Digest as _;
+                    sha2::Sha256::digest(b"catalog/x")
+                })
+        );
+        assert_eq!((KV_ROUTING, KV_FAULTS), ("replication/routing", "replication/faults"));
     }
 
     #[test]

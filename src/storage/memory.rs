@@ -96,6 +96,10 @@ impl BlobStore for MemoryBlobStore {
         self.single_put_limit.get().unwrap_or(R2_MAX_SINGLE_PUT_BYTES)
     }
 
+    fn reuse_body(&self, body: Vec<u8>) -> Option<ByteStream> {
+        Some(Box::pin(futures::stream::once(async move { Ok(body) })))
+    }
+
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
         check_key(key)?;
         Ok(self.objects.borrow().get(key).map(Self::info))

@@ -110,6 +110,12 @@ pub trait BlobStore {
     async fn cached(&self, _name: &str) -> StorageResult<Option<Object<Self::Body>>> {
         Ok(None)
     }
+    /// The body of an object read from this store as a body this store can put again
+    /// (copying an object between replicas without it passing through wasm); `None` when
+    /// the store cannot, and the caller copies through memory.
+    fn reuse_body(&self, _body: Self::Body) -> Option<Self::Native> {
+        None
+    }
     /// Reads part of an object into memory (re-hashing a blob one part at a time).
     async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>>;
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo>;
@@ -159,6 +165,19 @@ pub trait MetaStore {
     async fn get(&self, key: &str) -> StorageResult<Option<MetaEntry>>;
     async fn put(&self, key: &str, value: Vec<u8>, metadata: Option<String>) -> StorageResult<()>;
     async fn delete(&self, key: &str) -> StorageResult<()>;
+}
+
+/// A shared index (one KV namespace behind every request of a test or an isolate).
+impl<M: MetaStore> MetaStore for std::rc::Rc<M> {
+    async fn get(&self, key: &str) -> StorageResult<Option<MetaEntry>> {
+        (**self).get(key).await
+    }
+    async fn put(&self, key: &str, value: Vec<u8>, metadata: Option<String>) -> StorageResult<()> {
+        (**self).put(key, value, metadata).await
+    }
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        (**self).delete(key).await
+    }
 }
 
 /// Every key under `prefix`, in order, with its metadata: pages through listings of at

@@ -1,0 +1,283 @@
+//! Replication: after a request, each [`Change`] becomes a pending marker in its source
+//! replica and a queue message per target; the queue consumer applies a message by
+//! copying (verified against the digest) or deleting, then removes the marker. Applying is
+//! idempotent, so a repeated or re-sent message does no harm.
+
+use super::store::{Change, ChangeKind, Replicated};
+use crate::oci::Digest;
+use crate::storage::{keys, BlobStore, ByteRange, Metadata, NativePut, ObjectInfo, StorageError, StorageResult};
+use serde::{Deserialize, Serialize};
+
+/// Marker metadata: the replicated key, the change, and when it was first and last sent.
+const MARKER_KEY: &str = "key";
+const MARKER_KIND: &str = "kind";
+const MARKER_ENQUEUED: &str = "enqueued-at";
+const MARKER_SENT: &str = "sent-at";
+
+/// A queue allows at most this many messages per send.
+pub const MAX_BATCH: usize = 100;
+
+/// One key to bring from `source` to `target` (by replica name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub key: String,
+    pub kind: ChangeKind,
+    pub source: String,
+    pub target: String,
+    /// When the change was first enqueued (ms): the age of the oldest pending item.
+    pub enqueued_at: u64,
+}
+
+/// The replication queue's producer side (a Cloudflare Queue on Workers).
+#[allow(async_fn_in_trait)]
+pub trait ReplicationQueue {
+    async fn send(&self, messages: Vec<Message>) -> Result<(), String>;
+}
+
+/// Sends `messages` in batches the queue accepts.
+pub async fn send_all<Q: ReplicationQueue>(queue: &Q, messages: Vec<Message>) -> Result<(), String> {
+    for batch in messages.chunks(MAX_BATCH) {
+        queue.send(batch.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// A pending marker's contents.
+pub(crate) fn marker_metadata(message: &Message, sent_at: u64) -> Metadata {
+    Metadata::from([
+        (MARKER_KEY.to_owned(), message.key.clone()),
+        (
+            MARKER_KIND.to_owned(),
+            serde_json::to_value(message.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        ),
+        (MARKER_ENQUEUED.to_owned(), message.enqueued_at.to_string()),
+        (MARKER_SENT.to_owned(), sent_at.to_string()),
+    ])
+}
+
+/// The message a marker in `source` stands for, and when it was last sent.
+pub(crate) fn message_of_marker(source: &str, marker_key: &str, metadata: &Metadata) -> Option<(Message, u64)> {
+    let target = marker_key.strip_prefix(keys::PENDING_PREFIX)?.split('/').next()?.to_owned();
+    let number = |name: &str| metadata.get(name).and_then(|v| v.parse::<u64>().ok());
+    let kind = serde_json::from_value(serde_json::Value::String(metadata.get(MARKER_KIND)?.clone())).ok()?;
+    let message = Message {
+        key: metadata.get(MARKER_KEY)?.clone(),
+        kind,
+        source: source.to_owned(),
+        target,
+        enqueued_at: number(MARKER_ENQUEUED)?,
+    };
+    let sent = number(MARKER_SENT).unwrap_or(message.enqueued_at);
+    Some((message, sent))
+}
+
+/// Records `changes` as pending in their source replicas and enqueues one message per
+/// target. A marker that cannot be written is logged by the caller's repair: content keys
+/// are found again by the repair's full comparison. Returns the messages sent.
+pub async fn publish<S: BlobStore, Q: ReplicationQueue>(
+    store: &Replicated<S>,
+    queue: &Q,
+    changes: Vec<Change>,
+) -> Result<usize, String> {
+    let now = (store.routing.now)();
+    let mut messages = Vec::new();
+    for change in changes {
+        let source = store.routing.name(change.source).to_owned();
+        for target in (0..store.routing.len()).filter(|&t| t != change.source) {
+            let message = Message {
+                key: change.key.clone(),
+                kind: change.kind,
+                source: source.clone(),
+                target: store.routing.name(target).to_owned(),
+                enqueued_at: now,
+            };
+            let marker = keys::pending_marker(&message.target, &message.key);
+            let put =
+                store.replicas[change.source].store.put_bytes(&marker, Vec::new(), marker_metadata(&message, now));
+            store.run(change.source, false, put).await.map_err(|e| e.to_string())?;
+            messages.push(message);
+        }
+    }
+    let sent = messages.len();
+    send_all(queue, messages).await?;
+    Ok(sent)
+}
+
+/// What applying one message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The target now holds the source's copy, verified.
+    Copied,
+    /// The key was deleted in the target.
+    Deleted,
+    /// The target already held this or a newer version.
+    AlreadyThere,
+    /// The source no longer holds what the message is about; a later message covers it.
+    Superseded,
+    /// The fault hook dropped the message; its marker stays for the repair job.
+    Dropped,
+}
+
+fn written_at(info: &ObjectInfo) -> u64 {
+    info.metadata.get(keys::WRITTEN_AT).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The digest a content-addressed key (`blobs/<alg>/<hex>`, `manifests/<alg>/<hex>`) names.
+fn digest_in_key(key: &str, prefix: &str) -> Option<Digest> {
+    let (algorithm, hex) = key.strip_prefix(prefix)?.split_once('/')?;
+    format!("{algorithm}:{hex}").parse().ok()
+}
+
+/// Applies one message with a maintenance-routed store; `Err` means retry later.
+pub async fn apply<S: BlobStore>(store: &Replicated<S>, message: &Message) -> Result<Applied, String> {
+    let (Some(source), Some(target)) =
+        (store.routing.index_of(&message.source), store.routing.index_of(&message.target))
+    else {
+        return Ok(Applied::Superseded); // a replica no longer declared
+    };
+    if store.routing.dropping.get(target).copied().unwrap_or(false) {
+        return Ok(Applied::Dropped);
+    }
+    let applied = sync_key(store, source, target, message).await.map_err(|e| e.to_string())?;
+    let marker = keys::pending_marker(&message.target, &message.key);
+    store.run(source, false, store.replicas[source].store.delete(&marker)).await.map_err(|e| e.to_string())?;
+    Ok(applied)
+}
+
+async fn sync_key<S: BlobStore>(
+    store: &Replicated<S>,
+    source: usize,
+    target: usize,
+    message: &Message,
+) -> StorageResult<Applied> {
+    let key = message.key.as_str();
+    let (src, dst) = (&store.replicas[source].store, &store.replicas[target].store);
+    let in_source = store.run(source, true, src.head(key)).await?;
+    let in_target = store.run(target, true, dst.head(key)).await?;
+    let Some(info) = in_source else {
+        return Ok(match (message.kind, in_target) {
+            (ChangeKind::Delete, Some(there)) if written_at(&there) <= message.enqueued_at => {
+                store.run(target, false, dst.delete(key)).await?;
+                Applied::Deleted
+            }
+            (ChangeKind::Delete, _) => Applied::AlreadyThere,
+            (ChangeKind::Put, _) => Applied::Superseded,
+        });
+    };
+    if in_target.as_ref().is_some_and(|there| written_at(there) >= written_at(&info)) {
+        return Ok(Applied::AlreadyThere);
+    }
+    if let Some(digest) = digest_in_key(key, "blobs/") {
+        match info.metadata.get(keys::POINTER_TARGET) {
+            Some(assembled) => {
+                copy_blob_bytes(store, source, target, assembled, &digest).await?;
+                copy_small(store, source, target, key, None).await?;
+            }
+            None => copy_blob_bytes(store, source, target, key, &digest).await?,
+        }
+    } else {
+        copy_small(store, source, target, key, digest_in_key(key, "manifests/")).await?;
+    }
+    Ok(Applied::Copied)
+}
+
+/// Copies a small object through memory with its metadata; when `digest` is given the
+/// bytes must hash to it.
+async fn copy_small<S: BlobStore>(
+    store: &Replicated<S>,
+    source: usize,
+    target: usize,
+    key: &str,
+    digest: Option<Digest>,
+) -> StorageResult<()> {
+    let src = &store.replicas[source].store;
+    let Some((info, bytes)) = store.run(source, true, src.get_bytes(key)).await? else {
+        return Err(StorageError::Backend(format!("{key} vanished from {} while copying", store.routing.name(source))));
+    };
+    if let Some(expected) = digest {
+        let actual = expected.algorithm().digest_of(&bytes);
+        if actual != expected {
+            return Err(StorageError::Backend(format!("{key} in {} hashes to {actual}", store.routing.name(source))));
+        }
+    }
+    let dst = &store.replicas[target].store;
+    store.run(target, false, dst.put_bytes(key, bytes, info.metadata)).await.map(|_| ())
+}
+
+/// Copies blob bytes stored under `key` so that the target holds them under the same key
+/// only once they are verified to hash to `digest`: a single verified put (R2 checks the
+/// checksum) up to the single-put limit, a multipart copy re-hashed by the store above it.
+async fn copy_blob_bytes<S: BlobStore>(
+    store: &Replicated<S>,
+    source: usize,
+    target: usize,
+    key: &str,
+    digest: &Digest,
+) -> StorageResult<()> {
+    let (src, dst) = (&store.replicas[source].store, &store.replicas[target].store);
+    if store.run(target, true, dst.head(key)).await?.is_some()
+        && store.run(target, false, dst.digest_object(key, digest.algorithm())).await?.as_ref() == Some(digest)
+    {
+        return Ok(());
+    }
+    let Some(info) = store.run(source, true, src.head(key)).await? else {
+        return Err(StorageError::Backend(format!("{key} vanished from {}", store.routing.name(source))));
+    };
+    if info.size > dst.max_single_put() {
+        return copy_multipart(store, source, target, key, info.size, digest).await;
+    }
+    let object = store.run(source, true, src.get(key, None)).await?;
+    let object = object.ok_or_else(|| StorageError::Backend(format!("{key} vanished while copying")))?;
+    let stored = match dst.reuse_body(object.body) {
+        Some(native) => store.run(target, false, dst.put_verified(key, native, info.size, digest)).await?,
+        None => {
+            let bytes = store.run(source, true, src.get_bytes(key)).await?.map(|(_, b)| b).unwrap_or_default();
+            if digest.algorithm().digest_of(&bytes) != *digest {
+                NativePut::DigestMismatch
+            } else {
+                store.run(target, false, dst.put_bytes(key, bytes, Metadata::new())).await?;
+                NativePut::Stored(())
+            }
+        }
+    };
+    match stored {
+        NativePut::Stored(()) => Ok(()),
+        NativePut::DigestMismatch => Err(StorageError::Backend(format!(
+            "{key} in {} does not hash to {digest}: not copied",
+            store.routing.name(source)
+        ))),
+        NativePut::Interrupted(e) => Err(StorageError::Backend(format!("copying {key}: {e}"))),
+    }
+}
+
+/// Above the single-put limit: copies part by part, then re-hashes the assembled copy
+/// (natively, on Workers) and deletes it if it does not match.
+async fn copy_multipart<S: BlobStore>(
+    store: &Replicated<S>,
+    source: usize,
+    target: usize,
+    key: &str,
+    size: u64,
+    digest: &Digest,
+) -> StorageResult<()> {
+    let (src, dst) = (&store.replicas[source].store, &store.replicas[target].store);
+    let min_part = crate::storage::limits::R2_MIN_PART_BYTES.max(8 * 1024 * 1024);
+    let part_size = size.div_ceil(crate::storage::limits::R2_MAX_PARTS as u64).max(min_part);
+    let upload = store.run(target, false, dst.create_multipart(key)).await?;
+    let mut parts = Vec::new();
+    let mut offset = 0;
+    while offset < size {
+        let range = ByteRange { offset, length: part_size.min(size - offset) };
+        let bytes = store.run(source, false, src.read_range(key, range)).await?;
+        let bytes = bytes.ok_or_else(|| StorageError::Backend(format!("{key} vanished while copying")))?;
+        let number = (parts.len() + 1) as u16;
+        parts.push(store.run(target, false, dst.upload_part(key, &upload, number, bytes)).await?);
+        offset += range.length;
+    }
+    store.run(target, false, dst.complete_multipart(key, &upload, &parts)).await?;
+    if store.run(target, false, dst.digest_object(key, digest.algorithm())).await?.as_ref() != Some(digest) {
+        store.run(target, false, dst.delete(key)).await?;
+        return Err(StorageError::Backend(format!("the copy of {key} does not hash to {digest}; deleted")));
+    }
+    Ok(())
+}

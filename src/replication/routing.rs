@@ -1,0 +1,208 @@
+//! Which replicas one request may use, in which order: the preference order for its
+//! location, minus replicas taken out of routing, with unhealthy ones tried only as a last
+//! resort. Upload sessions are pinned to the replica that opened them through their id.
+
+use super::config::{preference_order, Location, ReplicaSpec};
+use super::health::{Health, Traffic};
+use crate::registry::IdSource;
+use std::rc::Rc;
+
+/// Milliseconds since the epoch, injected.
+pub type Now = Rc<dyn Fn() -> u64>;
+
+/// The routing of one request (or one replication job).
+pub struct Routing {
+    pub(crate) specs: Rc<Vec<ReplicaSpec>>,
+    pub(crate) health: Rc<Health>,
+    pub(crate) now: Now,
+    pub(crate) traffic: Traffic,
+    /// Preference order for the request's location.
+    order: Vec<usize>,
+    /// Replicas taken out of client routing by the operator's switch.
+    disabled: Vec<bool>,
+    /// Replicas the fault-injection hook makes fail (tests and dev only).
+    pub(crate) failing: Vec<bool>,
+    /// Replicas whose replication messages the fault hook drops (tests and dev only).
+    pub(crate) dropping: Vec<bool>,
+    /// A test hook: serve from this replica alone, without falling back.
+    pinned: Option<usize>,
+}
+
+impl Routing {
+    /// Routing for client traffic from `location`; `disabled` and `failing` name replicas.
+    pub fn for_client(specs: Rc<Vec<ReplicaSpec>>, health: Rc<Health>, now: Now, location: &Location) -> Self {
+        let order = preference_order(&specs, location);
+        Self::new(specs, health, now, Traffic::Client, order)
+    }
+
+    /// Routing for replication, repair and status: every replica, switch or not, home first.
+    pub fn for_maintenance(specs: Rc<Vec<ReplicaSpec>>, health: Rc<Health>, now: Now) -> Self {
+        let order = preference_order(&specs, &Location::default());
+        Self::new(specs, health, now, Traffic::Maintenance, order)
+    }
+
+    fn new(specs: Rc<Vec<ReplicaSpec>>, health: Rc<Health>, now: Now, traffic: Traffic, order: Vec<usize>) -> Self {
+        let n = specs.len();
+        health.ensure(n);
+        Routing {
+            specs,
+            health,
+            now,
+            traffic,
+            order,
+            disabled: vec![false; n],
+            failing: vec![false; n],
+            dropping: vec![false; n],
+            pinned: None,
+        }
+    }
+
+    fn flags(&self, names: &[String]) -> Vec<bool> {
+        self.specs.iter().map(|s| names.contains(&s.name)).collect()
+    }
+
+    /// Takes the named replicas out of client routing.
+    pub fn with_disabled(mut self, names: &[String]) -> Self {
+        self.disabled = self.flags(names);
+        self
+    }
+
+    /// Fault injection: the named replicas fail every operation; messages to `dropping`
+    /// replicas are lost.
+    pub fn with_faults(mut self, failing: &[String], dropping: &[String]) -> Self {
+        self.failing = self.flags(failing);
+        self.dropping = self.flags(dropping);
+        self
+    }
+
+    /// Test hook: serve from the named replica alone (no fallback). Unknown names pin
+    /// nothing, so the request finds nothing.
+    pub fn pinned_to(mut self, name: &str) -> Self {
+        self.pinned = Some(self.index_of(name).unwrap_or(usize::MAX));
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    pub fn name(&self, replica: usize) -> &str {
+        &self.specs[replica].name
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.specs.iter().position(|s| s.name == name)
+    }
+
+    pub fn is_disabled(&self, replica: usize) -> bool {
+        self.disabled.get(replica).copied().unwrap_or(false)
+    }
+
+    /// Whether this traffic may touch `replica` at all.
+    pub fn routable(&self, replica: usize) -> bool {
+        replica < self.len()
+            && match self.traffic {
+                Traffic::Client => !self.is_disabled(replica) && self.pinned.is_none_or(|p| p == replica),
+                Traffic::Maintenance => true,
+            }
+    }
+
+    /// The replicas to try, in order: routable ones, those usable now (healthy or due a
+    /// probe) first, unhealthy ones last as a last resort.
+    pub fn candidates(&self) -> Vec<usize> {
+        let now = (self.now)();
+        let routable = self.order.iter().copied().filter(|&i| self.routable(i));
+        let (usable, resting): (Vec<usize>, Vec<usize>) = routable.partition(|&i| self.health.usable(i, now));
+        usable.into_iter().chain(resting).collect()
+    }
+
+    /// The replica that takes this request's writes (`None`: none may be routed to).
+    pub fn writer(&self) -> Option<usize> {
+        self.candidates().first().copied()
+    }
+
+    /// The replica an upload session lives in, from its id's first hex digit.
+    pub fn session_replica(&self, upload_id: &str) -> Option<usize> {
+        let index = upload_id.chars().next()?.to_digit(16)? as usize;
+        (index < self.len()).then_some(index)
+    }
+}
+
+/// Upload ids that name the replica holding the session: the first of the 32 hex digits
+/// is the replica's index, the other 31 (124 bits) are random.
+pub struct ReplicaIds {
+    pub routing: Rc<Routing>,
+    pub random: Box<dyn IdSource>,
+}
+
+impl IdSource for ReplicaIds {
+    fn new_id(&self) -> String {
+        let random = self.random.new_id();
+        let replica = self.routing.writer().unwrap_or(0);
+        let digit = std::char::from_digit(replica as u32, 16).unwrap_or('0');
+        std::iter::once(digit).chain(random.chars().skip(1)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::config::parse_replicas;
+
+    fn specs() -> Rc<Vec<ReplicaSpec>> {
+        Rc::new(
+            parse_replicas(
+                r#"[{"name":"a","binding":"A","region":"weur","serves":["EU"],"home":true},
+                    {"name":"b","binding":"B","region":"enam","serves":["NA"]},
+                    {"name":"c","binding":"C","region":"apac","serves":["AS"]}]"#,
+            )
+            .unwrap(),
+        )
+    }
+
+    fn at(code: &str, health: &Rc<Health>) -> Routing {
+        Routing::for_client(specs(), health.clone(), Rc::new(|| 1_000), &Location::from_code(code))
+    }
+
+    #[test]
+    fn disabled_replicas_get_no_client_traffic_but_maintenance_reaches_them() {
+        let health = Rc::new(Health::new(3, 1000));
+        let routing = at("EU", &health).with_disabled(&["a".into()]);
+        assert_eq!(routing.candidates(), vec![1, 2]);
+        assert_eq!(routing.writer(), Some(1));
+        let all = Routing::for_maintenance(specs(), health, Rc::new(|| 1_000)).with_disabled(&["a".into()]);
+        assert_eq!(all.candidates(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn unhealthy_replicas_go_last_until_their_backoff_ends() {
+        let health = Rc::new(Health::new(3, 10_000));
+        health.failed(1, 0, "down");
+        assert_eq!(at("NA", &health).candidates(), vec![0, 2, 1]);
+        let later = Routing::for_client(specs(), health, Rc::new(|| 10_000), &Location::from_code("NA"));
+        assert_eq!(later.candidates(), vec![1, 0, 2], "probed again after the back-off");
+    }
+
+    #[test]
+    fn upload_ids_carry_the_writer_replica() {
+        struct Zeros;
+        impl IdSource for Zeros {
+            fn new_id(&self) -> String {
+                "f".repeat(32)
+            }
+        }
+        let health = Rc::new(Health::new(3, 1000));
+        let routing = Rc::new(at("AS", &health));
+        let id = ReplicaIds { routing: routing.clone(), random: Box::new(Zeros) }.new_id();
+        assert_eq!(id, format!("2{}", "f".repeat(31)));
+        assert_eq!(routing.session_replica(&id), Some(2));
+        assert_eq!(routing.session_replica("9abc"), None, "an index beyond the replicas pins nothing");
+        let pinned = at("AS", &health).pinned_to("b");
+        assert_eq!(pinned.candidates(), vec![1]);
+        assert!(at("AS", &health).pinned_to("zz").candidates().is_empty());
+    }
+}

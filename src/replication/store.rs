@@ -1,0 +1,382 @@
+//! [`Replicated`]: the [`BlobStore`] the registry sees when there are replicas. Reads go to
+//! the nearest replica holding the content and fall back on a miss, an error or a timeout;
+//! writes land in one replica and are recorded as [`Change`]s for asynchronous
+//! replication; upload sessions stay in the replica that opened them.
+
+use super::health::Traffic;
+use super::routing::Routing;
+use crate::oci::{Algorithm, Digest};
+use crate::storage::{
+    keys, BlobStore, ByteRange, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt,
+    StorageError, StorageResult,
+};
+use futures::future::{select, Either, LocalBoxFuture};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+
+/// Reads slower than this count as failed, and the next replica is tried.
+pub const DEFAULT_READ_TIMEOUT_MS: u64 = 5_000;
+
+/// Sleeping without a thread: `worker::Delay` on Workers.
+pub trait Timer {
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()>;
+}
+
+/// One replica: its declared name and its bucket.
+pub struct Replica<S> {
+    pub name: String,
+    pub store: S,
+}
+
+/// What a write did, to be replicated to the other replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Put,
+    Delete,
+}
+
+/// A write to a replicated key in the replica `source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: String,
+    pub kind: ChangeKind,
+    pub source: usize,
+}
+
+/// Whether writes to `key` are replicated: everything but upload sessions (which live in
+/// one replica), the objects they assemble (copied with the blob that points at them) and
+/// the replication bookkeeping itself.
+pub fn is_replicated(key: &str) -> bool {
+    keys::session_of(key).is_none() && !key.starts_with(keys::REPLICATION_PREFIX)
+}
+
+/// The replicas seen through one request's [`Routing`].
+pub struct Replicated<S> {
+    pub replicas: Rc<Vec<Replica<S>>>,
+    pub routing: Rc<Routing>,
+    timer: Rc<dyn Timer>,
+    read_timeout_ms: u64,
+    changes: RefCell<Vec<Change>>,
+}
+
+fn backend(message: String) -> StorageError {
+    StorageError::Backend(message)
+}
+
+/// Tries `$op` (an expression over `$store`) on each replica of `$order`; the first hit
+/// wins, a miss or an error moves on. An error is returned only if no replica had it.
+macro_rules! read_fallback {
+    ($self:ident, $order:expr, |$store:ident| $op:expr) => {{
+        let mut failure = None;
+        let mut found = None;
+        for i in $order {
+            let $store = &$self.replicas[i].store;
+            match $self.run(i, true, $op).await {
+                Ok(Some(value)) => {
+                    found = Some(value);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => failure = Some(e),
+            }
+        }
+        match (found, failure) {
+            (Some(value), _) => Ok(Some(value)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
+    }};
+}
+
+impl<S: BlobStore> Replicated<S> {
+    pub fn new(
+        replicas: Rc<Vec<Replica<S>>>,
+        routing: Rc<Routing>,
+        timer: Rc<dyn Timer>,
+        read_timeout_ms: u64,
+    ) -> Self {
+        Replicated { replicas, routing, timer, read_timeout_ms, changes: RefCell::new(Vec::new()) }
+    }
+
+    /// The writes this request made to replicated keys, each once (the last per key).
+    pub fn take_changes(&self) -> Vec<Change> {
+        let mut changes = std::mem::take(&mut *self.changes.borrow_mut());
+        let mut seen = std::collections::HashSet::new();
+        changes.reverse();
+        changes.retain(|c| seen.insert(c.key.clone()));
+        changes.reverse();
+        changes
+    }
+
+    fn record(&self, key: &str, kind: ChangeKind, source: usize) {
+        if is_replicated(key) && self.routing.len() > 1 {
+            self.changes.borrow_mut().push(Change { key: key.to_owned(), kind, source });
+        }
+    }
+
+    /// Runs one operation on replica `i`: applies injected faults and the read timeout,
+    /// counts it, and keeps the replica's health. Limit errors are the caller's, not the
+    /// replica's, and do not make it unhealthy.
+    pub(crate) async fn run<T>(
+        &self,
+        i: usize,
+        timed: bool,
+        op: impl Future<Output = StorageResult<T>>,
+    ) -> StorageResult<T> {
+        let health = &self.routing.health;
+        let name = &self.replicas[i].name;
+        if self.routing.failing.get(i).copied().unwrap_or(false) {
+            let message = format!("replica {name}: injected fault");
+            health.failed(i, (self.routing.now)(), &message);
+            return Err(backend(message));
+        }
+        health.count(i, self.routing.traffic);
+        let result = if timed {
+            let op = std::pin::pin!(op);
+            match select(op, self.timer.sleep(self.read_timeout_ms)).await {
+                Either::Left((result, _)) => result,
+                Either::Right(_) => Err(backend(format!("replica {name}: no answer in {} ms", self.read_timeout_ms))),
+            }
+        } else {
+            op.await
+        };
+        match &result {
+            Ok(_) => health.succeeded(i),
+            Err(StorageError::Backend(e)) => health.failed(i, (self.routing.now)(), e),
+            Err(StorageError::Limit(_)) => {}
+        }
+        result
+    }
+
+    /// Replicas to read `key` from: an upload session's own replica alone; an assembled
+    /// object's session replica first; anything else in the routing order.
+    fn read_order(&self, key: &str) -> Vec<usize> {
+        let candidates = self.routing.candidates();
+        let session = keys::session_of(key).and_then(|id| self.routing.session_replica(id));
+        match session {
+            Some(home) if key.starts_with(keys::UPLOADS_PREFIX) => {
+                candidates.into_iter().filter(|&i| i == home).collect()
+            }
+            Some(home) => {
+                let rest = candidates.iter().copied().filter(|&i| i != home);
+                candidates.contains(&home).then_some(home).into_iter().chain(rest).collect()
+            }
+            None => candidates,
+        }
+    }
+
+    /// The one replica that takes a write to `key`: its session's replica, or the writer.
+    fn write_target(&self, key: &str) -> StorageResult<usize> {
+        let session = keys::session_of(key).and_then(|id| self.routing.session_replica(id));
+        let target = match session {
+            Some(home) => Some(home).filter(|&i| self.routing.routable(i)),
+            None => self.routing.writer(),
+        };
+        target.ok_or_else(|| backend(format!("no replica may take a write of {key}: all are out of routing")))
+    }
+
+    /// Merges one listing page from every candidate replica: keys in order, each once, cut
+    /// where the first truncated replica's page ends so that no key is skipped.
+    async fn merged_list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
+        let mut merged: BTreeMap<String, Metadata> = BTreeMap::new();
+        let mut cutoff: Option<String> = None;
+        let mut failure = None;
+        let mut answered = false;
+        for i in self.routing.candidates() {
+            let store = &self.replicas[i].store;
+            match self.run(i, true, store.list(prefix, start_after, limit)).await {
+                Ok(page) => {
+                    answered = true;
+                    if page.truncated {
+                        if let Some(last) = page.keys.last() {
+                            if cutoff.as_ref().is_none_or(|c| last.key < *c) {
+                                cutoff = Some(last.key.clone());
+                            }
+                        }
+                    }
+                    for listed in page.keys {
+                        merged.entry(listed.key).or_insert(listed.metadata);
+                    }
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if !answered {
+            return Err(failure.unwrap_or_else(|| backend("no replica may be listed".into())));
+        }
+        let total = merged.len();
+        let keys: Vec<ListedKey> = merged
+            .into_iter()
+            .filter(|(key, _)| cutoff.as_ref().is_none_or(|c| key <= c))
+            .take(limit)
+            .map(|(key, metadata)| ListedKey { key, metadata })
+            .collect();
+        Ok(ListPage { truncated: cutoff.is_some() || keys.len() < total, keys })
+    }
+}
+
+impl<S: BlobStore> BlobStore for Replicated<S> {
+    type Body = S::Body;
+    type Native = S::Native;
+
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
+        read_fallback!(self, self.read_order(key), |store| store.head(key))
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<S::Body>>> {
+        read_fallback!(self, self.read_order(key), |store| store.get(key, range))
+    }
+
+    async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>> {
+        read_fallback!(self, self.read_order(key), |store| store.get_bytes(key))
+    }
+
+    fn max_single_put(&self) -> u64 {
+        self.replicas
+            .iter()
+            .map(|r| r.store.max_single_put())
+            .min()
+            .unwrap_or(crate::storage::limits::R2_MAX_SINGLE_PUT_BYTES)
+    }
+
+    async fn cached(&self, name: &str) -> StorageResult<Option<Object<S::Body>>> {
+        // The Cache API belongs to the data centre, not to a bucket.
+        self.replicas[0].store.cached(name).await
+    }
+
+    fn reuse_body(&self, body: S::Body) -> Option<S::Native> {
+        self.replicas[0].store.reuse_body(body)
+    }
+
+    async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>> {
+        read_fallback!(self, self.read_order(key), |store| store.read_range(key, range))
+    }
+
+    /// A replicated key is written to the writer, or the next candidate if it fails (a
+    /// small put is safe to repeat), stamped with the time so replication keeps the newest.
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>, mut metadata: Metadata) -> StorageResult<ObjectInfo> {
+        if !is_replicated(key) {
+            let i = self.write_target(key)?;
+            return self.run(i, false, self.replicas[i].store.put_bytes(key, bytes, metadata)).await;
+        }
+        metadata.insert(keys::WRITTEN_AT.to_owned(), (self.routing.now)().to_string());
+        // A blob pointer goes where its assembled bytes are, so that a replica never holds
+        // a pointer to bytes it does not have.
+        let beside_bytes = metadata.get(keys::POINTER_TARGET).and_then(|target| {
+            keys::session_of(target)
+                .and_then(|id| self.routing.session_replica(id))
+                .filter(|&i| self.routing.routable(i))
+        });
+        let mut failure = None;
+        let order = match beside_bytes {
+            Some(home) => vec![home],
+            None => self.routing.candidates(),
+        };
+        for i in order {
+            let put = self.replicas[i].store.put_bytes(key, bytes.clone(), metadata.clone());
+            match self.run(i, false, put).await {
+                Ok(info) => {
+                    self.record(key, ChangeKind::Put, i);
+                    return Ok(info);
+                }
+                Err(e @ StorageError::Limit(_)) => return Err(e),
+                Err(e) => failure = Some(e),
+            }
+        }
+        Err(failure.unwrap_or_else(|| backend(format!("no replica may take a write of {key}"))))
+    }
+
+    /// A delete reaches every replica client traffic may touch at once (so a read cannot
+    /// fall back to a stale copy), and the others through replication.
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        if !is_replicated(key) {
+            let i = self.write_target(key)?;
+            return self.run(i, false, self.replicas[i].store.delete(key)).await;
+        }
+        let mut deleted_in = None;
+        let mut failure = None;
+        for i in self.routing.candidates() {
+            match self.run(i, false, self.replicas[i].store.delete(key)).await {
+                Ok(()) => {
+                    deleted_in.get_or_insert(i);
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        match (deleted_in, failure) {
+            (Some(source), _) => {
+                self.record(key, ChangeKind::Delete, source);
+                Ok(())
+            }
+            (None, failure) => Err(failure.unwrap_or_else(|| backend(format!("no replica may delete {key}")))),
+        }
+    }
+
+    async fn put_verified(
+        &self,
+        key: &str,
+        body: S::Native,
+        length: u64,
+        digest: &Digest,
+    ) -> StorageResult<NativePut<()>> {
+        let i = self.write_target(key)?;
+        let outcome = self.run(i, false, self.replicas[i].store.put_verified(key, body, length, digest)).await?;
+        if outcome == NativePut::Stored(()) {
+            self.record(key, ChangeKind::Put, i);
+        }
+        Ok(outcome)
+    }
+
+    async fn put_native(&self, key: &str, body: S::Native, length: u64) -> StorageResult<NativePut<()>> {
+        let i = self.write_target(key)?;
+        let outcome = self.run(i, false, self.replicas[i].store.put_native(key, body, length)).await?;
+        if outcome == NativePut::Stored(()) {
+            self.record(key, ChangeKind::Put, i);
+        }
+        Ok(outcome)
+    }
+
+    async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>> {
+        read_fallback!(self, self.read_order(key), |store| store.digest_object(key, algorithm))
+    }
+
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
+        self.merged_list(prefix, start_after, limit).await
+    }
+
+    async fn create_multipart(&self, key: &str) -> StorageResult<String> {
+        let i = self.write_target(key)?;
+        self.run(i, false, self.replicas[i].store.create_multipart(key)).await
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        bytes: Vec<u8>,
+    ) -> StorageResult<PartReceipt> {
+        let i = self.write_target(key)?;
+        self.run(i, false, self.replicas[i].store.upload_part(key, upload_id, part_number, bytes)).await
+    }
+
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartReceipt]) -> StorageResult<ObjectInfo> {
+        let i = self.write_target(key)?;
+        self.run(i, false, self.replicas[i].store.complete_multipart(key, upload_id, parts)).await
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()> {
+        let i = self.write_target(key)?;
+        self.run(i, false, self.replicas[i].store.abort_multipart(key, upload_id)).await
+    }
+}
+
+impl<S> Replicated<S> {
+    /// Whether this store serves maintenance (replication, repair) rather than a client.
+    pub fn is_maintenance(&self) -> bool {
+        self.routing.traffic == Traffic::Maintenance
+    }
+}
