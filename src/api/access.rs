@@ -13,6 +13,8 @@ pub fn needed(route: &Route, method: &Method) -> Option<(RepositoryName, Action)
     let action = |read: bool| if read { Action::Pull } else { Action::Push };
     match route {
         Route::Base | Route::Catalog | Route::Token | Route::AccessTokens | Route::AccessToken(_) => None,
+        // Admin-only, checked by the admin handlers themselves.
+        Route::Replicas | Route::ReplicaRouting(_) | Route::Repair | Route::Faults => None,
         Route::Tags(name) | Route::Referrers(name, _) => Some((name.clone(), Action::Pull)),
         Route::Manifest(name, _) | Route::Blob(name, _) if *method == Method::DELETE => {
             Some((name.clone(), Action::Delete))

@@ -1,10 +1,12 @@
 //! The HTTP face of the registry: routes -> handlers -> `registry` services. It may call
-//! `registry` and `oci`; it is the one place where errors become HTTP responses.
+//! `registry`, `oci` and the `replication` admin port; it is the one place where errors
+//! become HTTP responses.
 //!
 //! The types are the `http` crate's, so the same code runs natively in tests and on
 //! Workers, where `edge` converts requests and responses at the boundary.
 
 mod access;
+pub mod admin;
 mod blobs;
 mod discovery;
 mod drain;
@@ -23,6 +25,7 @@ pub use reply::{Body, Reply};
 use crate::auth::{Action, Auth, Identity};
 use crate::oci::ErrorCode;
 use crate::registry::{Registry, RequestBody};
+use crate::replication::ReplicationAdmin;
 use crate::storage::{BlobStore, MetaStore};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use params::Query;
@@ -70,6 +73,16 @@ pub async fn handle<B: BlobStore, M: MetaStore>(
     auth: Option<&Auth>,
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
+    handle_with::<B, M, admin::NoReplication>(registry, auth, None, request).await
+}
+
+/// [`handle`] for a replicated registry: `replication` serves the `/admin/` endpoints.
+pub async fn handle_with<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
+    registry: &Registry<B, M>,
+    auth: Option<&Auth>,
+    replication: Option<&A>,
+    request: Request<RequestBody<B::Native>>,
+) -> Response<Body<B::Body>> {
     let (parts, body) = request.into_parts();
     let body = drain::BodySlot::new(body);
     let call = Call {
@@ -82,6 +95,9 @@ pub async fn handle<B: BlobStore, M: MetaStore>(
     };
     let reply = match route::parse(parts.uri.path()) {
         Ok(route) => match check_body_limit(registry.config().max_request_bytes, &call) {
+            Ok(()) if route.is_admin() && route.allowed_methods().contains(&call.method) => {
+                admin::dispatch(registry, auth, replication, route, &call).await
+            }
             Ok(()) => dispatch(registry, auth, route, call).await,
             Err(e) => Err(e),
         },
@@ -141,6 +157,9 @@ async fn dispatch<B: BlobStore, M: MetaStore>(
     }
     match route {
         Route::Token | Route::AccessTokens | Route::AccessToken(_) => unreachable!("answered above"),
+        Route::Replicas | Route::ReplicaRouting(_) | Route::Repair | Route::Faults => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, "replication is off"))
+        }
         Route::Base => Ok(Reply::new(StatusCode::OK).json(&serde_json::json!({}))),
         Route::Catalog => discovery::catalog(registry, &call).await,
         Route::Tags(name) => discovery::tags(registry, &name, &call).await,

@@ -31,6 +31,14 @@ pub enum Route {
     AccessTokens,
     /// `/auth/tokens/<id>`: revoke an access token (admins).
     AccessToken(String),
+    /// `/admin/replicas`: the replication status report (admins).
+    Replicas,
+    /// `/admin/replicas/<name>/routing`: the routing switch of one replica (admins).
+    ReplicaRouting(String),
+    /// `/admin/repair`: run the replication repair now (admins).
+    Repair,
+    /// `/admin/faults`: the fault-injection plan, when the test hooks are on (admins).
+    Faults,
 }
 
 impl Route {
@@ -45,7 +53,15 @@ impl Route {
             Route::Upload(..) => &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE],
             Route::Token | Route::AccessTokens => &[Method::GET, Method::POST],
             Route::AccessToken(_) => &[Method::DELETE],
+            Route::Replicas => &[Method::GET],
+            Route::ReplicaRouting(_) | Route::Faults => &[Method::GET, Method::PUT],
+            Route::Repair => &[Method::POST],
         }
+    }
+
+    /// Whether this is one of the replication admin endpoints.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Route::Replicas | Route::ReplicaRouting(_) | Route::Repair | Route::Faults)
     }
 }
 
@@ -55,6 +71,13 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         "/v2" | "/v2/" => return Ok(Route::Base),
         "/token" => return Ok(Route::Token),
         "/auth/tokens" => return Ok(Route::AccessTokens),
+        "/admin/replicas" => return Ok(Route::Replicas),
+        "/admin/repair" => return Ok(Route::Repair),
+        "/admin/faults" => return Ok(Route::Faults),
+        p if p.starts_with("/admin/replicas/") && p.ends_with("/routing") => {
+            let name = &p["/admin/replicas/".len()..p.len() - "/routing".len()];
+            return Ok(Route::ReplicaRouting(name.to_owned()));
+        }
         p if p.starts_with("/auth/tokens/") => {
             return Ok(Route::AccessToken(p["/auth/tokens/".len()..].to_owned()));
         }
@@ -148,6 +171,10 @@ mod tests {
             ("/token".into(), Route::Token),
             ("/auth/tokens".into(), Route::AccessTokens),
             ("/auth/tokens/ab12".into(), Route::AccessToken("ab12".into())),
+            ("/admin/replicas".into(), Route::Replicas),
+            ("/admin/replicas/eu/routing".into(), Route::ReplicaRouting("eu".into())),
+            ("/admin/repair".into(), Route::Repair),
+            ("/admin/faults".into(), Route::Faults),
             // Names may contain endpoint words as components.
             ("/v2/blobs/manifests/tags/list".into(), Route::Tags(name("blobs/manifests"))),
             ("/v2/x/blobs/blobs/uploads/".into(), Route::UploadStart(name("x/blobs"))),

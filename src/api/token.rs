@@ -31,7 +31,7 @@ fn refuse(auth: &Auth, error: AuthError) -> ApiError {
     }
 }
 
-async fn read_small_body<N: 'static>(call: &Call<N>) -> Result<Vec<u8>, ApiError> {
+pub(super) async fn read_small_body<N: 'static>(call: &Call<N>) -> Result<Vec<u8>, ApiError> {
     read_limited(call.take_body().into_stream(), MAX_BODY).await.map_err(|e| match e {
         ReadError::TooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SizeInvalid, "body too large"),
         ReadError::Broke(e) => ApiError::bad_request(ErrorCode::Unsupported, format!("body broke off: {e}")),
@@ -89,15 +89,26 @@ async fn admin<B: BlobStore, M: MetaStore>(
     auth: &Auth,
     call: &Call<B::Native>,
 ) -> Result<Identity, ApiError> {
+    require_admin(registry, auth, call, "managing access tokens").await
+}
+
+/// Authenticates the caller and requires an admin: `401` with a Basic challenge when
+/// anonymous or unauthenticated, `403 DENIED` for anyone else. `what` names the action.
+pub(super) async fn require_admin<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    auth: &Auth,
+    call: &Call<B::Native>,
+    what: &str,
+) -> Result<Identity, ApiError> {
     let identity = auth
         .authenticate(registry.blob_store(), call.header("authorization"), registry.now_millis())
         .await
         .map_err(|e| refuse(auth, e))?;
     if identity.is_anonymous() {
-        return Err(basic_challenge(auth, "managing access tokens requires an admin login".into()));
+        return Err(basic_challenge(auth, format!("{what} requires an admin login")));
     }
     if !identity.admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Denied, "only admins manage access tokens"));
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Denied, format!("{what} is for admins only")));
     }
     Ok(identity)
 }

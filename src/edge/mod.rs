@@ -7,6 +7,7 @@ mod convert;
 mod kv;
 mod native;
 mod r2;
+mod replication;
 
 use crate::api;
 use crate::auth::{Auth, AuthConfig, ConfigError};
@@ -55,7 +56,7 @@ fn registry(env: &Env) -> worker::Result<Registry<r2::R2Store, kv::KvIndex>> {
     ))
 }
 
-/// The cron trigger: expires abandoned upload sessions.
+/// The cron trigger: expires abandoned upload sessions (and, with replicas, repairs).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let seconds = env
@@ -63,6 +64,19 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         .ok()
         .and_then(|v| v.to_string().trim().parse::<u64>().ok())
         .unwrap_or(DEFAULT_UPLOAD_EXPIRY_SECONDS);
+    match replication::specs(&env) {
+        Ok(Some(specs)) => {
+            if let Err(e) = replication::scheduled(&env, specs, seconds * 1000).await {
+                worker::console_error!("replicated cron job failed: {e}");
+            }
+            return;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            worker::console_error!("REPLICAS is invalid: {e}");
+            return;
+        }
+    }
     match registry(&env) {
         Ok(registry) => match registry.expire_uploads(seconds * 1000).await {
             Ok(n) => worker::console_log!("expired {n} upload sessions idle for over {seconds} s"),
@@ -98,9 +112,18 @@ fn access_control(env: &Env) -> Result<Option<Auth>, ConfigError> {
     Ok(config.map(Auth::new))
 }
 
+/// The replication queue's consumer.
+#[event(queue)]
+async fn queue(batch: worker::MessageBatch<crate::replication::Message>, env: Env, _ctx: Context) -> worker::Result<()> {
+    if let Err(e) = replication::consume(batch, &env).await {
+        // Returning an error would fail the whole batch; the markers keep every change.
+        worker::console_error!("replication batch failed: {e}");
+    }
+    Ok(())
+}
+
 #[event(fetch)]
 async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let registry = registry(&env)?;
     let auth = match access_control(&env) {
         Ok(auth) => auth,
         Err(e) => {
@@ -108,6 +131,15 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Respo
             return Response::error(format!("edge-registry is misconfigured: {e}"), 500);
         }
     };
+    match replication::specs(&env) {
+        Ok(Some(specs)) => return replication::fetch(request, &env, &ctx, specs, auth.as_ref()).await,
+        Ok(None) => {}
+        Err(e) => {
+            worker::console_error!("refusing to serve: {e}");
+            return Response::error(format!("edge-registry is misconfigured: {e}"), 500);
+        }
+    }
+    let registry = registry(&env)?;
     let request = convert::to_http(request)?;
     let path = request.uri().path().to_owned();
     let response = api::handle(&registry, auth.as_ref(), request).await;

@@ -14,6 +14,7 @@
 //! to Workers (R2 buckets, a Queue, KV, the `cf` location) and `api` serves its admin
 //! endpoints through the [`api::admin`](crate::api) port.
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod control;
@@ -24,6 +25,7 @@ pub mod routing;
 pub mod status;
 pub mod store;
 
+pub use admin::{Admin, ReplicationAdmin};
 pub use cluster::{ids_for, Cluster};
 pub use config::{parse_replicas, Location, ReplicaConfigError, ReplicaSpec};
 pub use control::{FaultPlan, RoutingSwitch};
