@@ -114,7 +114,11 @@ fn access_control(env: &Env) -> Result<Option<Auth>, ConfigError> {
 
 /// The replication queue's consumer.
 #[event(queue)]
-async fn queue(batch: worker::MessageBatch<crate::replication::Message>, env: Env, _ctx: Context) -> worker::Result<()> {
+async fn queue(
+    batch: worker::MessageBatch<crate::replication::Message>,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<()> {
     if let Err(e) = replication::consume(batch, &env).await {
         // Returning an error would fail the whole batch; the markers keep every change.
         worker::console_error!("replication batch failed: {e}");

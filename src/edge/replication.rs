@@ -85,7 +85,8 @@ fn cluster(env: &Env, specs: Vec<ReplicaSpec>) -> worker::Result<Cluster<R2Store
         replicas.push(Replica { name: spec.name.clone(), store: R2Store::new(env.bucket(&spec.binding)?) });
     }
     let backoff_ms = number(env, BACKOFF_VAR).map_or(health::DEFAULT_BACKOFF_MS, |s| s * 1000);
-    let health = HEALTH.with(|h| h.borrow_mut().get_or_insert_with(|| Rc::new(Health::new(specs.len(), backoff_ms))).clone());
+    let health =
+        HEALTH.with(|h| h.borrow_mut().get_or_insert_with(|| Rc::new(Health::new(specs.len(), backoff_ms))).clone());
     Ok(Cluster {
         specs: Rc::new(specs),
         replicas: Rc::new(replicas),
@@ -131,9 +132,16 @@ pub async fn fetch(
     let pin = if hooks(env) { request.headers().get(PIN_HEADER)? } else { None };
     let store = cluster.client(&location(&request), &switch, &faults, pin.as_deref());
     let ids = ids_for(&store, Box::new(RandomIds));
-    let registry = Registry::new(store, KvIndex::new(env.kv(META_BINDING)?), Box::new(WorkerClock), Box::new(ids), config(env));
+    let registry =
+        Registry::new(store, KvIndex::new(env.kv(META_BINDING)?), Box::new(WorkerClock), Box::new(ids), config(env));
     let queue = WorkerQueue(env.queue(QUEUE_BINDING)?);
-    let admin = Admin { cluster: &cluster, meta: &meta, queue: &queue, hooks: hooks(env), resend_after_ms: resend_after_ms(env) };
+    let admin = Admin {
+        cluster: &cluster,
+        meta: &meta,
+        queue: &queue,
+        hooks: hooks(env),
+        resend_after_ms: resend_after_ms(env),
+    };
     let http = convert::to_http(request)?;
     let path = http.uri().path().to_owned();
     let response = api::handle_with(&registry, auth, Some(&admin), http).await;

@@ -73,7 +73,8 @@ impl<S: BlobStore, M: MetaStore, Q: ReplicationQueue> ReplicationAdmin for Admin
     }
 
     async fn set_faults(&self, plan: FaultPlan) -> Result<StorageResult<()>, String> {
-        let unknown = plan.fail.iter().chain(&plan.drop).find(|name| !self.cluster.specs.iter().any(|s| &s.name == *name));
+        let unknown =
+            plan.fail.iter().chain(&plan.drop).find(|name| !self.cluster.specs.iter().any(|s| &s.name == *name));
         if let Some(name) = unknown {
             return Err(format!("no replica is named {name:?}"));
         }

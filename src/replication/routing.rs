@@ -111,13 +111,18 @@ impl Routing {
             }
     }
 
-    /// The replicas to try, in order: routable ones, those usable now (healthy or due a
-    /// probe) first, unhealthy ones last as a last resort.
+    /// The replicas to try, in order: the routable ones usable now (healthy, or due a
+    /// probe). Replicas in their back-off are skipped, unless every routable replica is,
+    /// and then all of them are tried rather than none.
     pub fn candidates(&self) -> Vec<usize> {
         let now = (self.now)();
         let routable = self.order.iter().copied().filter(|&i| self.routable(i));
         let (usable, resting): (Vec<usize>, Vec<usize>) = routable.partition(|&i| self.health.usable(i, now));
-        usable.into_iter().chain(resting).collect()
+        if usable.is_empty() {
+            resting
+        } else {
+            usable
+        }
     }
 
     /// The replica that takes this request's writes (`None`: none may be routed to).
@@ -179,11 +184,14 @@ mod tests {
     }
 
     #[test]
-    fn unhealthy_replicas_go_last_until_their_backoff_ends() {
+    fn unhealthy_replicas_are_skipped_until_their_backoff_ends() {
         let health = Rc::new(Health::new(3, 10_000));
         health.failed(1, 0, "down");
-        assert_eq!(at("NA", &health).candidates(), vec![0, 2, 1]);
-        let later = Routing::for_client(specs(), health, Rc::new(|| 10_000), &Location::from_code("NA"));
+        assert_eq!(at("NA", &health).candidates(), vec![0, 2], "skipped during its back-off");
+        health.failed(0, 0, "down");
+        health.failed(2, 0, "down");
+        assert_eq!(at("NA", &health).candidates(), vec![1, 0, 2], "all resting: try them all");
+        let later = Routing::for_client(specs(), health, Rc::new(|| 20_000), &Location::from_code("NA"));
         assert_eq!(later.candidates(), vec![1, 0, 2], "probed again after the back-off");
     }
 

@@ -67,11 +67,15 @@ fn backend(message: String) -> StorageError {
 }
 
 /// Tries `$op` (an expression over `$store`) on each replica of `$order`; the first hit
-/// wins, a miss or an error moves on. An error is returned only if no replica had it.
+/// wins, a miss or an error moves on. A miss is the answer when at least one replica
+/// answered: content only in a failed replica is unavailable until it replicates or the
+/// replica is back, and a pushing client that asks first uploads it again. An error is
+/// returned only when no replica answered at all.
 macro_rules! read_fallback {
     ($self:ident, $order:expr, |$store:ident| $op:expr) => {{
         let mut failure = None;
         let mut found = None;
+        let mut answered = false;
         for i in $order {
             let $store = &$self.replicas[i].store;
             match $self.run(i, true, $op).await {
@@ -79,14 +83,14 @@ macro_rules! read_fallback {
                     found = Some(value);
                     break;
                 }
-                Ok(None) => {}
+                Ok(None) => answered = true,
                 Err(e) => failure = Some(e),
             }
         }
         match (found, failure) {
             (Some(value), _) => Ok(Some(value)),
-            (None, Some(e)) => Err(e),
-            (None, None) => Ok(None),
+            (None, Some(e)) if !answered => Err(e),
+            (None, _) => Ok(None),
         }
     }};
 }

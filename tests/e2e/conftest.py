@@ -258,3 +258,23 @@ def repo(request):
 @pytest.fixture
 def repo2(request):
     return random_repo(request.node.name + "-b")
+
+
+# ------------------------------------------------------------------ measurements
+
+_MEASUREMENTS: list[tuple[str, str, str]] = []
+
+
+@pytest.fixture
+def measure(request):
+    """measure(what, value): a number a test measured, printed in the session summary."""
+    def record(what: str, value: str) -> None:
+        _MEASUREMENTS.append((request.node.name, what, value))
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _MEASUREMENTS:
+        terminalreporter.section("measured")
+        for test, what, value in _MEASUREMENTS:
+            terminalreporter.write_line(f"{what}: {value}  [{test}]")

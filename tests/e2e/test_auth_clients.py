@@ -31,43 +31,7 @@ from helpers import (
     sha256_digest, write_oci_layout_image,
 )
 from plainfront import PlainHttpFront
-
-TIMEOUT = 600
-
-
-def _require(*names):
-    found = {name: shutil.which(name) for name in names}
-    missing = [name for name, path in found.items() if path is None]
-    if missing:
-        if os.environ.get("E2E_REQUIRE_CLIENTS"):
-            pytest.fail(f"{missing} not found and E2E_REQUIRE_CLIENTS is set")
-        pytest.skip(f"{missing} not installed (set E2E_REQUIRE_CLIENTS=1 to make this fail)")
-    return found
-
-
-def _isolated_env(home):
-    auth = home / "auth.json"
-    auth.write_text("{}")
-    env = dict(os.environ, REGISTRY_AUTH_FILE=str(auth), HOME=str(home), XDG_RUNTIME_DIR=str(home),
-               NO_PROXY="*", no_proxy="*")
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        env.pop(var, None)
-    return env
-
-
-def _runner(env, prefix):
-    def run(*args, check=True):
-        cmd = [*prefix, *args]
-        proc = subprocess.run(cmd, env=env, capture_output=True, timeout=TIMEOUT)
-        out, err = proc.stdout.decode(), proc.stderr.decode()
-        said = f"{' '.join(cmd)} -> {proc.returncode}\nstdout: {out[-3000:]}\nstderr: {err[-3000:]}"
-        if check is True:
-            assert proc.returncode == 0, said
-        elif check == "fail":
-            assert proc.returncode != 0, f"unexpectedly succeeded: {said}"
-        return proc.returncode, out, err
-    return run
-
+from clientrun import isolated_env as _isolated_env, require as _require, runner as _runner
 
 @pytest.fixture(scope="module")
 def host(auth_registry):
