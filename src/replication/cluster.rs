@@ -30,7 +30,7 @@ impl<S: crate::storage::BlobStore> Cluster<S> {
     ) -> Replicated<S> {
         let mut routing = Routing::for_client(self.specs.clone(), self.health.clone(), self.now.clone(), location)
             .with_disabled(&switch.disabled)
-            .with_faults(&faults.fail, &faults.drop);
+            .with_faults(faults);
         if let Some(name) = pin {
             routing = routing.pinned_to(name);
         }
@@ -41,7 +41,7 @@ impl<S: crate::storage::BlobStore> Cluster<S> {
     pub fn maintenance(&self, switch: &RoutingSwitch, faults: &FaultPlan) -> Replicated<S> {
         let routing = Routing::for_maintenance(self.specs.clone(), self.health.clone(), self.now.clone())
             .with_disabled(&switch.disabled)
-            .with_faults(&faults.fail, &faults.drop);
+            .with_faults(faults);
         self.view(routing)
     }
 

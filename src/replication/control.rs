@@ -21,6 +21,9 @@ pub struct FaultPlan {
     /// Replicas whose incoming replication messages are dropped (lost messages).
     #[serde(default)]
     pub drop: Vec<String>,
+    /// Replicas that never answer: every operation waits out the read timeout, then fails.
+    #[serde(default)]
+    pub stall: Vec<String>,
 }
 
 async fn load<T: for<'de> Deserialize<'de> + Default, M: MetaStore>(meta: &M, key: &str) -> StorageResult<T> {

@@ -24,6 +24,8 @@ pub struct Routing {
     pub(crate) failing: Vec<bool>,
     /// Replicas whose replication messages the fault hook drops (tests and dev only).
     pub(crate) dropping: Vec<bool>,
+    /// Replicas the fault hook makes hang until the read timeout (tests and dev only).
+    pub(crate) stalling: Vec<bool>,
     /// A test hook: serve from this replica alone, without falling back.
     pinned: Option<usize>,
 }
@@ -53,6 +55,7 @@ impl Routing {
             disabled: vec![false; n],
             failing: vec![false; n],
             dropping: vec![false; n],
+            stalling: vec![false; n],
             pinned: None,
         }
     }
@@ -67,11 +70,12 @@ impl Routing {
         self
     }
 
-    /// Fault injection: the named replicas fail every operation; messages to `dropping`
-    /// replicas are lost.
-    pub fn with_faults(mut self, failing: &[String], dropping: &[String]) -> Self {
-        self.failing = self.flags(failing);
-        self.dropping = self.flags(dropping);
+    /// Fault injection (see [`FaultPlan`](super::FaultPlan)): replicas that fail every
+    /// operation, that lose their incoming messages, or that never answer.
+    pub fn with_faults(mut self, plan: &super::FaultPlan) -> Self {
+        self.failing = self.flags(&plan.fail);
+        self.dropping = self.flags(&plan.drop);
+        self.stalling = self.flags(&plan.stall);
         self
     }
 

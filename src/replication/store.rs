@@ -137,6 +137,12 @@ impl<S: BlobStore> Replicated<S> {
             health.failed(i, (self.routing.now)(), &message);
             return Err(backend(message));
         }
+        if self.routing.stalling.get(i).copied().unwrap_or(false) {
+            self.timer.sleep(self.read_timeout_ms).await;
+            let message = format!("replica {name}: no answer in {} ms (injected stall)", self.read_timeout_ms);
+            health.failed(i, (self.routing.now)(), &message);
+            return Err(backend(message));
+        }
         health.count(i, self.routing.traffic);
         let result = if timed {
             let op = std::pin::pin!(op);

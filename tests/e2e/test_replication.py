@@ -32,6 +32,7 @@ WHERE = {"eu": {"continent": "EU", "country": "DE", "colo": "FRA"},
          "ap": {"continent": "AS", "country": "SG", "colo": "SIN"}}
 CONVERGE_TIMEOUT = 60.0
 BACKOFF_SECONDS = 2
+READ_TIMEOUT_MS = 500
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,7 @@ def replicated(pytestconfig):
         "--var", "REPLICATION_RETRY_SECONDS:1",
         "--var", f"REPLICA_BACKOFF_SECONDS:{BACKOFF_SECONDS}",
         "--var", "REPLICATION_RESEND_AFTER_SECONDS:0",
+        "--var", f"REPLICA_READ_TIMEOUT_MS:{READ_TIMEOUT_MS}",
     ])
     yield from _serve(pytestconfig, reg)
 
@@ -79,10 +81,11 @@ def status(replicated) -> dict:
         c.close()
 
 
-def set_faults(replicated, fail=(), drop=()):
+def set_faults(replicated, fail=(), drop=(), stall=()):
     c = Client(replicated.url)
     try:
-        expect_status(c.put("/admin/faults", json={"fail": list(fail), "drop": list(drop)}), 200)
+        plan = {"fail": list(fail), "drop": list(drop), "stall": list(stall)}
+        expect_status(c.put("/admin/faults", json=plan), 200)
     finally:
         c.close()
 
@@ -188,6 +191,25 @@ def test_pull_completes_while_a_replica_fails_mid_pull(replicated, at, measure, 
     assert not health["healthy"] and "injected fault" in (health["last_error"] or "")
     measure("first request after its replica failed (fell back within the request)",
             f"{first_byte:.3f} s to first byte")
+
+
+def test_a_replica_that_stops_answering_is_timed_out_then_skipped(replicated, at, measure):
+    repo = random_repo("stall")
+    image = push_image(at("us"), repo, "v1", [1024])
+    wait_until(lambda: all(s["backlog"] == 0 for s in status(replicated).values()))
+    set_faults(replicated, stall=["us"])
+    c = at("us")
+    timings = []
+    for _ in range(3):
+        started = time.monotonic()
+        resp = expect_status(c.get(f"/v2/{repo}/manifests/v1", headers={"Accept": OCI_MANIFEST}), 200)
+        timings.append(time.monotonic() - started)
+        assert sha256_digest(resp.content) == image["digest"]
+    health = status(replicated)["us"]["health"]
+    assert not health["healthy"] and "no answer" in health["last_error"]
+    measure(f"failover when the nearest replica stops answering (read timeout {READ_TIMEOUT_MS} ms)",
+            "first request {:.3f} s, then {} (replica skipped during its back-off)".format(
+                timings[0], ", ".join(f"{t:.3f} s" for t in timings[1:])))
 
 
 def test_skopeo_pull_and_push_complete_while_the_nearest_replica_is_down(replicated, at, measure, tmp_path):
