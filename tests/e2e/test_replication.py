@@ -11,14 +11,15 @@ Measured numbers (replication lag, failover cost, repair) are printed in the sum
 from __future__ import annotations
 
 import json
-import threading
+import os
+import subprocess
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
 from clientrun import isolated_env, require, runner
-from conftest import Registry, _serve
+from conftest import REPO_ROOT, Registry, _serve
 from helpers import (
     Client, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, config_bytes, descriptor, expect_status, image_manifest,
     layout_manifest_digest, push_blob, push_manifest, random_bytes, random_repo, read_layout_blobs,
@@ -241,10 +242,20 @@ def test_skopeo_pull_and_push_complete_while_the_nearest_replica_is_down(replica
         front.close()
 
 
+def replicas_script(replicated, *args) -> str:
+    """Runs scripts/replicas (the operator's command) against the instance."""
+    proc = subprocess.run([str(REPO_ROOT / "scripts" / "replicas"), *args], capture_output=True, text=True,
+                          env=dict(os.environ, REGISTRY_URL=replicated.url), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 def test_a_replica_out_of_routing_gets_no_client_traffic_and_catches_up(replicated, at):
     admin = at()
-    switched = expect_status(admin.put("/admin/replicas/eu/routing", json={"enabled": False}), 200).json()
-    assert switched["routing"] == "disabled"
+    printed = replicas_script(replicated, "disable", "eu")
+    eu_line = next(line for line in printed.splitlines() if line.startswith("eu "))
+    assert "disabled" in eu_line and "weur" in eu_line, printed
+    assert status(replicated)["eu"]["routing"] == "disabled"
     before = status(replicated)["eu"]["health"]
     repo = random_repo("switch")
     image = push_image(at("eu"), repo, "v1", [2048, 6 * 1024 * 1024])
@@ -258,7 +269,7 @@ def test_a_replica_out_of_routing_gets_no_client_traffic_and_catches_up(replicat
     after = status(replicated)["eu"]["health"]
     assert after["client_ops"] == before["client_ops"], "no client request touched eu"
     assert after["replication_ops"] > before["replication_ops"], "replication into eu continued"
-    expect_status(admin.put("/admin/replicas/eu/routing", json={"enabled": True}), 200)
+    replicas_script(replicated, "enable", "eu")
     assert holds(at, "eu", repo, image), "re-enabled, eu is up to date"
     bad = admin.put("/admin/replicas/nowhere/routing", json={"enabled": False})
     assert bad.status_code == 404 and bad.json()["errors"][0]["code"] == "UNSUPPORTED"
