@@ -242,3 +242,24 @@ fn a_single_replica_records_nothing_to_replicate() {
     block_on(store.put_bytes("catalog/x", Vec::new(), Default::default())).unwrap();
     assert!(store.take_changes().is_empty());
 }
+
+#[test]
+fn an_upload_open_in_a_failed_replica_must_be_restarted_and_a_new_one_lands_elsewhere() {
+    let world = World::new();
+    let post = world.send("NA", "POST", "/v2/app/blobs/uploads/", b"");
+    let location = post.headers["location"].to_str().unwrap().to_owned();
+    assert!(location.rsplit('/').next().unwrap().starts_with('1'), "the session lives in b");
+    world.faults.borrow_mut().fail = vec!["b".into()];
+    let first = world.send("NA", "GET", &location, b"");
+    assert_eq!(first.status, 500, "the failure that reveals the outage");
+    let later = world.send("NA", "GET", &location, b"");
+    assert_eq!(later.status, 404, "while b is skipped the session is unknown: the client restarts the blob");
+    let body: serde_json::Value = serde_json::from_slice(&later.body).unwrap();
+    assert_eq!(body["errors"][0]["code"], "BLOB_UPLOAD_UNKNOWN");
+    let retry = world.send("NA", "POST", "/v2/app/blobs/uploads/", b"");
+    assert_eq!(retry.status, 202);
+    let id = retry.headers["location"].to_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    assert!(id.starts_with('0'), "the new session opened in home (a), the next replica: {id}");
+    let digest = world.push_blob("NA", "app", b"restarted");
+    assert!(world.holds("a", &blob_key(&digest)));
+}
