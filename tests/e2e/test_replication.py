@@ -22,8 +22,8 @@ from clientrun import isolated_env, require, runner
 from conftest import REPO_ROOT, Registry, _serve
 from helpers import (
     Client, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, config_bytes, descriptor, expect_status, image_manifest,
-    layout_manifest_digest, push_blob, push_manifest, random_bytes, random_repo, read_layout_blobs,
-    sha256_digest, upload_chunked, write_oci_layout_image,
+    layout_manifest_digest, patch_chunk, push_blob, push_manifest, random_bytes, random_repo,
+    read_layout_blobs, sha256_digest, start_upload, upload_chunked, write_oci_layout_image,
 )
 from plainfront import PlainHttpFront
 
@@ -211,6 +211,33 @@ def test_a_replica_that_stops_answering_is_timed_out_then_skipped(replicated, at
     measure(f"failover when the nearest replica stops answering (read timeout {READ_TIMEOUT_MS} ms)",
             "first request {:.3f} s, then {} (replica skipped during its back-off)".format(
                 timings[0], ", ".join(f"{t:.3f} s" for t in timings[1:])))
+
+
+def test_a_push_whose_replica_fails_mid_upload_completes_after_restarting_the_blob(replicated, at):
+    """The writer fails between two chunks: the session's bytes are in the failed replica,
+    so the client restarts that blob (as containers/image's retries do) and the push
+    completes in another replica."""
+    repo = random_repo("midpush")
+    c = at("ap")
+    layer = b"mid-push\0" + random_bytes(12 * 1024 * 1024)
+    digest = sha256_digest(layer)
+    _, loc = start_upload(c, repo)
+    first = patch_chunk(c, loc, layer[:6 * 1024 * 1024], 0)
+    expect_status(first, 202)
+    set_faults(replicated, fail=["ap"])
+    broken = patch_chunk(c, c.url(first.headers["Location"]), layer[6 * 1024 * 1024:], 6 * 1024 * 1024)
+    assert broken.status_code in (404, 500), broken.status_code
+    again = c.head(f"/v2/{repo}/blobs/{digest}")
+    assert again.status_code == 404, "not stored anywhere: the client must upload it again"
+    assert upload_chunked(c, repo, layer, [6 * 1024 * 1024]) == digest
+    cfg = config_bytes("amd64", [layer])
+    push_blob(c, repo, cfg)
+    body = image_manifest(descriptor(OCI_CONFIG, cfg), [descriptor(OCI_LAYER, layer)])
+    push_manifest(c, repo, "v1", body, OCI_MANIFEST)
+    pulled = expect_status(c.get(f"/v2/{repo}/blobs/{digest}"), 200).content
+    assert sha256_digest(pulled) == digest
+    image = {"digest": sha256_digest(body), "blobs": {digest: layer, sha256_digest(cfg): cfg}}
+    assert holds(at, "us", repo, image), "the restarted push landed in us, next after ap (home)"
 
 
 def test_skopeo_pull_and_push_complete_while_the_nearest_replica_is_down(replicated, at, measure, tmp_path):
