@@ -263,3 +263,29 @@ fn an_upload_open_in_a_failed_replica_must_be_restarted_and_a_new_one_lands_else
     let digest = world.push_blob("NA", "app", b"restarted");
     assert!(world.holds("a", &blob_key(&digest)));
 }
+
+#[test]
+fn a_blob_over_the_single_put_limit_is_copied_part_by_part_and_rehashed() {
+    let world = World::new();
+    for replica in world.cluster.replicas.iter() {
+        replica.store.set_single_put_limit(6 * MIB as u64); // stands in for R2's 5 GiB
+    }
+    let layer = data(13 * MIB + 3, 12);
+    let digest = sha256(&layer);
+    let location =
+        world.send("EU", "POST", "/v2/big/blobs/uploads/", b"").headers["location"].to_str().unwrap().to_owned();
+    let mut offset = 0;
+    for chunk in layer.chunks(5 * MIB) {
+        let range = format!("{}-{}", offset, offset + chunk.len() - 1);
+        assert_eq!(world.send_range("EU", &location, &range, chunk), 202);
+        offset += chunk.len();
+    }
+    assert_eq!(world.send("EU", "PUT", &format!("{location}?digest={digest}"), b"").status, 201);
+    let outcomes = world.deliver();
+    assert!(outcomes.iter().all(|o| o.is_ok()), "{outcomes:?}");
+    for replica in ["b", "c"] {
+        let a = world.send_pinned("EU", Some(replica), "GET", &format!("/v2/big/blobs/{digest}"), "", b"");
+        assert_eq!((a.status, a.body.len(), sha256(&a.body)), (200, layer.len(), digest.clone()), "{replica}");
+        assert_eq!(world.store(replica).pending_multipart_uploads(), 0, "{replica}: the multipart copy completed");
+    }
+}
