@@ -80,7 +80,7 @@ pub async fn publish<S: BlobStore, Q: ReplicationQueue>(
     changes: Vec<Change>,
 ) -> Result<usize, String> {
     let now = (store.routing.now)();
-    let mut messages = Vec::new();
+    let mut pending = Vec::new();
     for change in changes {
         let source = store.routing.name(change.source).to_owned();
         for target in (0..store.routing.len()).filter(|&t| t != change.source) {
@@ -91,13 +91,21 @@ pub async fn publish<S: BlobStore, Q: ReplicationQueue>(
                 target: store.routing.name(target).to_owned(),
                 enqueued_at: now,
             };
-            let marker = keys::pending_marker(&message.target, &message.key);
-            let put =
-                store.replicas[change.source].store.put_bytes(&marker, Vec::new(), marker_metadata(&message, now));
-            store.run(change.source, false, put).await.map_err(|e| e.to_string())?;
-            messages.push(message);
+            pending.push((change.source, message));
         }
     }
+    // The markers are independent small writes: all at once, so a push pays one round trip.
+    let marked = futures::future::join_all(pending.iter().map(|(source, message)| {
+        let marker = keys::pending_marker(&message.target, &message.key);
+        let metadata = marker_metadata(message, now);
+        async move {
+            let put = store.replicas[*source].store.put_bytes(&marker, Vec::new(), metadata);
+            store.run(*source, false, put).await
+        }
+    }))
+    .await;
+    marked.into_iter().collect::<StorageResult<Vec<_>>>().map_err(|e| e.to_string())?;
+    let messages: Vec<Message> = pending.into_iter().map(|(_, message)| message).collect();
     let sent = messages.len();
     send_all(queue, messages).await?;
     Ok(sent)
