@@ -1,17 +1,25 @@
 // Raw R2 baseline for scripts/bench: the physical limit of this machine for R2 through
 // workerd. No routing, no hashing, no checks beyond what R2 needs.
 //   PUT /<key>  (Content-Length required) -> R2 put of request.body, 201
+//   PUT /<key>?part-mib=N -> the body as an R2 multipart upload of N MiB parts (the way the
+//                registry stores a blob pushed in chunks), 201
 //   GET /<key>  -> the R2 object body straight out, with Content-Length, or 404
 //   GET /       -> 200 "ok" (readiness probe)
 export default {
   async fetch(request, env) {
-    const key = decodeURIComponent(new URL(request.url).pathname.slice(1));
+    const url = new URL(request.url);
+    const key = decodeURIComponent(url.pathname.slice(1));
     if (request.method === "GET" && key === "") {
       return new Response("ok");
     }
     if (request.method === "PUT") {
       if (!request.headers.has("content-length")) {
         return new Response("Content-Length required\n", { status: 411 });
+      }
+      const partMib = Number(url.searchParams.get("part-mib") || 0);
+      if (partMib > 0) {
+        await putMultipart(env.BUCKET, key, request.body, partMib * 1024 * 1024);
+        return new Response(null, { status: 201 });
       }
       const obj = await env.BUCKET.put(key, request.body);
       return new Response(null, { status: 201, headers: { etag: obj.httpEtag } });
@@ -28,3 +36,32 @@ export default {
     return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, PUT" } });
   },
 };
+
+// Cuts a body into parts of `partSize` bytes (the last one smaller) and uploads them as one
+// multipart object.
+async function putMultipart(bucket, key, body, partSize) {
+  const upload = await bucket.createMultipartUpload(key);
+  const parts = [];
+  let buffer = new Uint8Array(partSize);
+  let filled = 0;
+  const flush = async () => {
+    parts.push(await upload.uploadPart(parts.length + 1, buffer.subarray(0, filled)));
+    buffer = new Uint8Array(partSize);
+    filled = 0;
+  };
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    let offset = 0;
+    while (offset < value.length) {
+      const n = Math.min(partSize - filled, value.length - offset);
+      buffer.set(value.subarray(offset, offset + n), filled);
+      filled += n;
+      offset += n;
+      if (filled === partSize) await flush();
+    }
+  }
+  if (filled > 0 || parts.length === 0) await flush();
+  await upload.complete(parts);
+}
