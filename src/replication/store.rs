@@ -3,7 +3,6 @@
 //! writes land in one replica and are recorded as [`Change`]s for asynchronous
 //! replication; upload sessions stay in the replica that opened them.
 
-use super::health::Traffic;
 use super::routing::Routing;
 use crate::oci::{Algorithm, Digest};
 use crate::storage::{
@@ -381,12 +380,5 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()> {
         let i = self.write_target(key)?;
         self.run(i, false, self.replicas[i].store.abort_multipart(key, upload_id)).await
-    }
-}
-
-impl<S> Replicated<S> {
-    /// Whether this store serves maintenance (replication, repair) rather than a client.
-    pub fn is_maintenance(&self) -> bool {
-        self.routing.traffic == Traffic::Maintenance
     }
 }
