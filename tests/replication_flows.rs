@@ -289,3 +289,15 @@ fn a_blob_over_the_single_put_limit_is_copied_part_by_part_and_rehashed() {
         assert_eq!(world.store(replica).pending_multipart_uploads(), 0, "{replica}: the multipart copy completed");
     }
 }
+
+#[test]
+fn opening_an_upload_when_the_nearest_replica_just_failed_lands_in_the_next() {
+    let world = World::new();
+    world.faults.borrow_mut().fail = vec!["b".into()];
+    // The first request from America learns of the outage while creating the session.
+    let post = world.send("NA", "POST", "/v2/app/blobs/uploads/", b"");
+    assert_eq!(post.status, 202, "{}", String::from_utf8_lossy(&post.body));
+    let id = post.headers["location"].to_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    assert!(id.starts_with('0'), "the session opened in home (a): {id}");
+    assert_eq!(world.ops("b").0, 0, "the failed write did not count as served by b");
+}

@@ -11,7 +11,7 @@ use super::error::{RegistryError, RegistryResult};
 use super::session::UploadSession;
 use super::{Registry, RequestBody};
 use crate::oci::{Algorithm, Digest, RepositoryName};
-use crate::storage::{keys, BlobStore, MetaStore, NativePut};
+use crate::storage::{keys, BlobStore, MetaStore, NativePut, StorageError};
 
 /// Where an upload stands after a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +22,19 @@ pub struct UploadProgress {
 }
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
-    /// Opens an upload session (end-4a, end-4c).
+    /// Opens an upload session (end-4a, end-4c). Nothing is stored yet, so a backend
+    /// failure is retried once with a fresh id, which the store may place elsewhere (with
+    /// replicas: in the next healthy one, the failed one now being marked unhealthy).
     pub async fn start_upload(&self, repo: &RepositoryName, algorithm: Algorithm) -> RegistryResult<UploadProgress> {
         let session = self.new_session(repo, algorithm);
-        session.save(&self.blobs, self.clock.now_millis()).await?;
+        let session = match session.save(&self.blobs, self.clock.now_millis()).await {
+            Err(RegistryError::Storage(StorageError::Backend(_))) => {
+                let fresh = self.new_session(repo, algorithm);
+                fresh.save(&self.blobs, self.clock.now_millis()).await?;
+                fresh
+            }
+            saved => saved.map(|()| session)?,
+        };
         Ok(UploadProgress { id: session.id, offset: 0 })
     }
 

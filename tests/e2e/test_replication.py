@@ -277,6 +277,30 @@ def replicas_script(replicated, *args) -> str:
     return proc.stdout
 
 
+def test_the_oci_client_crate_round_trips_while_the_nearest_replica_is_down(replicated, measure):
+    """A second real client (tests/e2e-client: chunked uploads of 4 MiB, uneven and 16
+    concurrent chunks, then pulls and tag lists) while `us`, nearest to it, fails."""
+    from test_oci_client import _client_bin
+    exe = _client_bin()
+    set_faults(replicated, fail=["us"])
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    started = time.monotonic()
+    proc = subprocess.run([str(exe), "--registry", replicated.host], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-6000:]}\nstderr:\n{proc.stderr[-6000:]}"
+    measure("oci-client driver (chunked pushes, pulls, tag lists) with the nearest replica down",
+            f"{time.monotonic() - started:.1f} s, exit 0")
+    health = status(replicated)["us"]["health"]
+    assert not health["healthy"] and "injected fault" in (health["last_error"] or "")
+    # us is back: its retries wait for their back-off, the repair re-sends them at once.
+    set_faults(replicated)
+    c = Client(replicated.url)
+    expect_status(c.post("/admin/repair"), 200)
+    c.close()
+    caught_up = wait_until(lambda: all(s["backlog"] == 0 for s in status(replicated).values()), timeout=180)
+    measure("after the oci-client run, every replica caught up once the repair ran", f"{caught_up:.1f} s")
+
+
 def test_a_replica_out_of_routing_gets_no_client_traffic_and_catches_up(replicated, at):
     admin = at()
     printed = replicas_script(replicated, "disable", "eu")
