@@ -24,7 +24,7 @@ impl ReplicationAdmin for NoReplication {
     async fn status(&self) -> StorageResult<Vec<ReplicaStatus>> {
         match *self {}
     }
-    async fn set_routing(&self, _: &str, _: bool) -> StorageResult<Option<ReplicaStatus>> {
+    async fn set_routing(&self, _: &str, _: bool) -> Result<StorageResult<Option<ReplicaStatus>>, String> {
         match *self {}
     }
     async fn repair(&self) -> StorageResult<crate::replication::repair::RepairReport> {
@@ -85,7 +85,11 @@ pub async fn dispatch<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
                 _ => None,
             };
             let report = match flag {
-                Some(flag) => replication.set_routing(&name, flag.enabled).await.map_err(storage)?,
+                Some(flag) => replication
+                    .set_routing(&name, flag.enabled)
+                    .await
+                    .map_err(|e| ApiError::new(StatusCode::CONFLICT, ErrorCode::Denied, e))?
+                    .map_err(storage)?,
                 None => replication.status().await.map_err(storage)?.into_iter().find(|s| s.name == name),
             };
             let report = report.ok_or_else(|| not_found(format!("no replica is named {name:?}")))?;

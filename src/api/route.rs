@@ -74,9 +74,9 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         "/admin/replicas" => return Ok(Route::Replicas),
         "/admin/repair" => return Ok(Route::Repair),
         "/admin/faults" => return Ok(Route::Faults),
-        p if p.starts_with("/admin/replicas/") && p.ends_with("/routing") => {
-            let name = &p["/admin/replicas/".len()..p.len() - "/routing".len()];
-            return Ok(Route::ReplicaRouting(name.to_owned()));
+        p if p.starts_with("/admin/replicas/") => {
+            let name = p["/admin/replicas/".len()..].strip_suffix("/routing").filter(|n| !n.is_empty());
+            return name.map(|n| Route::ReplicaRouting(n.to_owned())).ok_or_else(|| ApiError::not_found(path));
         }
         p if p.starts_with("/auth/tokens/") => {
             return Ok(Route::AccessToken(p["/auth/tokens/".len()..].to_owned()));
@@ -198,6 +198,9 @@ mod tests {
             ("/v2/a/blobs/sha256:xyz", DigestInvalid),
             ("/v2/a/referrers/nope", DigestInvalid),
             ("/v2/a/unknown/x", Unsupported),
+            ("/admin/replicas/routing", Unsupported),
+            ("/admin/replicas//routing", Unsupported),
+            ("/admin/replicas/eu", Unsupported),
         ];
         for (path, code) in cases {
             assert_eq!(parse(path).unwrap_err().code, code, "{path}");

@@ -58,6 +58,10 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 return self.link_blob(repo, expected).await;
             }
         }
+        // The session is forgotten before the blob is published: a crash between the two
+        // leaves an unreferenced object (garbage), never a pointer to an object that the
+        // expiry job of a still-listed session would delete.
+        session.forget(&self.blobs).await?;
         match assembled {
             Assembled::Object(key) => {
                 let pointer = Metadata::from([
@@ -70,7 +74,6 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 self.blobs.put_bytes(&blob_key, bytes, Metadata::new()).await?;
             }
         }
-        session.forget(&self.blobs).await?;
         self.link_blob(repo, expected).await
     }
 

@@ -13,8 +13,9 @@ use crate::storage::{BlobStore, MetaStore, StorageResult};
 #[allow(async_fn_in_trait)]
 pub trait ReplicationAdmin {
     async fn status(&self) -> StorageResult<Vec<ReplicaStatus>>;
-    /// Sets a replica's routing flag; `None` when no replica has that name.
-    async fn set_routing(&self, replica: &str, enabled: bool) -> StorageResult<Option<ReplicaStatus>>;
+    /// Sets a replica's routing flag; `None` when no replica has that name; `Err` when the
+    /// change is refused (taking the last replica in routing out).
+    async fn set_routing(&self, replica: &str, enabled: bool) -> Result<StorageResult<Option<ReplicaStatus>>, String>;
     async fn repair(&self) -> StorageResult<RepairReport>;
     /// Whether the fault-injection hooks are on (never in a normal deployment).
     fn hooks_enabled(&self) -> bool;
@@ -50,12 +51,22 @@ impl<S: BlobStore, M: MetaStore, Q: ReplicationQueue> ReplicationAdmin for Admin
         Ok(status(&store, &switch).await)
     }
 
-    async fn set_routing(&self, replica: &str, enabled: bool) -> StorageResult<Option<ReplicaStatus>> {
+    async fn set_routing(&self, replica: &str, enabled: bool) -> Result<StorageResult<Option<ReplicaStatus>>, String> {
         if !self.cluster.specs.iter().any(|s| s.name == replica) {
-            return Ok(None);
+            return Ok(Ok(None));
         }
-        control::set_routing(self.meta, replica, enabled).await?;
-        Ok(self.status().await?.into_iter().find(|s| s.name == replica))
+        let switch = match control::load_switch(self.meta).await {
+            Ok(switch) => switch,
+            Err(e) => return Ok(Err(e)),
+        };
+        let others_enabled = self.cluster.specs.iter().any(|s| s.name != replica && !switch.disabled.contains(&s.name));
+        if !enabled && !others_enabled {
+            return Err(format!("{replica} is the last replica in routing: enable another one first"));
+        }
+        if let Err(e) = control::set_routing(self.meta, replica, enabled).await {
+            return Ok(Err(e));
+        }
+        Ok(self.status().await.map(|all| all.into_iter().find(|s| s.name == replica)))
     }
 
     async fn repair(&self) -> StorageResult<RepairReport> {

@@ -87,15 +87,20 @@ impl Health {
         }
     }
 
-    /// Marks `replica` unhealthy: skipped for the back-off, doubled per consecutive failure.
+    /// Marks `replica` unhealthy: skipped for the back-off, which doubles with each failed
+    /// probe. Failures while it is already being skipped (operations that were under way,
+    /// or replication, which does not skip) do not lengthen the back-off.
     pub fn failed(&self, replica: usize, now: u64, error: &str) {
         if let Some(h) = self.replicas.borrow_mut().get_mut(replica) {
+            h.last_error = Some(error.to_owned());
+            if h.unhealthy_until > now {
+                return;
+            }
             let shift = h.failures.min(16);
             let backoff = self.backoff_ms.saturating_mul(1u64 << shift).min(MAX_BACKOFF_MS.max(self.backoff_ms));
             h.failures = h.failures.saturating_add(1);
             h.unhealthy_until = now.saturating_add(backoff);
             h.down_since.get_or_insert(now);
-            h.last_error = Some(error.to_owned());
         }
     }
 
@@ -126,8 +131,10 @@ mod tests {
         assert!(!health.usable(0, 10_999));
         assert!(health.usable(0, 11_000), "probed again after the back-off");
         assert!(health.usable(1, 10_500), "other replicas are unaffected");
+        health.failed(0, 10_500, "an operation that was under way");
+        assert!(health.usable(0, 11_000), "failures during the back-off do not lengthen it");
         health.failed(0, 11_000, "boom again");
-        assert!(!health.usable(0, 12_999), "second failure doubles the back-off");
+        assert!(!health.usable(0, 12_999), "a failed probe doubles the back-off");
         assert!(health.usable(0, 13_000));
         let report = health.report(0, 12_000);
         assert!(!report.healthy);
@@ -135,10 +142,12 @@ mod tests {
         assert_eq!(report.consecutive_failures, 2);
         health.succeeded(0);
         assert!(health.report(0, 13_000).healthy);
+        let mut now = 0;
         for _ in 0..40 {
-            health.failed(1, 0, "down");
+            health.failed(1, now, "down");
+            now += MAX_BACKOFF_MS; // each probe fails again
         }
-        assert!(health.usable(1, MAX_BACKOFF_MS), "back-off is capped");
+        assert!(!health.usable(1, now - 1) && health.usable(1, now), "back-off is capped");
     }
 
     #[test]

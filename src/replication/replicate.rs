@@ -104,11 +104,16 @@ pub async fn publish<S: BlobStore, Q: ReplicationQueue>(
         }
     }))
     .await;
-    marked.into_iter().collect::<StorageResult<Vec<_>>>().map_err(|e| e.to_string())?;
+    let unmarked = marked.into_iter().filter_map(Result::err).next();
+    // The messages go even if a marker could not be written: without them such a change
+    // would depend on the repair, which compares only content keys.
     let messages: Vec<Message> = pending.into_iter().map(|(_, message)| message).collect();
     let sent = messages.len();
     send_all(queue, messages).await?;
-    Ok(sent)
+    match unmarked {
+        Some(e) => Err(format!("sent, but a pending marker could not be written: {e}")),
+        None => Ok(sent),
+    }
 }
 
 /// What applying one message did.
@@ -147,8 +152,15 @@ pub async fn apply<S: BlobStore>(store: &Replicated<S>, message: &Message) -> Re
         return Ok(Applied::Dropped);
     }
     let applied = sync_key(store, source, target, message).await.map_err(|e| e.to_string())?;
+    // The marker is this change's only if no later change of the key rewrote it: a later
+    // one's marker stays until its own message is applied.
     let marker = keys::pending_marker(&message.target, &message.key);
-    store.run(source, false, store.replicas[source].store.delete(&marker)).await.map_err(|e| e.to_string())?;
+    let src = &store.replicas[source].store;
+    let current = store.run(source, true, src.head(&marker)).await.map_err(|e| e.to_string())?;
+    let enqueued = |info: &ObjectInfo| info.metadata.get(MARKER_ENQUEUED).and_then(|v| v.parse::<u64>().ok());
+    if current.as_ref().is_some_and(|info| enqueued(info) == Some(message.enqueued_at)) {
+        store.run(source, false, src.delete(&marker)).await.map_err(|e| e.to_string())?;
+    }
     Ok(applied)
 }
 
@@ -272,17 +284,25 @@ async fn copy_multipart<S: BlobStore>(
     let min_part = crate::storage::limits::R2_MIN_PART_BYTES.max(8 * 1024 * 1024);
     let part_size = size.div_ceil(crate::storage::limits::R2_MAX_PARTS as u64).max(min_part);
     let upload = store.run(target, false, dst.create_multipart(key)).await?;
-    let mut parts = Vec::new();
-    let mut offset = 0;
-    while offset < size {
-        let range = ByteRange { offset, length: part_size.min(size - offset) };
-        let bytes = store.run(source, false, src.read_range(key, range)).await?;
-        let bytes = bytes.ok_or_else(|| StorageError::Backend(format!("{key} vanished while copying")))?;
-        let number = (parts.len() + 1) as u16;
-        parts.push(store.run(target, false, dst.upload_part(key, &upload, number, bytes)).await?);
-        offset += range.length;
+    let copied = async {
+        let mut parts = Vec::new();
+        let mut offset = 0;
+        while offset < size {
+            let range = ByteRange { offset, length: part_size.min(size - offset) };
+            let bytes = store.run(source, false, src.read_range(key, range)).await?;
+            let bytes = bytes.ok_or_else(|| StorageError::Backend(format!("{key} vanished while copying")))?;
+            let number = (parts.len() + 1) as u16;
+            parts.push(store.run(target, false, dst.upload_part(key, &upload, number, bytes)).await?);
+            offset += range.length;
+        }
+        store.run(target, false, dst.complete_multipart(key, &upload, &parts)).await
+    };
+    if let Err(e) = copied.await {
+        // No orphaned parts on every retry. (The assembled key is reachable only through a
+        // pointer, which is copied after this verified copy.)
+        let _ = store.run(target, false, dst.abort_multipart(key, &upload)).await;
+        return Err(e);
     }
-    store.run(target, false, dst.complete_multipart(key, &upload, &parts)).await?;
     if store.run(target, false, dst.digest_object(key, digest.algorithm())).await?.as_ref() != Some(digest) {
         store.run(target, false, dst.delete(key)).await?;
         return Err(StorageError::Backend(format!("the copy of {key} does not hash to {digest}; deleted")));

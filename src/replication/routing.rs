@@ -129,6 +129,11 @@ impl Routing {
         }
     }
 
+    /// Every replica this traffic may touch, in preference order, whatever its health.
+    pub fn routable_in_order(&self) -> Vec<usize> {
+        self.order.iter().copied().filter(|&i| self.routable(i)).collect()
+    }
+
     /// The replica that takes this request's writes (`None`: none may be routed to).
     pub fn writer(&self) -> Option<usize> {
         self.candidates().first().copied()

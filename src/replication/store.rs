@@ -71,13 +71,19 @@ fn backend(message: String) -> StorageError {
 /// replica is back, and a pushing client that asks first uploads it again. An error is
 /// returned only when no replica answered at all.
 macro_rules! read_fallback {
-    ($self:ident, $order:expr, |$store:ident| $op:expr) => {{
+    ($self:ident, $order:expr, |$store:ident| $op:expr) => {
+        read_fallback!(@run $self, $order, true, |$store| $op)
+    };
+    ($self:ident, $order:expr, untimed, |$store:ident| $op:expr) => {
+        read_fallback!(@run $self, $order, false, |$store| $op)
+    };
+    (@run $self:ident, $order:expr, $timed:expr, |$store:ident| $op:expr) => {{
         let mut failure = None;
         let mut found = None;
         let mut answered = false;
         for i in $order {
             let $store = &$self.replicas[i].store;
-            match $self.run(i, true, $op).await {
+            match $self.run(i, $timed, $op).await {
                 Ok(Some(value)) => {
                     found = Some(value);
                     break;
@@ -261,7 +267,7 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
     }
 
     async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>> {
-        read_fallback!(self, self.read_order(key), |store| store.read_range(key, range))
+        read_fallback!(self, self.read_order(key), untimed, |store| store.read_range(key, range))
     }
 
     /// A replicated key is written to the writer, or the next candidate if it fails (a
@@ -298,8 +304,8 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
         Err(failure.unwrap_or_else(|| backend(format!("no replica may take a write of {key}"))))
     }
 
-    /// A delete reaches every replica client traffic may touch at once (so a read cannot
-    /// fall back to a stale copy), and the others through replication.
+    /// A delete reaches every replica client traffic may touch at once, healthy or not (so
+    /// a read cannot fall back to a stale copy), and the others through replication.
     async fn delete(&self, key: &str) -> StorageResult<()> {
         if !is_replicated(key) {
             let i = self.write_target(key)?;
@@ -307,8 +313,11 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
         }
         let mut deleted_in = None;
         let mut failure = None;
-        for i in self.routing.candidates() {
-            match self.run(i, false, self.replicas[i].store.delete(key)).await {
+        // Unhealthy replicas too: one that comes back after its back-off must not serve
+        // the deleted copy to a read falling back to it. Those that fail get the delete
+        // through replication.
+        for i in self.routing.routable_in_order() {
+            match self.run(i, true, self.replicas[i].store.delete(key)).await {
                 Ok(()) => {
                     deleted_in.get_or_insert(i);
                 }
@@ -348,8 +357,10 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
         Ok(outcome)
     }
 
+    /// Hashing reads the whole object: it may take far longer than the read timeout, which
+    /// is for finding an object, so it is not timed.
     async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>> {
-        read_fallback!(self, self.read_order(key), |store| store.digest_object(key, algorithm))
+        read_fallback!(self, self.read_order(key), untimed, |store| store.digest_object(key, algorithm))
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {

@@ -1,0 +1,57 @@
+//! Replication under races and outages: deletes that must not come back, markers that
+//! must outlive older messages, and the routing switch that must leave one replica.
+
+mod replica_world;
+use replica_world::*;
+
+#[test]
+fn a_delete_reaches_a_replica_in_its_backoff_so_no_read_falls_back_to_the_copy() {
+    let world = World::new();
+    world.push_image("EU", "app", "v1", &data(1000, 1));
+    world.deliver();
+    world.faults.borrow_mut().fail = vec!["c".into()];
+    assert_eq!(world.send("AS", "GET", "/v2/app/manifests/v1", b"").status, 200, "served elsewhere; c marked");
+    world.faults.borrow_mut().fail.clear(); // c is back, but this isolate still skips it
+    assert_eq!(world.send("EU", "DELETE", "/v2/app/manifests/v1", b"").status, 202);
+    assert!(!world.holds("c", "repositories/app/_tags/v1"), "the delete reached c despite its back-off");
+    world.clock.set(world.clock.get() + 11_000);
+    assert_eq!(world.send("EU", "GET", "/v2/app/manifests/v1", b"").status, 404);
+}
+
+#[test]
+fn an_older_message_leaves_the_marker_of_a_newer_change() {
+    let world = World::new();
+    world.push_image("EU", "app", "v1", &data(1000, 2));
+    let first: Vec<Message> = std::mem::take(&mut *world.queue.0.borrow_mut());
+    world.clock.set(world.clock.get() + 1000);
+    world.push_image("EU", "app", "v1", &data(1100, 3)); // moves v1: new markers for the tag
+    let second: Vec<Message> = std::mem::take(&mut *world.queue.0.borrow_mut());
+    // Only the first change's messages arrive; the second's are lost.
+    world.queue.0.borrow_mut().extend(first);
+    assert!(world.deliver().iter().all(|o| o.is_ok()));
+    let tag_marker = keys::pending_marker("b", "repositories/app/_tags/v1");
+    assert!(world.holds("a", &tag_marker), "the newer change is still pending");
+    drop(second);
+    let report = world.repair();
+    assert!(report.resent > 0);
+    world.deliver();
+    let b = world.send_pinned("EU", Some("b"), "GET", "/v2/app/manifests/v1", "", b"");
+    let a = world.send_pinned("EU", Some("a"), "GET", "/v2/app/manifests/v1", "", b"");
+    assert_eq!(b.headers["docker-content-digest"], a.headers["docker-content-digest"], "b has the moved tag");
+    assert_eq!(world.pending_markers(), 0);
+}
+
+#[test]
+fn the_last_replica_in_routing_cannot_be_taken_out() {
+    let world = World::new();
+    for name in ["a", "b"] {
+        let off = world.admin(None, None, "PUT", &format!("/admin/replicas/{name}/routing"), r#"{"enabled":false}"#);
+        assert_eq!(off.status, 200);
+    }
+    let last = world.admin(None, None, "PUT", "/admin/replicas/c/routing", r#"{"enabled":false}"#);
+    assert_eq!((last.status, code(&last)), (409, "DENIED".to_owned()));
+    let switch = block_on(edge_registry::replication::control::load_switch(&*world.meta)).unwrap();
+    assert_eq!(switch.disabled, ["a", "b"], "refused: nothing changed");
+    let routing = world.admin(None, None, "GET", "/admin/replicas/routing", "");
+    assert_eq!(routing.status, 404, "a path without a replica name is not found, not a panic");
+}
