@@ -55,3 +55,48 @@ fn the_last_replica_in_routing_cannot_be_taken_out() {
     let routing = world.admin(None, None, "GET", "/admin/replicas/routing", "");
     assert_eq!(routing.status, 404, "a path without a replica name is not found, not a panic");
 }
+
+#[test]
+fn a_late_older_copy_does_not_bring_a_deleted_tag_back() {
+    let world = World::new();
+    world.push_image("AS", "app", "v1", &data(1000, 4));
+    world.deliver();
+    world.clock.set(world.clock.get() + 1000);
+    world.push_image("AS", "app", "v1", &data(1100, 5)); // v1 moved in c; its copies wait
+    let delayed: Vec<Message> = std::mem::take(&mut *world.queue.0.borrow_mut());
+    world.faults.borrow_mut().fail = vec!["c".into()];
+    world.clock.set(world.clock.get() + 1000);
+    assert_eq!(world.send("EU", "DELETE", "/v2/app/manifests/v1", b"").status, 202, "deleted while c is down");
+    world.faults.borrow_mut().fail.clear();
+    world.clock.set(world.clock.get() + 10 * 60_000);
+    // c's older messages arrive before the delete's.
+    let deletes: Vec<Message> = std::mem::take(&mut *world.queue.0.borrow_mut());
+    world.queue.0.borrow_mut().extend(delayed);
+    world.queue.0.borrow_mut().extend(deletes);
+    let outcomes = world.deliver();
+    assert!(outcomes.iter().all(|o| o.is_ok()), "{outcomes:?}");
+    for replica in ["a", "b", "c"] {
+        assert!(!world.holds(replica, "repositories/app/_tags/v1"), "{replica} keeps v1 deleted");
+    }
+    assert_eq!(world.send("EU", "GET", "/v2/app/manifests/v1", b"").status, 404);
+    // Pushed again later, the tag replicates as usual.
+    world.clock.set(world.clock.get() + 1000);
+    world.push_image("EU", "app", "v1", &data(1200, 6));
+    world.deliver();
+    assert!(["a", "b", "c"].iter().all(|r| world.holds(r, "repositories/app/_tags/v1")));
+}
+
+#[test]
+fn deletion_records_expire_after_their_time() {
+    let world = World::new();
+    world.push_image("EU", "app", "v1", &data(1000, 7));
+    world.deliver();
+    assert_eq!(world.send("EU", "DELETE", "/v2/app/manifests/v1", b"").status, 202);
+    let record = keys::tombstone("repositories/app/_tags/v1");
+    assert!(world.holds("a", &record));
+    assert_eq!(world.repair().expired_tombstones, 0);
+    world.clock.set(world.clock.get() + edge_registry::replication::tombstone::TOMBSTONE_TTL_MS + 1);
+    let expired = world.repair().expired_tombstones;
+    assert!(expired >= 3, "every replica's record of the delete expired: {expired}");
+    assert!(!world.holds("a", &record));
+}

@@ -24,6 +24,7 @@ pub mod replicate;
 pub mod routing;
 pub mod status;
 pub mod store;
+pub mod tombstone;
 
 pub use admin::{Admin, ReplicationAdmin};
 pub use cluster::{ids_for, Cluster};

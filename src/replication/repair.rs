@@ -5,6 +5,7 @@
 
 use super::replicate::{marker_metadata, message_of_marker, send_all, Message, ReplicationQueue};
 use super::store::{ChangeKind, Replicated};
+use super::tombstone;
 use crate::storage::{keys, list_all, BlobStore, StorageResult};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,6 +22,8 @@ pub struct RepairReport {
     pub missing: usize,
     /// Replicas that could not be listed this time.
     pub unreachable: Vec<String>,
+    /// Deletion records past their time, removed.
+    pub expired_tombstones: usize,
 }
 
 /// Runs the repair with a maintenance-routed store. Markers last sent less than
@@ -90,5 +93,6 @@ pub async fn repair<S: BlobStore, Q: ReplicationQueue>(
         }
     }
     send_all(queue, messages).await.map_err(crate::storage::StorageError::Backend)?;
+    report.expired_tombstones = tombstone::expire(store, now, tombstone::TOMBSTONE_TTL_MS).await;
     Ok(report)
 }

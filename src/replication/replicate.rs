@@ -4,6 +4,7 @@
 //! idempotent, so a repeated or re-sent message does no harm.
 
 use super::store::{Change, ChangeKind, Replicated};
+use super::tombstone;
 use crate::oci::Digest;
 use crate::storage::{keys, BlobStore, ByteRange, Metadata, NativePut, ObjectInfo, StorageError, StorageResult};
 use serde::{Deserialize, Serialize};
@@ -178,14 +179,22 @@ async fn sync_key<S: BlobStore>(
         return Ok(match (message.kind, in_target) {
             (ChangeKind::Delete, Some(there)) if written_at(&there) <= message.enqueued_at => {
                 store.run(target, false, dst.delete(key)).await?;
+                tombstone::record(store, target, key, message.enqueued_at).await?;
                 Applied::Deleted
             }
-            (ChangeKind::Delete, _) => Applied::AlreadyThere,
+            (ChangeKind::Delete, None) => {
+                tombstone::record(store, target, key, message.enqueued_at).await?;
+                Applied::AlreadyThere
+            }
+            (ChangeKind::Delete, Some(_)) => Applied::AlreadyThere,
             (ChangeKind::Put, _) => Applied::Superseded,
         });
     };
     if in_target.as_ref().is_some_and(|there| written_at(there) >= written_at(&info)) {
         return Ok(Applied::AlreadyThere);
+    }
+    if tombstone::deleted_at(store, target, key).await?.is_some_and(|deleted| deleted >= written_at(&info)) {
+        return Ok(Applied::Superseded); // deleted there after this copy was written
     }
     if let Some(digest) = digest_in_key(key, "blobs/") {
         match info.metadata.get(keys::POINTER_TARGET) {

@@ -312,6 +312,7 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
             return self.run(i, false, self.replicas[i].store.delete(key)).await;
         }
         let mut deleted_in = None;
+        let mut deleted_from = Vec::new();
         let mut failure = None;
         // Unhealthy replicas too: one that comes back after its back-off must not serve
         // the deleted copy to a read falling back to it. Those that fail get the delete
@@ -320,6 +321,7 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
             match self.run(i, true, self.replicas[i].store.delete(key)).await {
                 Ok(()) => {
                     deleted_in.get_or_insert(i);
+                    deleted_from.push(i);
                 }
                 Err(e) => failure = Some(e),
             }
@@ -327,6 +329,11 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
         match (deleted_in, failure) {
             (Some(source), _) => {
                 self.record(key, ChangeKind::Delete, source);
+                // Best effort: without the record a late, older copy could come back; the
+                // delete itself has happened and is replicated either way.
+                let now = (self.routing.now)();
+                let records = deleted_from.iter().map(|&i| super::tombstone::record(self, i, key, now));
+                let _ = futures::future::join_all(records).await;
                 Ok(())
             }
             (None, failure) => Err(failure.unwrap_or_else(|| backend(format!("no replica may delete {key}")))),

@@ -138,6 +138,16 @@ pub fn pending_marker(target: &str, key: &str) -> String {
     format!("{PENDING_PREFIX}{target}/{}", crate::oci::digest::to_hex(&hash))
 }
 
+/// R2: prefix of the deletion records of replicated keys.
+pub const TOMBSTONES_PREFIX: &str = "replication/tombstones/";
+
+/// R2: records when `key` was deleted, so that replication never brings it back with an
+/// older copy; named by the key's SHA-256, carrying the key and the time in its metadata.
+pub fn tombstone(key: &str) -> String {
+    use sha2::Digest as _;
+    format!("{TOMBSTONES_PREFIX}{}", crate::oci::digest::to_hex(&sha2::Sha256::digest(key.as_bytes())))
+}
+
 /// KV: the routing switch, the replicas taken out of client routing (JSON).
 pub const KV_ROUTING: &str = "replication/routing";
 
@@ -183,6 +193,7 @@ mod tests {
                 })
         );
         assert_eq!((KV_ROUTING, KV_FAULTS), ("replication/routing", "replication/faults"));
+        assert!(tombstone("catalog/x").starts_with("replication/tombstones/") && tombstone("a") != tombstone("b"));
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl World {
         self.cluster
             .replicas
             .iter()
-            .map(|r| r.store.keys().iter().filter(|k| k.starts_with("replication/")).count())
+            .map(|r| r.store.keys().iter().filter(|k| k.starts_with(keys::PENDING_PREFIX)).count())
             .sum()
     }
 

@@ -1,0 +1,49 @@
+//! Deletion records: a replica that deleted a replicated key keeps when it did, so that a
+//! copy older than the delete, arriving late from another replica, is not written back.
+//! The repair job removes records older than [`TOMBSTONE_TTL_MS`], well past the queue's
+//! retries and the repair's own re-sends.
+
+use super::store::Replicated;
+use crate::storage::{keys, list_all, BlobStore, Metadata, StorageResult};
+
+/// Metadata on a deletion record: the key deleted and when (ms since the epoch).
+const KEY: &str = "key";
+const DELETED_AT: &str = "deleted-at";
+
+/// How long deletion records are kept: 7 days.
+pub const TOMBSTONE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// Records in replica `i` that `key` was deleted at `at` (unless a later delete is known).
+pub(crate) async fn record<S: BlobStore>(store: &Replicated<S>, i: usize, key: &str, at: u64) -> StorageResult<()> {
+    if deleted_at(store, i, key).await?.is_some_and(|known| known >= at) {
+        return Ok(());
+    }
+    let metadata = Metadata::from([(KEY.to_owned(), key.to_owned()), (DELETED_AT.to_owned(), at.to_string())]);
+    let record = keys::tombstone(key);
+    let put = store.replicas[i].store.put_bytes(&record, Vec::new(), metadata);
+    store.run(i, true, put).await.map(|_| ())
+}
+
+/// When replica `i` last deleted `key`, if it keeps a record of it.
+pub(crate) async fn deleted_at<S: BlobStore>(store: &Replicated<S>, i: usize, key: &str) -> StorageResult<Option<u64>> {
+    let record = keys::tombstone(key);
+    let head = store.run(i, true, store.replicas[i].store.head(&record)).await?;
+    Ok(head.and_then(|info| info.metadata.get(DELETED_AT).and_then(|v| v.parse().ok())))
+}
+
+/// Removes the records older than `ttl_ms` from every replica it can list; returns how many.
+pub(crate) async fn expire<S: BlobStore>(store: &Replicated<S>, now: u64, ttl_ms: u64) -> usize {
+    let mut removed = 0;
+    for (i, replica) in store.replicas.iter().enumerate() {
+        let Ok(records) = store.run(i, false, list_all(&replica.store, keys::TOMBSTONES_PREFIX)).await else {
+            continue;
+        };
+        for listed in records {
+            let at = listed.metadata.get(DELETED_AT).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            if now.saturating_sub(at) > ttl_ms && store.run(i, false, replica.store.delete(&listed.key)).await.is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
