@@ -100,3 +100,19 @@ fn deletion_records_expire_after_their_time() {
     assert!(expired >= 3, "every replica's record of the delete expired: {expired}");
     assert!(!world.holds("a", &record));
 }
+
+#[test]
+fn deleting_a_manifest_keeps_a_tag_moved_elsewhere_meanwhile() {
+    let world = World::new();
+    let (first, _) = world.push_image("EU", "app", "latest", &data(1000, 8));
+    world.deliver();
+    world.clock.set(world.clock.get() + 1000);
+    let (second, _) = world.push_image("AS", "app", "latest", &data(1100, 9)); // moved in c only
+    assert_ne!(first, second);
+    world.clock.set(world.clock.get() + 1000);
+    assert_eq!(world.send("NA", "DELETE", &format!("/v2/app/manifests/{first}"), b"").status, 202);
+    world.deliver();
+    let latest = world.send("AS", "GET", "/v2/app/manifests/latest", b"");
+    assert_eq!(latest.status, 200, "the listing's newest copy says latest is no longer on the deleted manifest");
+    assert_eq!(latest.headers["docker-content-digest"].to_str().unwrap(), second);
+}

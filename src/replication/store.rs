@@ -61,6 +61,11 @@ pub struct Replicated<S> {
     changes: RefCell<Vec<Change>>,
 }
 
+/// When a replicated object was written (its `written-at` metadata; 0 if unstamped).
+fn stamp(metadata: &Metadata) -> u64 {
+    metadata.get(keys::WRITTEN_AT).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 fn backend(message: String) -> StorageError {
     StorageError::Backend(message)
 }
@@ -193,8 +198,9 @@ impl<S: BlobStore> Replicated<S> {
         target.ok_or_else(|| backend(format!("no replica may take a write of {key}: all are out of routing")))
     }
 
-    /// Merges one listing page from every candidate replica: keys in order, each once, cut
-    /// where the first truncated replica's page ends so that no key is skipped.
+    /// Merges one listing page from every candidate replica: keys in order, each once with
+    /// its newest copy's metadata, cut where the first truncated replica's page ends so
+    /// that no key is skipped.
     async fn merged_list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
         let mut merged: BTreeMap<String, Metadata> = BTreeMap::new();
         let mut cutoff: Option<String> = None;
@@ -213,7 +219,11 @@ impl<S: BlobStore> Replicated<S> {
                         }
                     }
                     for listed in page.keys {
-                        merged.entry(listed.key).or_insert(listed.metadata);
+                        // The newest copy's metadata (a tag's digest) wins.
+                        let newer = |known: &Metadata| stamp(&listed.metadata) > stamp(known);
+                        if merged.get(&listed.key).is_none_or(newer) {
+                            merged.insert(listed.key, listed.metadata);
+                        }
                     }
                 }
                 Err(e) => failure = Some(e),
