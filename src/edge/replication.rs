@@ -127,17 +127,16 @@ pub async fn fetch(
     auth: Option<&Auth>,
 ) -> worker::Result<Response> {
     let cluster = cluster(env, specs)?;
-    let meta = KvIndex::new(env.kv(META_BINDING)?);
+    let meta = Rc::new(KvIndex::new(env.kv(META_BINDING)?));
     let (switch, faults) = controls(env, &meta).await;
     let pin = if hooks(env) { request.headers().get(PIN_HEADER)? } else { None };
     let store = cluster.client(&location(&request), &switch, &faults, pin.as_deref());
     let ids = ids_for(&store, Box::new(RandomIds));
-    let registry =
-        Registry::new(store, KvIndex::new(env.kv(META_BINDING)?), Box::new(WorkerClock), Box::new(ids), config(env));
+    let registry = Registry::new(store, meta.clone(), Box::new(WorkerClock), Box::new(ids), config(env));
     let queue = WorkerQueue(env.queue(QUEUE_BINDING)?);
     let admin = Admin {
         cluster: &cluster,
-        meta: &meta,
+        meta: &*meta,
         queue: &queue,
         hooks: hooks(env),
         resend_after_ms: resend_after_ms(env),
@@ -204,11 +203,11 @@ pub async fn consume(batch: MessageBatch<Message>, env: &Env) -> worker::Result<
 /// The cron job with replicas: expire abandoned uploads in every replica, then repair.
 pub async fn scheduled(env: &Env, specs: Vec<ReplicaSpec>, expiry_ms: u64) -> worker::Result<()> {
     let cluster = cluster(env, specs)?;
-    let meta = KvIndex::new(env.kv(META_BINDING)?);
+    let meta = Rc::new(KvIndex::new(env.kv(META_BINDING)?));
     let (switch, faults) = controls(env, &meta).await;
     let registry = Registry::new(
         cluster.maintenance(&switch, &faults),
-        KvIndex::new(env.kv(META_BINDING)?),
+        meta,
         Box::new(WorkerClock),
         Box::new(RandomIds),
         config(env),

@@ -3,7 +3,7 @@
 //! re-enqueue whatever one of them misses. Replication converges even if the queue lost
 //! everything.
 
-use super::replicate::{marker_metadata, message_of_marker, send_all, Message, ReplicationQueue};
+use super::replicate::{message_of_marker, send_all, write_marker, Message, ReplicationQueue};
 use super::store::{ChangeKind, Replicated};
 use super::tombstone;
 use crate::storage::{keys, list_all, BlobStore, StorageResult};
@@ -53,8 +53,7 @@ pub async fn repair<S: BlobStore, Q: ReplicationQueue>(
             if now.saturating_sub(sent_at) < resend_after_ms {
                 continue;
             }
-            let put = replica.store.put_bytes(&marker.key, Vec::new(), marker_metadata(&message, now));
-            store.run(source, false, put).await?;
+            write_marker(store, source, &message, now).await?;
             report.resent += 1;
             messages.push(message);
         }
@@ -84,9 +83,7 @@ pub async fn repair<S: BlobStore, Q: ReplicationQueue>(
                     target: target_name,
                     enqueued_at: now,
                 };
-                let marker = keys::pending_marker(&message.target, &key);
-                let put = store.replicas[source].store.put_bytes(&marker, Vec::new(), marker_metadata(&message, now));
-                store.run(source, false, put).await?;
+                write_marker(store, source, &message, now).await?;
                 report.missing += 1;
                 messages.push(message);
             }

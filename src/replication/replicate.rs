@@ -3,7 +3,7 @@
 //! copying (verified against the digest) or deleting, then removes the marker. Applying is
 //! idempotent, so a repeated or re-sent message does no harm.
 
-use super::store::{Change, ChangeKind, Replicated};
+use super::store::{written_at, Change, ChangeKind, Replicated};
 use super::tombstone;
 use crate::oci::Digest;
 use crate::storage::{keys, BlobStore, ByteRange, Metadata, NativePut, ObjectInfo, StorageError, StorageResult};
@@ -44,7 +44,7 @@ pub async fn send_all<Q: ReplicationQueue>(queue: &Q, messages: Vec<Message>) ->
 }
 
 /// A pending marker's contents.
-pub(crate) fn marker_metadata(message: &Message, sent_at: u64) -> Metadata {
+fn marker_metadata(message: &Message, sent_at: u64) -> Metadata {
     Metadata::from([
         (MARKER_KEY.to_owned(), message.key.clone()),
         (
@@ -54,6 +54,18 @@ pub(crate) fn marker_metadata(message: &Message, sent_at: u64) -> Metadata {
         (MARKER_ENQUEUED.to_owned(), message.enqueued_at.to_string()),
         (MARKER_SENT.to_owned(), sent_at.to_string()),
     ])
+}
+
+/// Writes (or rewrites) the pending marker of `message` in its source replica `source`.
+pub(crate) async fn write_marker<S: BlobStore>(
+    store: &Replicated<S>,
+    source: usize,
+    message: &Message,
+    sent_at: u64,
+) -> StorageResult<()> {
+    let marker = keys::pending_marker(&message.target, &message.key);
+    let put = store.replicas[source].store.put_bytes(&marker, Vec::new(), marker_metadata(message, sent_at));
+    store.run(source, false, put).await.map(|_| ())
 }
 
 /// The message a marker in `source` stands for, and when it was last sent.
@@ -96,15 +108,9 @@ pub async fn publish<S: BlobStore, Q: ReplicationQueue>(
         }
     }
     // The markers are independent small writes: all at once, so a push pays one round trip.
-    let marked = futures::future::join_all(pending.iter().map(|(source, message)| {
-        let marker = keys::pending_marker(&message.target, &message.key);
-        let metadata = marker_metadata(message, now);
-        async move {
-            let put = store.replicas[*source].store.put_bytes(&marker, Vec::new(), metadata);
-            store.run(*source, false, put).await
-        }
-    }))
-    .await;
+    let marked =
+        futures::future::join_all(pending.iter().map(|(source, message)| write_marker(store, *source, message, now)))
+            .await;
     let unmarked = marked.into_iter().filter_map(Result::err).next();
     // The messages go even if a marker could not be written: without them such a change
     // would depend on the repair, which compares only content keys.
@@ -130,10 +136,6 @@ pub enum Applied {
     Superseded,
     /// The fault hook dropped the message; its marker stays for the repair job.
     Dropped,
-}
-
-fn written_at(info: &ObjectInfo) -> u64 {
-    info.metadata.get(keys::WRITTEN_AT).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// The digest a content-addressed key (`blobs/<alg>/<hex>`, `manifests/<alg>/<hex>`) names.
@@ -177,7 +179,7 @@ async fn sync_key<S: BlobStore>(
     let in_target = store.run(target, true, dst.head(key)).await?;
     let Some(info) = in_source else {
         return Ok(match (message.kind, in_target) {
-            (ChangeKind::Delete, Some(there)) if written_at(&there) <= message.enqueued_at => {
+            (ChangeKind::Delete, Some(there)) if written_at(&there.metadata) <= message.enqueued_at => {
                 store.run(target, false, dst.delete(key)).await?;
                 tombstone::record(store, target, key, message.enqueued_at).await?;
                 Applied::Deleted
@@ -190,10 +192,10 @@ async fn sync_key<S: BlobStore>(
             (ChangeKind::Put, _) => Applied::Superseded,
         });
     };
-    if in_target.as_ref().is_some_and(|there| written_at(there) >= written_at(&info)) {
+    if in_target.as_ref().is_some_and(|there| written_at(&there.metadata) >= written_at(&info.metadata)) {
         return Ok(Applied::AlreadyThere);
     }
-    if tombstone::deleted_at(store, target, key).await?.is_some_and(|deleted| deleted >= written_at(&info)) {
+    if tombstone::deleted_at(store, target, key).await?.is_some_and(|deleted| deleted >= written_at(&info.metadata)) {
         return Ok(Applied::Superseded); // deleted there after this copy was written
     }
     if let Some(digest) = digest_in_key(key, "blobs/") {

@@ -62,7 +62,7 @@ pub struct Replicated<S> {
 }
 
 /// When a replicated object was written (its `written-at` metadata; 0 if unstamped).
-fn stamp(metadata: &Metadata) -> u64 {
+pub(crate) fn written_at(metadata: &Metadata) -> u64 {
     metadata.get(keys::WRITTEN_AT).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
@@ -220,7 +220,7 @@ impl<S: BlobStore> Replicated<S> {
                     }
                     for listed in page.keys {
                         // The newest copy's metadata (a tag's digest) wins.
-                        let newer = |known: &Metadata| stamp(&listed.metadata) > stamp(known);
+                        let newer = |known: &Metadata| written_at(&listed.metadata) > written_at(known);
                         if merged.get(&listed.key).is_none_or(newer) {
                             merged.insert(listed.key, listed.metadata);
                         }

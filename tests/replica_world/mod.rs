@@ -117,6 +117,19 @@ impl World {
         self.cluster.client(&Location::from_code(from), &self.switch.borrow(), &self.faults.borrow(), pin)
     }
 
+    /// The registry one request from `from` sees: its routing, upload ids naming the
+    /// writer replica, the shared KV, and the world's clock at this moment.
+    pub fn registry(
+        &self,
+        from: &str,
+        pin: Option<&str>,
+    ) -> Registry<Replicated<MemoryBlobStore>, Rc<MemoryMetaStore>> {
+        let store = self.client(from, pin);
+        let ids = ids_for(&store, Box::new(SharedIds(self.ids.clone())));
+        let config = Config { part_size: 5 * MIB as u64, ..Config::default() };
+        Registry::new(store, self.meta.clone(), Box::new(Fixed(self.clock.get())), Box::new(ids), config)
+    }
+
     /// One request from `from` (a continent code), then its changes published.
     pub fn send_pinned(
         &self,
@@ -127,17 +140,7 @@ impl World {
         ctype: &str,
         body: &[u8],
     ) -> Answer {
-        let store = self.client(from, pin);
-        let ids = ids_for(&store, Box::new(SharedIds(self.ids.clone())));
-        let clock = self.clock.clone();
-        struct At(Rc<Cell<u64>>);
-        impl edge_registry::registry::Clock for At {
-            fn now_millis(&self) -> u64 {
-                self.0.get()
-            }
-        }
-        let config = Config { part_size: 5 * MIB as u64, ..Config::default() };
-        let registry = Registry::new(store, self.meta.clone(), Box::new(At(clock)), Box::new(ids), config);
+        let registry = self.registry(from, pin);
         let length = body.len() as u64;
         let pieces: Vec<Result<Vec<u8>, String>> = body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
         let stream: ByteStream = futures::stream::iter(pieces).boxed_local();
@@ -233,16 +236,7 @@ pub fn data(len: usize, seed: u8) -> Vec<u8> {
 
 impl World {
     pub fn send_range(&self, from: &str, location: &str, range: &str, chunk: &[u8]) -> u16 {
-        let store = self.client(from, None);
-        let ids = ids_for(&store, Box::new(SharedIds(self.ids.clone())));
-        struct At(u64);
-        impl edge_registry::registry::Clock for At {
-            fn now_millis(&self) -> u64 {
-                self.0
-            }
-        }
-        let config = Config { part_size: 5 * MIB as u64, ..Config::default() };
-        let registry = Registry::new(store, self.meta.clone(), Box::new(At(self.clock.get())), Box::new(ids), config);
+        let registry = self.registry(from, None);
         let pieces: Vec<Result<Vec<u8>, String>> = vec![Ok(chunk.to_vec())];
         let stream: ByteStream = futures::stream::iter(pieces).boxed_local();
         let request = http::Request::builder()
@@ -268,14 +262,7 @@ impl World {
         path: &str,
         body: &str,
     ) -> Answer {
-        let store = self.client("NA", None);
-        let registry = Registry::new(
-            store,
-            self.meta.clone(),
-            Box::new(Fixed(self.clock.get())),
-            Box::new(SharedIds(self.ids.clone())),
-            Config::default(),
-        );
+        let registry = self.registry("NA", None);
         let admin =
             Admin { cluster: &self.cluster, meta: &*self.meta, queue: &self.queue, hooks: false, resend_after_ms: 0 };
         let mut request = http::Request::builder().method(method).uri(path);
