@@ -5,12 +5,12 @@ use super::native::digest_of_stream;
 use crate::oci::digest::{from_hex, to_hex};
 use crate::oci::{Algorithm, Digest};
 use crate::storage::{
-    BlobStore, ByteRange, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, StorageError,
-    StorageResult,
+    BlobStore, ByteRange, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
+    StorageError, StorageResult,
 };
 use std::collections::HashMap;
 use web_sys::ReadableStream;
-use worker::{Bucket, Cache, Data, Include, Range, ResponseBody, UploadedPart};
+use worker::{Bucket, Cache, Conditional, Data, Include, Range, ResponseBody, UploadedPart};
 
 pub struct R2Store {
     bucket: Bucket,
@@ -109,6 +109,23 @@ impl BlobStore for R2Store {
             .map_err(backend)?
             .ok_or_else(|| backend("put returned no object"))?;
         Ok(info(&object))
+    }
+
+    /// R2 checks `onlyIf` and writes in one step; a failed condition returns no object.
+    async fn put_bytes_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        metadata: Metadata,
+        condition: PutIf<'_>,
+    ) -> StorageResult<Option<ObjectInfo>> {
+        let metadata: HashMap<String, String> = metadata.into_iter().collect();
+        let only_if = match condition {
+            PutIf::Absent => Conditional { etag_does_not_match: Some("*".into()), ..Conditional::default() },
+            PutIf::EtagMatches(etag) => Conditional { etag_matches: Some(etag.to_owned()), ..Conditional::default() },
+        };
+        let put = self.bucket.put(key, Data::Bytes(bytes)).custom_metadata(metadata).only_if(only_if);
+        Ok(put.execute().await.map_err(backend)?.as_ref().map(info))
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {

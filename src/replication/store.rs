@@ -6,7 +6,7 @@
 use super::routing::Routing;
 use crate::oci::{Algorithm, Digest};
 use crate::storage::{
-    keys, BlobStore, ByteRange, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt,
+    keys, BlobStore, ByteRange, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
     StorageError, StorageResult,
 };
 use futures::future::{select, Either, LocalBoxFuture};
@@ -312,6 +312,28 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
             }
         }
         Err(failure.unwrap_or_else(|| backend(format!("no replica may take a write of {key}"))))
+    }
+
+    /// A condition holds in one place only, so a conditional put goes to the key's one
+    /// write target (an upload session's replica, or the writer) and never falls back.
+    async fn put_bytes_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        mut metadata: Metadata,
+        condition: PutIf<'_>,
+    ) -> StorageResult<Option<ObjectInfo>> {
+        let i = self.write_target(key)?;
+        let replicated = is_replicated(key);
+        if replicated {
+            metadata.insert(keys::WRITTEN_AT.to_owned(), (self.routing.now)().to_string());
+        }
+        let put = self.replicas[i].store.put_bytes_if(key, bytes, metadata, condition);
+        let written = self.run(i, false, put).await?;
+        if replicated && written.is_some() {
+            self.record(key, ChangeKind::Put, i);
+        }
+        Ok(written)
     }
 
     /// A delete reaches every replica client traffic may touch at once, healthy or not (so

@@ -4,7 +4,7 @@
 
 use super::limits::*;
 use super::{
-    BlobStore, ByteRange, ByteStream, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt,
+    BlobStore, ByteRange, ByteStream, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
     StorageError, StorageResult,
 };
 use crate::oci::{Algorithm, Digest};
@@ -21,7 +21,9 @@ struct StoredObject {
 
 struct PendingMultipart {
     key: String,
-    parts: BTreeMap<u16, Vec<u8>>,
+    /// Each part's bytes with the etag its upload returned; a part uploaded again under the
+    /// same number replaces the earlier one, as in R2.
+    parts: BTreeMap<u16, (Vec<u8>, String)>,
 }
 
 /// R2 in memory.
@@ -51,9 +53,9 @@ impl MemoryBlobStore {
         Self::default()
     }
 
-    fn next_tag(&self) -> String {
+    fn next_id(&self) -> String {
         self.counter.set(self.counter.get() + 1);
-        format!("etag-{}", self.counter.get())
+        format!("upload-{}", self.counter.get())
     }
 
     /// Lowers the single-put limit so tests can cross it with small blobs.
@@ -81,6 +83,39 @@ impl MemoryBlobStore {
         if let Some(obj) = self.objects.borrow_mut().get_mut(key) {
             obj.bytes = bytes;
         }
+    }
+
+    /// One put, checked against R2's limits and, if given, its condition, which is decided
+    /// and applied in one step (the store is single-threaded), as R2 does atomically.
+    /// `None` when the condition did not hold.
+    fn store(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        metadata: Metadata,
+        condition: Option<PutIf>,
+    ) -> StorageResult<Option<ObjectInfo>> {
+        check_key(key)?;
+        let meta_size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if meta_size > R2_MAX_METADATA_BYTES {
+            return Err(limit(format!("R2 custom metadata of {meta_size} bytes")));
+        }
+        if bytes.len() as u64 > self.max_single_put() {
+            return Err(limit(format!("single put of {} bytes is over the limit", bytes.len())));
+        }
+        let mut objects = self.objects.borrow_mut();
+        let holds = match (condition, objects.get(key)) {
+            (None, _) => true,
+            (Some(PutIf::Absent), current) => current.is_none(),
+            (Some(PutIf::EtagMatches(etag)), current) => current.is_some_and(|o| o.etag == etag),
+        };
+        if !holds {
+            return Ok(None);
+        }
+        let obj = StoredObject { etag: md5_hex(&bytes), bytes, metadata };
+        let info = Self::info(&obj);
+        objects.insert(key.to_owned(), obj);
+        Ok(Some(info))
     }
 
     fn info(obj: &StoredObject) -> ObjectInfo {
@@ -132,18 +167,17 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo> {
-        check_key(key)?;
-        let meta_size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if meta_size > R2_MAX_METADATA_BYTES {
-            return Err(limit(format!("R2 custom metadata of {meta_size} bytes")));
-        }
-        if bytes.len() as u64 > self.max_single_put() {
-            return Err(limit(format!("single put of {} bytes is over the limit", bytes.len())));
-        }
-        let obj = StoredObject { bytes, etag: self.next_tag(), metadata };
-        let info = Self::info(&obj);
-        self.objects.borrow_mut().insert(key.to_owned(), obj);
-        Ok(info)
+        Ok(self.store(key, bytes, metadata, None)?.expect("an unconditional put always lands"))
+    }
+
+    async fn put_bytes_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        metadata: Metadata,
+        condition: PutIf<'_>,
+    ) -> StorageResult<Option<ObjectInfo>> {
+        self.store(key, bytes, metadata, Some(condition))
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {
@@ -204,7 +238,7 @@ impl BlobStore for MemoryBlobStore {
 
     async fn create_multipart(&self, key: &str) -> StorageResult<String> {
         check_key(key)?;
-        let id = self.next_tag();
+        let id = self.next_id();
         self.multipart
             .borrow_mut()
             .insert(id.clone(), PendingMultipart { key: key.to_owned(), parts: BTreeMap::new() });
@@ -224,34 +258,40 @@ impl BlobStore for MemoryBlobStore {
         if bytes.len() as u64 > R2_MAX_PART_BYTES {
             return Err(limit("R2 part over 5 GiB".into()));
         }
-        let etag = self.next_tag();
+        let etag = md5_hex(&bytes);
         let mut uploads = self.multipart.borrow_mut();
         let upload = uploads
             .get_mut(upload_id)
             .filter(|u| u.key == key)
             .ok_or_else(|| StorageError::Backend(format!("no multipart upload {upload_id} for {key}")))?;
         let size = bytes.len() as u64;
-        upload.parts.insert(part_number, bytes);
+        upload.parts.insert(part_number, (bytes, etag.clone()));
         Ok(PartReceipt { part_number, etag, size })
     }
 
     async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartReceipt]) -> StorageResult<ObjectInfo> {
-        let upload = self
-            .multipart
-            .borrow_mut()
-            .remove(upload_id)
+        // As in R2, a completion that fails leaves the upload open.
+        let uploads = self.multipart.borrow();
+        let upload = uploads
+            .get(upload_id)
             .filter(|u| u.key == key)
             .ok_or_else(|| StorageError::Backend(format!("no multipart upload {upload_id} for {key}")))?;
         if parts.is_empty() {
             return Err(limit("R2 multipart completed with no parts".into()));
         }
         let mut bytes = Vec::new();
+        let mut part_md5s = Vec::new();
         let first_size = parts[0].size;
         for (i, receipt) in parts.iter().enumerate() {
-            let part = upload
-                .parts
-                .get(&receipt.part_number)
-                .ok_or_else(|| StorageError::Backend(format!("part {} was never uploaded", receipt.part_number)))?;
+            // R2 completes only with the etag each part's upload returned: a part uploaded
+            // again since (another writer) makes the completion fail.
+            let (part, _) =
+                upload.parts.get(&receipt.part_number).filter(|(_, etag)| *etag == receipt.etag).ok_or_else(|| {
+                    StorageError::Backend(format!(
+                        "part {} with etag {} is not in the upload",
+                        receipt.part_number, receipt.etag
+                    ))
+                })?;
             let is_last = i + 1 == parts.len();
             if !is_last && (part.len() as u64) < R2_MIN_PART_BYTES {
                 return Err(limit(format!("R2 part {} of {} bytes is under 5 MiB", receipt.part_number, part.len())));
@@ -263,8 +303,16 @@ impl BlobStore for MemoryBlobStore {
                 return Err(limit("R2 last part is larger than the others".into()));
             }
             bytes.extend_from_slice(part);
+            part_md5s.extend_from_slice(&<md5::Md5 as md5::Digest>::digest(part));
         }
-        let obj = StoredObject { bytes, etag: self.next_tag(), metadata: Metadata::new() };
+        if parts.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
+            return Err(limit("R2 parts must be listed in ascending order".into()));
+        }
+        // As S3 and R2 name a multipart object: the MD5 of the parts' MD5s, and the count.
+        let etag = format!("{}-{}", md5_hex(&part_md5s), parts.len());
+        drop(uploads);
+        self.multipart.borrow_mut().remove(upload_id);
+        let obj = StoredObject { bytes, etag, metadata: Metadata::new() };
         let info = Self::info(&obj);
         self.objects.borrow_mut().insert(key.to_owned(), obj);
         Ok(info)
@@ -277,6 +325,12 @@ impl BlobStore for MemoryBlobStore {
         }
         Ok(())
     }
+}
+
+/// The etag R2 gives a single put: the hex MD5 of its bytes.
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest as _;
+    crate::oci::digest::to_hex(&md5::Md5::digest(bytes))
 }
 
 /// Reads a native body whole, as R2 would consume it: exactly `length` bytes or an error.
@@ -309,12 +363,14 @@ mod tests {
             let a = store.upload_part("k", &id, 1, vec![0; 4 * MIB]).await.unwrap();
             let b = store.upload_part("k", &id, 2, vec![0; 10]).await.unwrap();
             assert!(matches!(store.complete_multipart("k", &id, &[a, b]).await, Err(StorageError::Limit(_))));
+            store.abort_multipart("k", &id).await.unwrap();
 
             let id = store.create_multipart("k").await.unwrap();
             let a = store.upload_part("k", &id, 1, vec![1; 5 * MIB]).await.unwrap();
             let b = store.upload_part("k", &id, 2, vec![2; 6 * MIB]).await.unwrap();
             let c = store.upload_part("k", &id, 3, vec![3; 1]).await.unwrap();
             assert!(store.complete_multipart("k", &id, &[a, b, c]).await.is_err());
+            store.abort_multipart("k", &id).await.unwrap();
 
             let id = store.create_multipart("k").await.unwrap();
             let a = store.upload_part("k", &id, 1, vec![1; 5 * MIB]).await.unwrap();
@@ -338,6 +394,39 @@ mod tests {
             let page = r2.list("p/", Some("p/b"), 5).await.unwrap();
             assert_eq!(page.keys.len(), 1);
             assert!(!page.truncated);
+        });
+    }
+
+    #[test]
+    fn etags_are_md5_and_conditional_puts_compare_and_swap() {
+        block_on(async {
+            let r2 = MemoryBlobStore::new();
+            // MD5("abc"), as local R2 names a single put.
+            let first = r2.put_bytes_if("k", b"abc".to_vec(), Metadata::new(), PutIf::Absent).await.unwrap().unwrap();
+            assert_eq!(first.etag, "900150983cd24fb0d6963f7d28e17f72");
+            assert_eq!(r2.put_bytes_if("k", b"x".to_vec(), Metadata::new(), PutIf::Absent).await.unwrap(), None);
+            // Two writers that read the same version: the first wins, the second changes nothing.
+            let a = r2.put_bytes_if("k", b"a".to_vec(), Metadata::new(), PutIf::EtagMatches(&first.etag)).await;
+            let b = r2.put_bytes_if("k", b"b".to_vec(), Metadata::new(), PutIf::EtagMatches(&first.etag)).await;
+            assert!(a.unwrap().is_some());
+            assert_eq!(b.unwrap(), None);
+            assert_eq!(r2.get_bytes("k").await.unwrap().unwrap().1, b"a");
+            // No object: an etag condition fails.
+            assert_eq!(r2.put_bytes_if("gone", vec![], Metadata::new(), PutIf::EtagMatches("x")).await.unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn a_part_uploaded_again_makes_completion_with_the_old_receipt_fail() {
+        block_on(async {
+            let r2 = MemoryBlobStore::new();
+            let id = r2.create_multipart("k").await.unwrap();
+            let first = r2.upload_part("k", &id, 1, vec![1; 5 * MIB]).await.unwrap();
+            let again = r2.upload_part("k", &id, 1, vec![2; 5 * MIB]).await.unwrap();
+            assert_ne!(first.etag, again.etag);
+            assert!(r2.complete_multipart("k", &id, &[first]).await.is_err());
+            let info = r2.complete_multipart("k", &id, &[again]).await.unwrap();
+            assert!(info.etag.ends_with("-1"), "multipart etag {}", info.etag);
         });
     }
 }

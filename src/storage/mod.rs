@@ -75,6 +75,17 @@ pub struct PartReceipt {
     pub size: u64,
 }
 
+/// A condition on a put (R2 `onlyIf`): the object is written only if it holds, and
+/// atomically with the check, so two writers that read the same version cannot both win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutIf<'a> {
+    /// No object is stored under the key (create-only; R2 `etagDoesNotMatch: "*"`).
+    Absent,
+    /// The object under the key has exactly this etag (R2 `etagMatches`): a
+    /// compare-and-swap against the version the writer read.
+    EtagMatches(&'a str),
+}
+
 /// How a native put ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NativePut<T> {
@@ -119,6 +130,15 @@ pub trait BlobStore {
     /// Reads part of an object into memory (re-hashing a blob one part at a time).
     async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>>;
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo>;
+    /// Like [`BlobStore::put_bytes`], but only if `condition` holds when the write lands;
+    /// `Ok(None)` when it did not (nothing was written).
+    async fn put_bytes_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        metadata: Metadata,
+        condition: PutIf<'_>,
+    ) -> StorageResult<Option<ObjectInfo>>;
     async fn delete(&self, key: &str) -> StorageResult<()>;
     /// Stores `length` bytes of `body` under `key` only if they hash to `digest`; the store
     /// verifies (R2: the put's sha256/sha512 checksum), so nothing unverified is ever visible.
