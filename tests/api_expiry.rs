@@ -24,7 +24,7 @@ fn idle_sessions_expire_and_active_ones_stay() {
     assert_eq!(send(&reg, "PATCH", &active, &[], b"still here").status, 202);
     clock.advance(5 * HOUR);
 
-    assert_eq!(block_on(reg.expire_uploads(24 * HOUR)).unwrap(), 2);
+    assert_eq!(block_on(reg.expire_uploads(24 * HOUR)).unwrap().expired, 2);
     for gone in [&abandoned, &native] {
         send(&reg, "GET", gone, &[], b"").assert_error(404, "BLOB_UPLOAD_UNKNOWN");
     }
@@ -38,7 +38,7 @@ fn idle_sessions_expire_and_active_ones_stay() {
     let active_id = active.rsplit('/').next().unwrap();
     assert!(left.iter().all(|k| k.contains(active_id)), "left behind: {left:?}");
     assert_eq!(send(&reg, "GET", &active, &[], b"").header("range"), Some("0-9"));
-    assert_eq!(block_on(reg.expire_uploads(24 * HOUR)).unwrap(), 0);
+    assert_eq!(block_on(reg.expire_uploads(24 * HOUR)).unwrap().expired, 0);
 }
 
 #[test]
@@ -50,6 +50,6 @@ fn completed_blobs_are_not_touched_by_expiry() {
     let d = sha256(&data);
     assert_eq!(send(&reg, "PUT", &format!("{location}?digest={d}"), &[], b"").status, 201);
     clock.advance(100 * HOUR);
-    assert_eq!(block_on(reg.expire_uploads(HOUR)).unwrap(), 0);
+    assert_eq!(block_on(reg.expire_uploads(HOUR)).unwrap().expired, 0);
     assert_eq!(send(&reg, "GET", &format!("/v2/a/blobs/{d}"), &[], b"").body, data);
 }

@@ -79,7 +79,11 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
     match registry(&env) {
         Ok(registry) => match registry.expire_uploads(seconds * 1000).await {
-            Ok(n) => worker::console_log!("expired {n} upload sessions idle for over {seconds} s"),
+            Ok(r) => worker::console_log!(
+                "expired {} upload sessions idle for over {seconds} s ({} failed, left for the next run)",
+                r.expired,
+                r.failed
+            ),
             Err(e) => worker::console_error!("expiring uploads failed: {e}"),
         },
         Err(e) => worker::console_error!("bindings missing: {e}"),

@@ -213,7 +213,7 @@ pub async fn scheduled(env: &Env, specs: Vec<ReplicaSpec>, expiry_ms: u64) -> wo
         config(env),
     );
     match registry.expire_uploads(expiry_ms).await {
-        Ok(n) => worker::console_log!("expired {n} upload sessions"),
+        Ok(r) => worker::console_log!("expired {} upload sessions ({} failed)", r.expired, r.failed),
         Err(e) => worker::console_error!("expiring uploads failed: {e}"),
     }
     let queue = WorkerQueue(env.queue(QUEUE_BINDING)?);

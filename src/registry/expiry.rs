@@ -1,35 +1,73 @@
 //! Expiring abandoned uploads. "If this request fails or is not called, the server SHOULD
 //! eventually timeout unfinished uploads": a scheduled job discards sessions idle longer
 //! than a limit, aborting their multipart uploads so R2 keeps no orphaned parts.
+//!
+//! The job races requests for the same sessions. It closes a session only with a
+//! conditional write on the version it judged idle, so a request that touched the session
+//! meanwhile (its claim or checkpoint changed the etag) keeps it; and a request still
+//! streaming into a session the job closed finds it gone and answers `404`.
 
 use super::error::RegistryResult;
-use super::session::{UploadSession, ACTIVE_AT};
+use super::session::UploadSession;
 use super::Registry;
 use crate::storage::{self, keys, BlobStore, MetaStore};
 
+/// What one run of the expiry job did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiryReport {
+    /// Sessions discarded.
+    pub expired: usize,
+    /// Sessions whose discarding failed (left for the next run).
+    pub failed: usize,
+}
+
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
-    /// Discards every upload session idle for more than `max_idle_ms`; returns how many.
-    pub async fn expire_uploads(&self, max_idle_ms: u64) -> RegistryResult<usize> {
+    /// Discards every upload session idle for more than `max_idle_ms`, carrying on past a
+    /// session that fails. Only the listing failing fails the run.
+    pub async fn expire_uploads(&self, max_idle_ms: u64) -> RegistryResult<ExpiryReport> {
         let cutoff = self.clock.now_millis().saturating_sub(max_idle_ms);
-        let mut expired = 0;
+        let mut report = ExpiryReport::default();
         for entry in storage::list_all(&self.blobs, keys::UPLOADS_PREFIX).await? {
             let Some(id) = keys::upload_id_of_state(&entry.key) else { continue };
-            let active_at = entry.metadata.get(ACTIVE_AT).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
-            if active_at >= cutoff {
+            if active_at(&entry.metadata) >= cutoff {
                 continue;
             }
-            if let Some((_, json)) = self.blobs.get_bytes(&entry.key).await? {
-                match serde_json::from_slice::<UploadSession>(&json) {
-                    Ok(session) => session.discard(&self.blobs).await?,
-                    // Unreadable state: remove what the id names.
-                    Err(_) => {
-                        self.blobs.delete(&keys::upload_tail(id)).await?;
-                        self.blobs.delete(&entry.key).await?;
-                    }
-                }
-                expired += 1;
+            match self.expire_one(id, cutoff).await {
+                Ok(true) => report.expired += 1,
+                Ok(false) => {}
+                Err(_) => report.failed += 1,
             }
         }
-        Ok(expired)
+        Ok(report)
     }
+
+    /// Expires one session if it is still idle when read again; true when it was removed.
+    async fn expire_one(&self, id: &str, cutoff: u64) -> RegistryResult<bool> {
+        let state = keys::upload_state(id);
+        let Some((info, json)) = self.blobs.get_bytes(&state).await? else { return Ok(false) };
+        if active_at(&info.metadata) >= cutoff {
+            return Ok(false);
+        }
+        match serde_json::from_slice::<UploadSession>(&json) {
+            Ok(mut session) => {
+                session.etag = info.etag;
+                if !session.closed && session.close(&self.blobs, self.clock.now_millis()).await.is_err() {
+                    // Touched since it was read: not idle after all.
+                    return Ok(false);
+                }
+                session.discard(&self.blobs).await?;
+            }
+            // Unreadable state: remove what the id names.
+            Err(_) => {
+                for entry in storage::list_all(&self.blobs, &keys::upload_prefix(id)).await? {
+                    self.blobs.delete(&entry.key).await?;
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn active_at(metadata: &storage::Metadata) -> u64 {
+    metadata.get(keys::UPLOAD_ACTIVE_AT).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0)
 }

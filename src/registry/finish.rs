@@ -10,57 +10,68 @@ use crate::storage::{keys, BlobStore, MetaStore, Metadata, StorageError};
 use crate::storage::keys::{POINTER_SIZE, POINTER_TARGET};
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
-    /// Verifies and publishes a session's bytes. `hasher` is the running hash of what came
-    /// through wasm, or `None` when the bytes were stored natively.
+    /// Verifies and publishes a claimed session's bytes. `hasher` is the running hash of
+    /// what came through wasm, or `None` when the bytes were stored natively.
+    ///
+    /// The running hash is trusted only for bytes it can be shown to cover: parts the
+    /// committed state lists by the etag their upload returned (R2 completes a multipart
+    /// upload only with those, and refuses one whose part was uploaded again), a tail
+    /// checked against its saved etag and size, and an assembled object of exactly
+    /// `offset` bytes. Anything else (a native chunk, a session taken over from a writer
+    /// that may still be uploading, a size that does not add up) is hashed again by the
+    /// store before anything is visible under the digest.
     pub(crate) async fn finish(
         &self,
         repo: &RepositoryName,
-        mut session: UploadSession,
+        session: &mut UploadSession,
         hasher: Option<Hasher>,
         tail: Vec<u8>,
         expected: &Digest,
     ) -> RegistryResult<()> {
         let blob_key = keys::blob(expected);
         // The running hash settles it now when it is of the client's algorithm. Otherwise
-        // (a first chunk stored natively, or another algorithm: `digest-algorithm` is only
-        // a hint, "SHOULD include") the store hashes the assembled bytes below, still
-        // before anything is visible under the digest.
-        let running = hasher.filter(|h| h.algorithm() == expected.algorithm() && !session.native_chunk);
-        let verified_early = running.is_some();
+        // (`digest-algorithm` is only a hint, "SHOULD include") the store hashes the
+        // assembled bytes below, still before anything is visible under the digest.
+        let running =
+            hasher.filter(|h| h.algorithm() == expected.algorithm() && !session.native_chunk && !session.reverify);
+        let mut verified = false;
         if let Some(hasher) = running {
             let actual = hasher.finish();
             if actual != *expected {
-                session.discard(&self.blobs).await?;
+                self.end_session(session).await?;
                 return Err(mismatch(&actual, expected));
             }
             if self.blobs.head(&blob_key).await?.is_some() {
                 // Already stored (global dedup): keep the one copy.
-                session.discard(&self.blobs).await?;
+                self.end_session(session).await?;
                 return self.link_blob(repo, expected).await;
             }
+            verified = true;
         }
-        let assembled = self.assemble(&mut session, tail).await?;
-        if !verified_early {
+        let (assembled, whole) = self.assemble(session, tail).await?;
+        if !verified || !whole {
             let actual = match &assembled {
                 Assembled::Object(key) => self
                     .blobs
                     .digest_object(key, expected.algorithm())
                     .await?
                     .ok_or_else(|| StorageError::Backend(format!("{key} vanished before it was hashed")))?,
-                Assembled::Bytes(bytes) => expected.algorithm().digest_of(bytes),
+                Assembled::Tail(bytes) => expected.algorithm().digest_of(bytes),
             };
             let already_stored = self.blobs.head(&blob_key).await?.is_some();
             if actual != *expected || already_stored {
-                session.discard(&self.blobs).await?;
+                self.end_session(session).await?;
                 if actual != *expected {
                     return Err(mismatch(&actual, expected));
                 }
                 return self.link_blob(repo, expected).await;
             }
         }
-        // The session is forgotten before the blob is published: a crash between the two
+        // Closed first, so that no other request can still write this session; then the
+        // session is forgotten before the blob is published: a crash between the two
         // leaves an unreferenced object (garbage), never a pointer to an object that the
         // expiry job of a still-listed session would delete.
+        session.close(&self.blobs, self.clock.now_millis()).await?;
         session.forget(&self.blobs).await?;
         match assembled {
             Assembled::Object(key) => {
@@ -70,7 +81,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 ]);
                 self.blobs.put_bytes(&blob_key, Vec::new(), pointer).await?;
             }
-            Assembled::Bytes(bytes) => {
+            Assembled::Tail(bytes) => {
                 self.blobs.put_bytes(&blob_key, bytes, Metadata::new()).await?;
             }
         }
@@ -79,18 +90,22 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
     /// Puts the session's bytes in one place: the assembled object (completing the
     /// multipart upload with the tail as last part), or the tail alone when it is all.
-    async fn assemble(&self, session: &mut UploadSession, tail: Vec<u8>) -> RegistryResult<Assembled> {
-        let key = keys::assembled_blob(&session.id);
+    /// Also says whether the result holds exactly `offset` bytes.
+    async fn assemble(&self, session: &mut UploadSession, tail: Vec<u8>) -> RegistryResult<(Assembled, bool)> {
         if session.native_chunk {
-            return Ok(Assembled::Object(key));
+            return Ok((Assembled::Object(session.object_key()), false));
         }
-        let Some(multipart_id) = session.multipart_id.clone() else { return Ok(Assembled::Bytes(tail)) };
+        let Some(multipart_id) = session.multipart_id.clone() else {
+            let whole = tail.len() as u64 == session.offset;
+            return Ok((Assembled::Tail(tail), whole));
+        };
         if !tail.is_empty() {
             self.upload_part(session, tail).await?;
         }
-        self.blobs.complete_multipart(&key, &multipart_id, &session.parts).await?;
+        let key = session.object_key();
+        let info = self.blobs.complete_multipart(&key, &multipart_id, &session.parts).await?;
         session.multipart_id = None;
-        Ok(Assembled::Object(key))
+        Ok((Assembled::Object(key), info.size == session.offset))
     }
 
     /// Lets `repo` serve `digest`, and records the repository in the catalog.
@@ -118,7 +133,7 @@ enum Assembled {
     /// In the assembled object (multipart or native), reached through a pointer.
     Object(String),
     /// Small enough to have stayed in the tail: written under the digest key directly.
-    Bytes(Vec<u8>),
+    Tail(Vec<u8>),
 }
 
 fn mismatch(actual: &Digest, expected: &Digest) -> RegistryError {

@@ -1,5 +1,6 @@
 //! Bytes through wasm: hashing as they stream in with the state saved between requests,
 //! and re-cutting them into R2 multipart parts of one size, whatever chunks the client sends.
+//! Every write here happens under the session's claim (see `session`).
 
 use super::error::{RegistryError, RegistryResult};
 use super::session::UploadSession;
@@ -15,9 +16,10 @@ pub(crate) struct Received {
 }
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
-    /// Streams `body` into the session: hashes every byte and uploads each full part.
-    /// Returns the bytes past the last full part (the new tail) and, if the client stream
-    /// broke, why; `session.offset` and `hasher` then cover exactly the bytes received.
+    /// Streams `body` into the claimed session: hashes every byte, uploads each full part
+    /// and checkpoints the state after it. Returns the bytes past the last full part (the
+    /// new tail) and, if the client stream broke, why; `session.offset` and `hasher` then
+    /// cover exactly the bytes received.
     pub(crate) async fn receive(
         &self,
         session: &mut UploadSession,
@@ -27,42 +29,54 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let mut tail = self.load_tail(session).await?;
         while let Some(chunk) = body.next().await {
             match chunk {
-                Ok(chunk) => self.absorb(session, hasher, &mut tail, &chunk).await?,
+                Ok(chunk) => self.take_in(session, hasher, &mut tail, &chunk, true).await?,
                 Err(reason) => return Ok(Received { tail, interrupted: Some(reason) }),
             }
         }
         Ok(Received { tail, interrupted: None })
     }
 
+    /// The tail the committed state names, checked against the size and etag it was
+    /// saved with: bytes that changed since they were hashed are never used.
     async fn load_tail(&self, session: &UploadSession) -> RegistryResult<Vec<u8>> {
         if session.tail_len == 0 {
             return Ok(Vec::new());
         }
-        match self.blobs.get_bytes(&keys::upload_tail(&session.id)).await? {
-            Some((_, bytes)) if bytes.len() as u64 == session.tail_len => Ok(bytes),
-            _ => Err(StorageError::Backend("upload tail is missing or truncated".into()).into()),
+        match self.blobs.get_bytes(&session.tail_key()).await? {
+            Some((info, bytes))
+                if bytes.len() as u64 == session.tail_len
+                    && session.tail_etag.as_ref().is_none_or(|etag| *etag == info.etag) =>
+            {
+                Ok(bytes)
+            }
+            _ => Err(StorageError::Backend("upload tail is missing or not the one saved".into()).into()),
         }
     }
 
+    /// Saves the tail under this generation's key. The tail it replaces is deleted only
+    /// once the state no longer names it (see [`Registry::drop_superseded`]).
     pub(crate) async fn store_tail(&self, session: &mut UploadSession, tail: &[u8]) -> RegistryResult<()> {
-        let key = keys::upload_tail(&session.id);
         if tail.is_empty() {
-            if session.tail_len > 0 {
-                self.blobs.delete(&key).await?;
-            }
+            session.tail_key = None;
+            session.tail_etag = None;
         } else {
-            self.blobs.put_bytes(&key, tail.to_vec(), Metadata::new()).await?;
+            let key = keys::upload_tail(&session.id, session.generation);
+            let info = self.blobs.put_bytes(&key, tail.to_vec(), Metadata::new()).await?;
+            session.tail_key = Some(key);
+            session.tail_etag = Some(info.etag);
         }
         session.tail_len = tail.len() as u64;
         Ok(())
     }
 
+    /// Uploads the next part, numbered by the committed state.
     pub(crate) async fn upload_part(&self, session: &mut UploadSession, part: Vec<u8>) -> RegistryResult<()> {
-        let key = keys::assembled_blob(&session.id);
         let multipart_id = match &session.multipart_id {
             Some(id) => id.clone(),
             None => {
+                let key = session.new_object_key();
                 let id = self.blobs.create_multipart(&key).await?;
+                session.object_key = Some(key);
                 session.multipart_id = Some(id.clone());
                 id
             }
@@ -71,55 +85,82 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         if number > crate::storage::limits::R2_MAX_PARTS {
             return Err(RegistryError::UploadInvalid("blob exceeds the largest size this registry stores".into()));
         }
-        let receipt = self.blobs.upload_part(&key, &multipart_id, number, part).await?;
+        let receipt = self.blobs.upload_part(&session.object_key(), &multipart_id, number, part).await?;
         session.parts.push(receipt);
         Ok(())
     }
 
-    /// Verifies the digest, then makes the blob visible under it and in `repo`.
-    /// Adds `chunk` to the running hash and the tail, uploading every full part.
-    async fn absorb(
+    /// Adds `chunk` to the running hash and the tail, uploading every full part. The hash
+    /// is fed up to each part boundary first, so that a checkpoint after the part saves a
+    /// state that covers exactly the bytes in parts (the tail then being empty).
+    async fn take_in(
         &self,
         session: &mut UploadSession,
         hasher: &mut Hasher,
         tail: &mut Vec<u8>,
-        chunk: &[u8],
+        mut chunk: &[u8],
+        checkpoint: bool,
     ) -> RegistryResult<()> {
-        hasher.update(chunk);
-        session.offset += chunk.len() as u64;
-        tail.extend_from_slice(chunk);
-        while tail.len() as u64 >= session.part_size {
-            let rest = tail.split_off(session.part_size as usize);
-            let part = std::mem::replace(tail, rest);
-            self.upload_part(session, part).await?;
+        while !chunk.is_empty() {
+            let room = (session.part_size as usize).saturating_sub(tail.len()).max(1);
+            let (now, later) = chunk.split_at(room.min(chunk.len()));
+            hasher.update(now);
+            session.offset += now.len() as u64;
+            tail.extend_from_slice(now);
+            chunk = later;
+            if tail.len() as u64 >= session.part_size {
+                let part = std::mem::take(tail);
+                self.upload_part(session, part).await?;
+                if checkpoint {
+                    session.set_hasher(hasher);
+                    self.store_tail(session, &[]).await?;
+                    session.checkpoint(&self.blobs, self.clock.now_millis()).await?;
+                }
+            }
         }
         Ok(())
     }
 
     /// The session's running hash, ready for more bytes. A session whose first chunk was
     /// stored natively has no running hash: its bytes are read back one part at a time,
-    /// hashed and re-cut into multipart parts (the assembled object is replaced when the
-    /// multipart upload completes). This costs one read of that first chunk, once.
-    pub(crate) async fn materialize(&self, session: &mut UploadSession) -> RegistryResult<Hasher> {
+    /// hashed and re-cut into multipart parts of this generation (the native object is
+    /// dropped once the state no longer names it). This costs one read of that first
+    /// chunk, once.
+    pub(crate) async fn running_hash(&self, session: &mut UploadSession) -> RegistryResult<Hasher> {
         let mut hasher = session.hasher()?;
         if !session.native_chunk {
             return Ok(hasher);
         }
-        let key = keys::assembled_blob(&session.id);
+        let native = session.object_key();
         let size = session.offset;
         session.offset = 0;
+        session.object_key = None;
         let mut tail = Vec::new();
         while session.offset < size {
             let range = ByteRange { offset: session.offset, length: session.part_size.min(size - session.offset) };
             let bytes = self
                 .blobs
-                .read_range(&key, range)
+                .read_range(&native, range)
                 .await?
-                .ok_or_else(|| StorageError::Backend(format!("{key} vanished while re-reading it")))?;
-            self.absorb(session, &mut hasher, &mut tail, &bytes).await?;
+                .ok_or_else(|| StorageError::Backend(format!("{native} vanished while re-reading it")))?;
+            self.take_in(session, &mut hasher, &mut tail, &bytes, false).await?;
         }
         session.native_chunk = false;
         self.store_tail(session, &tail).await?;
+        session.superseded.push(native);
         Ok(hasher)
+    }
+
+    /// Deletes objects an earlier generation wrote that the committed state no longer
+    /// names. Best effort: one left behind is garbage the session's removal still finds
+    /// (tails) or that no pointer names (a native chunk).
+    pub(crate) async fn drop_superseded(&self, session: &mut UploadSession, before: &UploadSession) {
+        let mut stale = std::mem::take(&mut session.superseded);
+        if before.tail_len > 0 && (session.tail_len == 0 || before.tail_key() != session.tail_key()) {
+            stale.push(before.tail_key());
+        }
+        for key in stale {
+            let _ = self.blobs.delete(&key).await;
+        }
     }
 }

@@ -16,6 +16,7 @@ mod uploads;
 
 pub use blobs::{BlobRead, BlobStat};
 pub use error::RegistryError;
+pub use expiry::ExpiryReport;
 pub use listing::Page;
 pub use manifests::{ManifestContent, PushedManifest};
 pub use uploads::UploadProgress;

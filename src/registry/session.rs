@@ -1,11 +1,39 @@
 //! Upload session state: what any isolate needs to continue an upload, kept in R2 (strongly
-//! consistent) rather than in memory or in the Location URL.
+//! consistent) rather than in memory or in the Location URL, and the protocol that lets
+//! only one request at a time write a session.
+//!
+//! # Serialising writers
+//! Two requests for one session may run at once (a client that retries, a hostile one, a
+//! PATCH still streaming when the PUT arrives, the expiry job). Every change of the state
+//! object is a compare-and-swap on the etag the writer read (R2 `onlyIf.etagMatches`):
+//! - A request that will write bytes first **claims** the session: it bumps `generation`
+//!   and stamps `claimed_at_ms`, conditionally. Of two requests that read the same state,
+//!   one claim lands; the other is refused with `416` and the session's `Range` before it
+//!   stores a byte. A fresh claim held by another request refuses the same way.
+//! - The claimant names every object it writes by its generation (the tail, the object its
+//!   multipart upload or native chunk assembles into), takes part numbers from the
+//!   committed state, checkpoints the state after each part (which also renews the claim),
+//!   and commits at the end, each time conditionally. A writer whose write fails its
+//!   condition has lost the session and stops; what it wrote is named by a generation that
+//!   no committed state points at, so nobody reads it.
+//! - A claim not renewed for [`CLAIM_LEASE_MS`] belongs to a request that died (an isolate
+//!   killed mid-body); the next request may take it over. The old writer may still be
+//!   alive and upload a part under a number the new one also uses, so a session taken over
+//!   is marked `reverify`: its close hashes the assembled blob again in the store.
+//! - Completion, cancellation and expiry first **close** the state conditionally, then
+//!   remove the session: whoever closes it owns its end, and every later request gets
+//!   `404 BLOB_UPLOAD_UNKNOWN`.
 
 use super::error::{RegistryError, RegistryResult};
 use crate::oci::digest::{from_hex, to_hex};
 use crate::oci::{Algorithm, Hasher, RepositoryName};
-use crate::storage::{keys, BlobStore, Metadata, PartReceipt};
+use crate::storage::{self, keys, BlobStore, Metadata, PartReceipt, PutIf};
 use serde::{Deserialize, Serialize};
+
+/// How long a claim holds without being renewed (by a checkpoint after each part). A
+/// request streaming slower than one part per lease keeps its claim as long as nobody else
+/// comes for the session; it only loses it to a request that arrives after the lease.
+pub const CLAIM_LEASE_MS: u64 = 60_000;
 
 /// The persisted state of one upload. Invariant: `offset` bytes were received; the first
 /// `parts.len() * part_size` of them are in multipart parts, the remaining `tail_len` in
@@ -26,6 +54,35 @@ pub struct UploadSession {
     /// assembled object; its `offset` bytes are hashed by the store when the session closes.
     #[serde(default)]
     pub native_chunk: bool,
+    /// Bumped by every claim; names the objects the claimant writes. 0 for sessions opened
+    /// before generations existed.
+    #[serde(default)]
+    pub generation: u64,
+    /// The object the multipart upload or native chunk assembles into; `None`: the legacy
+    /// key of a session from before generations.
+    #[serde(default)]
+    pub object_key: Option<String>,
+    /// The tail object and its etag (R2: the MD5 of its bytes), checked when it is read
+    /// back; `None` with a non-zero `tail_len`: the legacy tail key.
+    #[serde(default)]
+    pub tail_key: Option<String>,
+    #[serde(default)]
+    pub tail_etag: Option<String>,
+    /// When the writer holding the session claimed or last renewed it; `None`: nobody.
+    #[serde(default)]
+    pub claimed_at_ms: Option<u64>,
+    /// A claim was taken over from a writer that stopped renewing it: the close re-hashes.
+    #[serde(default)]
+    pub reverify: bool,
+    /// Completed, cancelled or expired: the session is being removed.
+    #[serde(default)]
+    pub closed: bool,
+    /// The etag of the state object this copy was read as or last written as.
+    #[serde(skip)]
+    pub etag: String,
+    /// Objects of earlier generations this request replaced, deleted after its commit.
+    #[serde(skip)]
+    pub superseded: Vec<String>,
 }
 
 impl UploadSession {
@@ -42,6 +99,15 @@ impl UploadSession {
             parts: Vec::new(),
             started_at_ms: now_ms,
             native_chunk: false,
+            generation: 1,
+            object_key: None,
+            tail_key: None,
+            tail_etag: None,
+            claimed_at_ms: None,
+            reverify: false,
+            closed: false,
+            etag: String::new(),
+            superseded: Vec::new(),
         }
     }
 
@@ -58,28 +124,92 @@ impl UploadSession {
         self.hash_state = to_hex(&hasher.save());
     }
 
-    /// Loads a session, treating one that belongs to another repository as unknown.
-    pub async fn load<B: BlobStore>(store: &B, repo: &RepositoryName, id: &str) -> RegistryResult<Self> {
-        if !is_valid_id(id) {
-            return Err(RegistryError::UploadUnknown);
-        }
-        let Some((_, bytes)) = store.get_bytes(&keys::upload_state(id)).await? else {
-            return Err(RegistryError::UploadUnknown);
-        };
-        let session: UploadSession = serde_json::from_slice(&bytes).map_err(|_| corrupt("state JSON"))?;
-        if session.repository != repo.as_str() {
-            return Err(RegistryError::UploadUnknown);
-        }
-        Ok(session)
+    /// The object this session's bytes assemble into.
+    pub fn object_key(&self) -> String {
+        self.object_key.clone().unwrap_or_else(|| keys::legacy_assembled_blob(&self.id))
     }
 
-    /// Saves the state, stamped with the time of this activity so idle sessions can be
-    /// found by a listing alone.
-    pub async fn save<B: BlobStore>(&self, store: &B, now_ms: u64) -> RegistryResult<()> {
-        let json = serde_json::to_vec(self).expect("session state always serialises");
-        let stamp = Metadata::from([(ACTIVE_AT.to_owned(), now_ms.to_string())]);
-        store.put_bytes(&keys::upload_state(&self.id), json, stamp).await?;
-        Ok(())
+    /// Where the current generation puts a new assembled object.
+    pub fn new_object_key(&self) -> String {
+        keys::assembled_blob(&self.id, self.generation)
+    }
+
+    /// The tail object holding the last `tail_len` bytes.
+    pub fn tail_key(&self) -> String {
+        self.tail_key.clone().unwrap_or_else(|| keys::legacy_upload_tail(&self.id))
+    }
+
+    /// Loads a session, treating one that belongs to another repository, or is closing,
+    /// as unknown.
+    pub async fn load<B: BlobStore>(store: &B, repo: &RepositoryName, id: &str) -> RegistryResult<Self> {
+        match Self::read(store, id).await? {
+            Some(session) if session.repository == repo.as_str() && !session.closed => Ok(session),
+            _ => Err(RegistryError::UploadUnknown),
+        }
+    }
+
+    /// Reads a session's state as stored, closed or not.
+    pub async fn read<B: BlobStore>(store: &B, id: &str) -> RegistryResult<Option<Self>> {
+        if !is_valid_id(id) {
+            return Ok(None);
+        }
+        let Some((info, bytes)) = store.get_bytes(&keys::upload_state(id)).await? else {
+            return Ok(None);
+        };
+        let mut session: UploadSession = serde_json::from_slice(&bytes).map_err(|_| corrupt("state JSON"))?;
+        session.etag = info.etag;
+        Ok(Some(session))
+    }
+
+    /// Stores a new session's first state (create-only).
+    pub async fn create<B: BlobStore>(&mut self, store: &B, now_ms: u64) -> RegistryResult<()> {
+        match put_state(store, self, now_ms, PutIf::Absent).await? {
+            true => Ok(()),
+            false => Err(corrupt("id already in use")),
+        }
+    }
+
+    /// Takes the session for one writing request (see the module docs). Refuses with
+    /// `416` while another request holds a fresh claim, or when another claim landed first.
+    pub async fn claim<B: BlobStore>(&mut self, store: &B, now_ms: u64) -> RegistryResult<()> {
+        if let Some(at) = self.claimed_at_ms {
+            if now_ms.saturating_sub(at) < CLAIM_LEASE_MS {
+                return Err(RegistryError::ChunkOutOfOrder { expected: self.offset });
+            }
+            self.reverify = true;
+        }
+        self.generation += 1;
+        self.claimed_at_ms = Some(now_ms);
+        self.swap(store, now_ms).await
+    }
+
+    /// Records progress mid-request and renews the claim.
+    pub async fn checkpoint<B: BlobStore>(&mut self, store: &B, now_ms: u64) -> RegistryResult<()> {
+        self.claimed_at_ms = Some(now_ms);
+        self.swap(store, now_ms).await
+    }
+
+    /// Records the end of a request's writes and releases the claim.
+    pub async fn commit<B: BlobStore>(&mut self, store: &B, now_ms: u64) -> RegistryResult<()> {
+        self.claimed_at_ms = None;
+        self.swap(store, now_ms).await
+    }
+
+    /// Marks the session closed, so that this caller alone removes it.
+    pub async fn close<B: BlobStore>(&mut self, store: &B, now_ms: u64) -> RegistryResult<()> {
+        self.closed = true;
+        self.swap(store, now_ms).await
+    }
+
+    /// Writes the state if it is still the version this copy holds; otherwise the caller
+    /// lost the session: `404` if it is gone or closing, else `416` with its offset.
+    async fn swap<B: BlobStore>(&mut self, store: &B, now_ms: u64) -> RegistryResult<()> {
+        let etag = std::mem::take(&mut self.etag);
+        if put_state(store, self, now_ms, PutIf::EtagMatches(&etag)).await? {
+            return Ok(());
+        }
+        self.etag = etag;
+        Err(lost(store, &self.id).await)
     }
 
     /// True when no byte has been received yet.
@@ -87,10 +217,10 @@ impl UploadSession {
         self.offset == 0 && self.multipart_id.is_none() && !self.native_chunk
     }
 
-    /// Removes every trace of an abandoned session: state, tail, any unfinished multipart
-    /// upload and any assembled object.
+    /// Removes every trace of a closed or abandoned session: any unfinished multipart
+    /// upload, the assembled object, every tail and the state, the state last.
     pub async fn discard<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
-        let assembled = keys::assembled_blob(&self.id);
+        let assembled = self.object_key();
         if let Some(mp) = &self.multipart_id {
             store.abort_multipart(&assembled, mp).await?;
         }
@@ -98,16 +228,48 @@ impl UploadSession {
         self.forget(store).await
     }
 
-    /// Removes the bookkeeping of a session whose blob was stored.
+    /// Removes the bookkeeping (tails of every generation, then the state) of a session
+    /// whose blob was stored, keeping the assembled object.
     pub async fn forget<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
-        store.delete(&keys::upload_tail(&self.id)).await?;
-        store.delete(&keys::upload_state(&self.id)).await?;
+        let state = keys::upload_state(&self.id);
+        for entry in storage::list_all(store, &keys::upload_prefix(&self.id)).await? {
+            if entry.key != state {
+                store.delete(&entry.key).await?;
+            }
+        }
+        store.delete(&state).await?;
         Ok(())
     }
 }
 
-/// Metadata key on a session's state object: when the session was last written (ms).
-pub const ACTIVE_AT: &str = "active-at";
+/// Writes `session` under `condition`, stamped with the time of this activity so that
+/// idle sessions can be found by a listing alone; false when the condition failed.
+async fn put_state<B: BlobStore>(
+    store: &B,
+    session: &mut UploadSession,
+    now_ms: u64,
+    condition: PutIf<'_>,
+) -> RegistryResult<bool> {
+    let json = serde_json::to_vec(session).expect("session state always serialises");
+    let stamp = Metadata::from([(keys::UPLOAD_ACTIVE_AT.to_owned(), now_ms.to_string())]);
+    match store.put_bytes_if(&keys::upload_state(&session.id), json, stamp, condition).await? {
+        Some(info) => {
+            session.etag = info.etag;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Why a writer lost its session: gone or closing (`404`), or taken by another request
+/// (`416` with the offset that request committed).
+pub async fn lost<B: BlobStore>(store: &B, id: &str) -> RegistryError {
+    match UploadSession::read(store, id).await {
+        Ok(Some(now)) if !now.closed => RegistryError::ChunkOutOfOrder { expected: now.offset },
+        Ok(_) => RegistryError::UploadUnknown,
+        Err(e) => e,
+    }
+}
 
 /// Upload ids are 32 lowercase hex characters; anything else cannot name a session and
 /// must never reach a storage key.

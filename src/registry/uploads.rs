@@ -26,15 +26,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// failure is retried once with a fresh id, which the store may place elsewhere (with
     /// replicas: in the next healthy one, the failed one now being marked unhealthy).
     pub async fn start_upload(&self, repo: &RepositoryName, algorithm: Algorithm) -> RegistryResult<UploadProgress> {
-        let session = self.new_session(repo, algorithm);
-        let session = match session.save(&self.blobs, self.clock.now_millis()).await {
-            Err(RegistryError::Storage(StorageError::Backend(_))) => {
-                let fresh = self.new_session(repo, algorithm);
-                fresh.save(&self.blobs, self.clock.now_millis()).await?;
-                fresh
-            }
-            saved => saved.map(|()| session)?,
-        };
+        let mut session = self.new_session(repo, algorithm);
+        if let Err(RegistryError::Storage(StorageError::Backend(_))) = session.create(&self.blobs, self.now()).await {
+            session = self.new_session(repo, algorithm);
+            session.create(&self.blobs, self.now()).await?;
+        }
         Ok(UploadProgress { id: session.id, offset: 0 })
     }
 
@@ -45,7 +41,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 
     /// Appends a chunk (end-5). `range` is the `Content-Range`, if sent: "If a chunk is
-    /// uploaded out of order, the registry MUST respond with a `416`".
+    /// uploaded out of order, the registry MUST respond with a `416`". One request writes
+    /// a session at a time: a second one gets `416` with the current `Range`.
     pub async fn append_chunk(
         &self,
         repo: &RepositoryName,
@@ -54,51 +51,110 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         body: RequestBody<B::Native>,
     ) -> RegistryResult<UploadProgress> {
         let mut session = UploadSession::load(&self.blobs, repo, id).await?;
-        check_range(&session, range)?;
+        check_range(&session, range, body.length())?;
+        session.claim(&self.blobs, self.now()).await?;
+        let before = session.clone();
+        let outcome = self.write_chunk(&mut session, range, body).await;
+        self.settle(&mut session, &before, outcome).await?;
+        Ok(UploadProgress { id: session.id, offset: session.offset })
+    }
+
+    /// The claimed part of [`Registry::append_chunk`]: stores the bytes and commits.
+    async fn write_chunk(
+        &self,
+        session: &mut UploadSession,
+        range: Option<(u64, u64)>,
+        body: RequestBody<B::Native>,
+    ) -> RegistryResult<()> {
         // A first chunk without Content-Range is how skopeo, podman and docker send a whole
         // layer: it takes the native road. A client that numbers its chunks will send more,
         // so its bytes go through wasm from the start rather than be read back later.
         let body = if session.is_empty() && range.is_none() && body.length().is_some_and(|l| l > 0) {
             match body.into_native(self.blobs.max_single_put()) {
-                Ok((native, length)) => return self.append_native(session, None, native, length).await,
+                Ok((native, length)) => return self.write_native_chunk(session, native, length).await,
                 Err(body) => body,
             }
         } else {
             body
         };
-        let mut hasher = self.materialize(&mut session).await?;
-        let received = self.receive(&mut session, &mut hasher, body.into_stream()).await?;
+        let mut hasher = self.running_hash(session).await?;
+        let received = self.receive(session, &mut hasher, body.into_stream()).await?;
         // Keep whatever arrived, even from a broken stream: the client may resume from the
         // offset a status request reports.
-        self.store_tail(&mut session, &received.tail).await?;
+        self.store_tail(session, &received.tail).await?;
         session.set_hasher(&hasher);
-        session.save(&self.blobs, self.clock.now_millis()).await?;
+        session.commit(&self.blobs, self.now()).await?;
         if let Some(reason) = received.interrupted {
             return Err(RegistryError::BodyInterrupted(reason));
         }
-        check_declared_length(range, session.offset)?;
-        Ok(UploadProgress { id: session.id, offset: session.offset })
+        check_declared_length(range, session.offset)
     }
 
-    /// The first chunk of a session, stored as it comes; hashed by the store on close.
-    async fn append_native(
+    /// The first chunk of a session, stored as it comes under this generation's key;
+    /// hashed by the store on close.
+    async fn write_native_chunk(
         &self,
-        mut session: UploadSession,
-        range: Option<(u64, u64)>,
+        session: &mut UploadSession,
         native: B::Native,
         length: u64,
-    ) -> RegistryResult<UploadProgress> {
-        let key = keys::assembled_blob(&session.id);
+    ) -> RegistryResult<()> {
+        let key = session.new_object_key();
         match self.blobs.put_native(&key, native, length).await? {
             NativePut::Stored(()) => {
                 session.offset = length;
                 session.native_chunk = true;
-                session.save(&self.blobs, self.clock.now_millis()).await?;
-                check_declared_length(range, session.offset)?;
-                Ok(UploadProgress { id: session.id, offset: session.offset })
+                session.object_key = Some(key);
+                session.commit(&self.blobs, self.now()).await
             }
-            NativePut::Interrupted(reason) => Err(RegistryError::BodyInterrupted(reason)),
+            NativePut::Interrupted(reason) => {
+                session.commit(&self.blobs, self.now()).await?;
+                Err(RegistryError::BodyInterrupted(reason))
+            }
             NativePut::DigestMismatch => unreachable!("a plain put checks no digest"),
+        }
+    }
+
+    /// Ends a claimed request. On success, drops what the committed state no longer names.
+    /// On a storage failure, the session may have been taken, closed or removed meanwhile
+    /// (an upload aborted under a streaming PATCH): that is reported as `416` or `404`;
+    /// otherwise the claim is released so that the client can resume at once.
+    async fn settle(
+        &self,
+        session: &mut UploadSession,
+        before: &UploadSession,
+        outcome: RegistryResult<()>,
+    ) -> RegistryResult<()> {
+        match outcome {
+            Ok(()) => {
+                self.drop_superseded(session, before).await;
+                Ok(())
+            }
+            Err(e @ RegistryError::BodyInterrupted(_)) | Err(e @ RegistryError::UploadInvalid(_)) => {
+                if session.claimed_at_ms.is_none() {
+                    self.drop_superseded(session, before).await;
+                }
+                self.release(session.generation, &session.id).await;
+                Err(e)
+            }
+            Err(e @ RegistryError::Storage(_)) => match UploadSession::read(&self.blobs, &session.id).await {
+                Ok(Some(now)) if !now.closed && now.generation == session.generation => {
+                    self.release(session.generation, &session.id).await;
+                    Err(e)
+                }
+                Ok(Some(now)) if !now.closed => Err(RegistryError::ChunkOutOfOrder { expected: now.offset }),
+                Ok(_) => Err(RegistryError::UploadUnknown),
+                Err(_) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Releases a claim this request still holds, keeping the last committed progress.
+    async fn release(&self, generation: u64, id: &str) {
+        if let Ok(Some(mut now)) = UploadSession::read(&self.blobs, id).await {
+            if !now.closed && now.generation == generation && now.claimed_at_ms.is_some() {
+                let _ = now.commit(&self.blobs, self.now()).await;
+            }
         }
     }
 
@@ -113,12 +169,26 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         body: RequestBody<B::Native>,
     ) -> RegistryResult<()> {
         let mut session = UploadSession::load(&self.blobs, repo, id).await?;
-        check_range(&session, range)?;
+        check_range(&session, range, body.length())?;
+        session.claim(&self.blobs, self.now()).await?;
+        let before = session.clone();
+        let outcome = self.write_last_chunk(repo, &mut session, expected, body).await;
+        self.settle(&mut session, &before, outcome).await
+    }
+
+    /// The claimed part of [`Registry::complete_upload`].
+    async fn write_last_chunk(
+        &self,
+        repo: &RepositoryName,
+        session: &mut UploadSession,
+        expected: &Digest,
+        body: RequestBody<B::Native>,
+    ) -> RegistryResult<()> {
         let body = if session.is_empty() {
             match body.into_native(self.blobs.max_single_put()) {
                 Ok((native, length)) => {
                     let outcome = self.put_whole(repo, expected, native, length).await;
-                    session.discard(&self.blobs).await?;
+                    self.end_session(session).await?;
                     return outcome;
                 }
                 Err(body) => body,
@@ -130,18 +200,36 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         if session.native_chunk && body.length() == Some(0) {
             return self.finish(repo, session, None, Vec::new(), expected).await;
         }
-        let mut hasher = self.materialize(&mut session).await?;
-        let received = self.receive(&mut session, &mut hasher, body.into_stream()).await?;
+        let mut hasher = self.running_hash(session).await?;
+        let received = self.receive(session, &mut hasher, body.into_stream()).await?;
         if let Some(reason) = received.interrupted {
-            session.discard(&self.blobs).await?;
+            // Keep the chunks accepted before, and what this body brought: the client may
+            // resume from the offset a status request reports.
+            self.store_tail(session, &received.tail).await?;
+            session.set_hasher(&hasher);
+            session.commit(&self.blobs, self.now()).await?;
             return Err(RegistryError::BodyInterrupted(reason));
         }
         self.finish(repo, session, Some(hasher), received.tail, expected).await
     }
 
-    /// Cancels a session (end-14), aborting its multipart upload.
+    /// Cancels a session (end-14), aborting its multipart upload. A cancel wins over a
+    /// request writing the session: that request's next write fails and it answers `404`.
     pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> RegistryResult<()> {
-        let session = UploadSession::load(&self.blobs, repo, id).await?;
+        for _ in 0..3 {
+            let mut session = UploadSession::load(&self.blobs, repo, id).await?;
+            match self.end_session(&mut session).await {
+                Err(RegistryError::ChunkOutOfOrder { .. }) => continue,
+                ended => return ended,
+            }
+        }
+        Err(StorageError::Backend(format!("upload {id} kept changing while it was cancelled")).into())
+    }
+
+    /// Closes the session (conditionally: only the caller that closes it removes it), then
+    /// removes every trace of it.
+    pub(crate) async fn end_session(&self, session: &mut UploadSession) -> RegistryResult<()> {
+        session.close(&self.blobs, self.now()).await?;
         session.discard(&self.blobs).await
     }
 
@@ -156,14 +244,18 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             Ok((native, length)) => return self.put_whole(repo, expected, native, length).await,
             Err(body) => body,
         };
+        // Through wasm: a session of its own, claimed from the start, so that the parts it
+        // uploads are checkpointed and found by the expiry job if this request dies.
         let mut session = self.new_session(repo, expected.algorithm());
+        session.claimed_at_ms = Some(self.now());
+        session.create(&self.blobs, self.now()).await?;
         let mut hasher = session.hasher()?;
         let received = self.receive(&mut session, &mut hasher, body.into_stream()).await?;
         if let Some(reason) = received.interrupted {
-            session.discard(&self.blobs).await?;
+            self.end_session(&mut session).await?;
             return Err(RegistryError::BodyInterrupted(reason));
         }
-        self.finish(repo, session, Some(hasher), received.tail, expected).await
+        self.finish(repo, &mut session, Some(hasher), received.tail, expected).await
     }
 
     /// Stores a whole blob straight under its digest; the store verifies it on the way in.
@@ -204,24 +296,40 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         Ok(true)
     }
 
+    fn now(&self) -> u64 {
+        self.clock.now_millis()
+    }
+
     fn new_session(&self, repo: &RepositoryName, algorithm: Algorithm) -> UploadSession {
         UploadSession::new(self.ids.new_id(), repo, algorithm, self.config.part_size, self.clock.now_millis())
     }
 }
 
-fn check_range(session: &UploadSession, range: Option<(u64, u64)>) -> RegistryResult<()> {
-    match range {
-        Some((start, end)) if end < start => {
-            Err(RegistryError::UploadInvalid(format!("Content-Range {start}-{end} ends before it starts")))
-        }
-        Some((start, _)) if start != session.offset => Err(RegistryError::ChunkOutOfOrder { expected: session.offset }),
+/// Checks a chunk's `Content-Range` against the session and its `Content-Length` before
+/// any byte is stored.
+fn check_range(session: &UploadSession, range: Option<(u64, u64)>, length: Option<u64>) -> RegistryResult<()> {
+    let Some((start, end)) = range else { return Ok(()) };
+    if end < start {
+        return Err(RegistryError::UploadInvalid(format!("Content-Range {start}-{end} ends before it starts")));
+    }
+    if start != session.offset {
+        return Err(RegistryError::ChunkOutOfOrder { expected: session.offset });
+    }
+    // end >= start, so this cannot underflow; +1 cannot overflow past u64::MAX - start.
+    let declared = (end - start).checked_add(1);
+    match (declared, length) {
+        (Some(declared), Some(length)) if declared != length => Err(RegistryError::UploadInvalid(format!(
+            "Content-Range {start}-{end} declares {declared} bytes but Content-Length is {length}"
+        ))),
+        (None, _) => Err(RegistryError::UploadInvalid(format!("Content-Range {start}-{end} is too large"))),
         _ => Ok(()),
     }
 }
 
+/// A body without `Content-Length` is measured once it has arrived.
 fn check_declared_length(range: Option<(u64, u64)>, offset: u64) -> RegistryResult<()> {
     match range {
-        Some((_, end)) if end + 1 != offset => Err(RegistryError::UploadInvalid(format!(
+        Some((_, end)) if end.checked_add(1) != Some(offset) => Err(RegistryError::UploadInvalid(format!(
             "Content-Range ends at byte {end} but the upload now holds {offset} bytes"
         ))),
         _ => Ok(()),

@@ -13,8 +13,16 @@ pub fn blob(digest: &Digest) -> String {
     format!("blobs/{}/{}", digest.algorithm().as_str(), digest.hex())
 }
 
-/// R2: the object a multipart upload assembles into; only reachable through a blob pointer.
-pub fn assembled_blob(upload_id: &str) -> String {
+/// R2: the object generation `generation` of an upload session assembles into (its
+/// multipart upload, or its first chunk stored natively); only reachable through a blob
+/// pointer. Named per generation, so a writer that lost the session can never touch an
+/// object that another generation published.
+pub fn assembled_blob(upload_id: &str, generation: u64) -> String {
+    format!("blobs/multipart/{upload_id}/{generation}")
+}
+
+/// R2: where sessions opened before generations existed assemble (read, never written).
+pub fn legacy_assembled_blob(upload_id: &str) -> String {
     format!("blobs/multipart/{upload_id}")
 }
 
@@ -32,9 +40,20 @@ pub fn upload_id_of_state(key: &str) -> Option<&str> {
     key.strip_prefix(UPLOADS_PREFIX)?.strip_suffix("/state").filter(|id| !id.contains('/'))
 }
 
-/// R2: bytes received but not yet cut into a full multipart part.
-pub fn upload_tail(upload_id: &str) -> String {
+/// R2: bytes received but not yet cut into a full multipart part, as generation
+/// `generation` of the session left them.
+pub fn upload_tail(upload_id: &str, generation: u64) -> String {
+    format!("uploads/{upload_id}/tail/{generation}")
+}
+
+/// R2: the tail of a session opened before generations existed (read, never written).
+pub fn legacy_upload_tail(upload_id: &str) -> String {
     format!("uploads/{upload_id}/tail")
+}
+
+/// R2: prefix of every object of one upload session (state and tails).
+pub fn upload_prefix(upload_id: &str) -> String {
+    format!("{UPLOADS_PREFIX}{upload_id}/")
 }
 
 /// R2: manifest bytes exactly as pushed, by digest (global, like blobs).
@@ -109,6 +128,10 @@ pub const POINTER_TARGET: &str = "assembled";
 /// R2 metadata on a blob pointer holding the blob's size.
 pub const POINTER_SIZE: &str = "size";
 
+/// R2 metadata on an upload session's state: when it was last written (ms since the
+/// epoch), so that the expiry job finds idle sessions from a listing alone.
+pub const UPLOAD_ACTIVE_AT: &str = "active-at";
+
 /// R2 metadata stamped on every replicated write: when it was written (ms since the
 /// epoch), so that replication never overwrites a newer copy with an older one.
 pub const WRITTEN_AT: &str = "written-at";
@@ -116,11 +139,8 @@ pub const WRITTEN_AT: &str = "written-at";
 /// The upload id inside a session-scoped key (`uploads/<id>/...` or the object a
 /// multipart upload assembles into); `None` for any other key.
 pub fn session_of(key: &str) -> Option<&str> {
-    let id = match key.strip_prefix(UPLOADS_PREFIX) {
-        Some(rest) => rest.split('/').next()?,
-        None => key.strip_prefix("blobs/multipart/")?,
-    };
-    (!id.is_empty() && !id.contains('/')).then_some(id)
+    let rest = key.strip_prefix(UPLOADS_PREFIX).or_else(|| key.strip_prefix("blobs/multipart/"))?;
+    rest.split('/').next().filter(|id| !id.is_empty())
 }
 
 /// R2: prefix of the replication bookkeeping, never itself replicated.
@@ -167,11 +187,16 @@ mod tests {
         let repo = RepositoryName::parse("team/app").unwrap();
         let hex = "ab".repeat(32);
         assert_eq!(blob(&d()), format!("blobs/sha256/{hex}"));
-        assert_eq!(assembled_blob("u1"), "blobs/multipart/u1");
+        assert_eq!(assembled_blob("u1", 3), "blobs/multipart/u1/3");
+        assert_eq!(legacy_assembled_blob("u1"), "blobs/multipart/u1");
+        assert_eq!(legacy_upload_tail("u1"), "uploads/u1/tail");
+        assert_eq!(upload_prefix("u1"), "uploads/u1/");
+        assert_eq!(session_of(&legacy_assembled_blob("u1")), Some("u1"));
+        assert_eq!(session_of(&upload_tail("u1", 2)), Some("u1"));
         assert_eq!(upload_state("u1"), "uploads/u1/state");
-        assert_eq!(upload_tail("u1"), "uploads/u1/tail");
+        assert_eq!(upload_tail("u1", 2), "uploads/u1/tail/2");
         assert_eq!(upload_id_of_state(&upload_state("u1")), Some("u1"));
-        assert_eq!(upload_id_of_state(&upload_tail("u1")), None);
+        assert_eq!(upload_id_of_state(&upload_tail("u1", 1)), None);
         assert_eq!(manifest(&d()), format!("manifests/sha256/{hex}"));
         assert_eq!(repository_blob(&repo, &d()), format!("repositories/team/app/_blobs/sha256/{hex}"));
         assert_eq!(repository_manifest(&repo, &d()), format!("repositories/team/app/_manifests/sha256/{hex}"));
@@ -182,7 +207,7 @@ mod tests {
         assert_eq!(kv_manifest(&d()), format!("manifest/sha256:{hex}"));
         assert_eq!(cache_name(&d()), format!("https://edge-registry.cache/blobs/sha256:{hex}"));
         assert_eq!(session_of("uploads/u1/state"), Some("u1"));
-        assert_eq!(session_of(&assembled_blob("u1")), Some("u1"));
+        assert_eq!(session_of(&assembled_blob("u1", 1)), Some("u1"));
         assert_eq!(session_of(&blob(&d())), None);
         assert_eq!(
             pending_marker("eu", "catalog/x"),
@@ -191,6 +216,10 @@ mod tests {
                     use sha2::Digest as _;
                     sha2::Sha256::digest(b"catalog/x")
                 })
+        );
+        assert_eq!(
+            (UPLOAD_ACTIVE_AT, POINTER_TARGET, POINTER_SIZE, WRITTEN_AT),
+            ("active-at", "assembled", "size", "written-at")
         );
         assert_eq!((KV_ROUTING, KV_FAULTS), ("replication/routing", "replication/faults"));
         assert!(tombstone("catalog/x").starts_with("replication/tombstones/") && tombstone("a") != tombstone("b"));
