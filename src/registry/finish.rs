@@ -48,7 +48,16 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             }
             verified = true;
         }
-        let (assembled, whole) = self.assemble(session, tail).await?;
+        let (assembled, whole) = match self.assemble(session, tail).await {
+            // A writer that lost its claim may have uploaded a part over one this state
+            // lists, and R2 then refuses the completion: the session cannot be finished,
+            // and the client restarts the blob.
+            Err(RegistryError::Storage(_)) if session.reverify => {
+                self.end_session(session).await?;
+                return Err(RegistryError::UploadUnknown);
+            }
+            assembled => assembled?,
+        };
         if !verified || !whole {
             let actual = match &assembled {
                 Assembled::Object(key) => self

@@ -141,11 +141,33 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                     self.release(session.generation, &session.id).await;
                     Err(e)
                 }
-                Ok(Some(now)) if !now.closed => Err(RegistryError::ChunkOutOfOrder { expected: now.offset }),
-                Ok(_) => Err(RegistryError::UploadUnknown),
+                Ok(now) => {
+                    self.abandon(session, before).await;
+                    Err(match now {
+                        Some(now) if !now.closed => RegistryError::ChunkOutOfOrder { expected: now.offset },
+                        _ => RegistryError::UploadUnknown,
+                    })
+                }
                 Err(_) => Err(e),
             },
+            Err(e @ (RegistryError::ChunkOutOfOrder { .. } | RegistryError::UploadUnknown)) => {
+                self.abandon(session, before).await;
+                Err(e)
+            }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Removes what a request that lost its session wrote: all of it is named by the
+    /// request's own generation, so no committed state and no published pointer names it.
+    async fn abandon(&self, session: &UploadSession, before: &UploadSession) {
+        if let Some(mp) = session.multipart_id.as_ref().filter(|&mp| Some(mp) != before.multipart_id.as_ref()) {
+            let _ = self.blobs.abort_multipart(&session.object_key(), mp).await;
+        } else if session.object_key.is_some() && session.object_key != before.object_key && session.native_chunk {
+            let _ = self.blobs.delete(&session.object_key()).await;
+        }
+        if session.tail_key.is_some() && session.tail_key != before.tail_key {
+            let _ = self.blobs.delete(&session.tail_key()).await;
         }
     }
 

@@ -161,11 +161,25 @@ pub fn send_with_auth(
     headers: &[(&str, &str)],
     body: RequestBody<ByteStream>,
 ) -> Answer {
+    answer(block_on(api::handle(reg, auth, request(method, uri, headers, body))))
+}
+
+/// A request as the edge hands it to the API.
+pub fn request(
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: RequestBody<ByteStream>,
+) -> http::Request<RequestBody<ByteStream>> {
     let mut builder = http::Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    let response = block_on(api::handle(reg, auth, builder.body(body).unwrap()));
+    builder.body(body).unwrap()
+}
+
+/// A response with its body collected, checked for the API version header.
+pub fn answer(response: http::Response<Body<Vec<u8>>>) -> Answer {
     let (parts, body) = response.into_parts();
     assert_eq!(
         parts.headers.get("docker-distribution-api-version").map(|v| v.to_str().unwrap()),
