@@ -165,8 +165,7 @@ fn two_closing_puts_one_publishes_the_other_gets_416_then_404() {
 
 #[test]
 fn expiry_during_a_streaming_patch_wins_and_the_patch_answers_404_leaving_nothing() {
-    let (reg, clock) =
-        registry_and_clock(edge_registry::registry::Config { part_size: 5 * MIB as u64, ..Default::default() });
+    let (reg, clock) = clocked();
     let location = start_upload(&reg, "a");
     let data = bytes(12 * MIB, 5);
     let mut patch = InFlight::start(&reg, "PATCH", &location, &[], None);
@@ -182,8 +181,7 @@ fn expiry_during_a_streaming_patch_wins_and_the_patch_answers_404_leaving_nothin
 
 #[test]
 fn expiry_spares_a_session_a_patch_touched_within_the_limit() {
-    let (reg, clock) =
-        registry_and_clock(edge_registry::registry::Config { part_size: 5 * MIB as u64, ..Default::default() });
+    let (reg, clock) = clocked();
     let location = start_upload(&reg, "a");
     let data = bytes(12 * MIB, 6);
     let mut patch = InFlight::start(&reg, "PATCH", &location, &[], None);
@@ -199,8 +197,7 @@ fn expiry_spares_a_session_a_patch_touched_within_the_limit() {
 
 #[test]
 fn a_patch_still_streaming_after_its_session_was_taken_over_and_completed_gets_404_and_the_blob_stays() {
-    let (reg, clock) =
-        registry_and_clock(edge_registry::registry::Config { part_size: 5 * MIB as u64, ..Default::default() });
+    let (reg, clock) = clocked();
     let location = start_upload(&reg, "a");
     let stale_bytes = bytes(16 * MIB, 7);
     let mut stale = InFlight::start(&reg, "PATCH", &location, &[], None);
@@ -219,8 +216,7 @@ fn a_patch_still_streaming_after_its_session_was_taken_over_and_completed_gets_4
 
 #[test]
 fn a_claim_taken_over_makes_the_close_hash_the_assembled_blob_again() {
-    let (reg, clock) =
-        registry_and_clock(edge_registry::registry::Config { part_size: 5 * MIB as u64, ..Default::default() });
+    let (reg, clock) = clocked();
     let location = start_upload(&reg, "a");
     let data = bytes(11 * MIB, 9);
     let mut stale = InFlight::start(&reg, "PATCH", &location, &[], None);
