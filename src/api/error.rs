@@ -47,6 +47,10 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::ManifestInvalid, format!("invalid tag or digest: {message}"))
     }
 
+    pub fn manifest_unknown(message: String) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::ManifestUnknown, message)
+    }
+
     pub fn method_not_allowed(allowed: &[http::Method]) -> Self {
         let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
         Self::new(
