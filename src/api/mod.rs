@@ -19,6 +19,7 @@ mod token;
 mod uploads;
 
 pub use blobs::{CACHE_STATUS_HEADER, IMMUTABLE_CACHE_CONTROL};
+pub use discovery::CATALOG_SCAN_LIMIT;
 pub use error::ApiError;
 pub use reply::{Body, Reply};
 
