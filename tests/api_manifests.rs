@@ -232,3 +232,17 @@ fn blob_delete_hides_the_blob_in_that_repository_only() {
     assert_eq!(send(&reg, "GET", &format!("/v2/b/blobs/{d}"), &[], b"").body, b"data");
     send(&reg, "DELETE", &format!("/v2/a/blobs/{d}"), &[], b"").assert_error(404, "BLOB_UNKNOWN");
 }
+
+/// The OCI conformance suite (v1.1.1) reads `.INVALID_MANIFEST_NAME` and expects `404`: a
+/// reference that cannot exist is not found; writing one is still a bad request.
+#[test]
+fn a_reference_that_cannot_exist_is_not_found_on_reads_and_invalid_on_writes() {
+    let reg = registry();
+    let d = push_image(&reg, "a", "v1", 1);
+    let uri = "/v2/a/manifests/.INVALID_MANIFEST_NAME";
+    send(&reg, "GET", uri, &[], b"").assert_error(404, "MANIFEST_UNKNOWN");
+    assert_eq!(send(&reg, "HEAD", uri, &[], b"").status, 404);
+    let manifest = send(&reg, "GET", &format!("/v2/a/manifests/{d}"), &[], b"").body;
+    send(&reg, "PUT", uri, &[("content-type", OCI_MANIFEST)], &manifest).assert_error(400, "MANIFEST_INVALID");
+    send(&reg, "DELETE", uri, &[], b"").assert_error(400, "MANIFEST_INVALID");
+}

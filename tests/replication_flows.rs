@@ -251,7 +251,8 @@ fn an_upload_open_in_a_failed_replica_must_be_restarted_and_a_new_one_lands_else
     assert!(location.rsplit('/').next().unwrap().starts_with('1'), "the session lives in b");
     world.faults.borrow_mut().fail = vec!["b".into()];
     let first = world.send("NA", "GET", &location, b"");
-    assert_eq!(first.status, 500, "the failure that reveals the outage");
+    assert_eq!(first.status, 503, "the failure that reveals the outage (retry later)");
+    assert!(first.headers.contains_key("retry-after"));
     let later = world.send("NA", "GET", &location, b"");
     assert_eq!(later.status, 404, "while b is skipped the session is unknown: the client restarts the blob");
     let body: serde_json::Value = serde_json::from_slice(&later.body).unwrap();

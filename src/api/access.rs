@@ -49,7 +49,7 @@ pub fn unauthorized(auth: &Auth, origin: &str, needed: Option<&(RepositoryName, 
         .with_header("www-authenticate", challenge(auth, origin, needed))
 }
 
-/// Turns refused credentials into 401 (or 429 for a throttled user, 500 for storage).
+/// Turns refused credentials into 401 (or 429 for a throttled user, 503 for storage).
 pub fn refused(auth: &Auth, origin: &str, needed: Option<&(RepositoryName, Action)>, error: AuthError) -> ApiError {
     match error {
         AuthError::Throttled { retry_after_secs } => {

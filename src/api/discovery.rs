@@ -10,8 +10,8 @@ use serde_json::json;
 /// "If included, the `Link` header MUST be set according to RFC 5988 with the Relation
 /// Type `rel="next"`."
 fn with_next_link<S>(reply: Reply<S>, path: &str, n: Option<usize>, page: &Page) -> Reply<S> {
-    match (page.more, page.items.last()) {
-        (true, Some(last)) => {
+    match page.next_last() {
+        Some(last) => {
             let n = n.map(|n| format!("n={n}&")).unwrap_or_default();
             reply.header("link", format!("<{path}?{n}last={last}>; rel=\"next\""))
         }
@@ -52,8 +52,17 @@ pub async fn catalog<B: BlobStore, M: MetaStore>(
     Ok(with_next_link(reply, "/v2/_catalog", n, &page))
 }
 
+/// Most catalog names one filtered catalog request examines: five listings of 1,000, well
+/// below the 1,000 calls to Cloudflare services one request may make.
+pub const CATALOG_SCAN_LIMIT: usize = 5 * crate::storage::limits::R2_MAX_LIST;
+
 /// "The catalog lists only the repositories the caller may pull": pages through the
-/// catalog, keeping the visible names, until `n` are found or the catalog ends.
+/// catalog, keeping the visible names, until `n` are found, the catalog ends, or
+/// [`CATALOG_SCAN_LIMIT`] names were examined. A page cut by that bound may come back
+/// short (even empty) with a `Link` whose `last` is the last name examined, as the spec
+/// allows: "The response to such a request MAY return fewer than `<int>` results, but only
+/// when ... a `Link` header is provided." That `last` may be a repository the caller cannot
+/// pull (one name per 5,000 examined), which an opaque cursor would avoid.
 async fn visible_catalog<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     call: &Call<B::Native>,
@@ -66,8 +75,10 @@ async fn visible_catalog<B: BlobStore, M: MetaStore>(
         return Ok(visible);
     }
     let mut cursor = last.map(str::to_owned);
+    let mut examined = 0;
     loop {
-        let page = registry.catalog(Some(1000), cursor.as_deref()).await?;
+        let room = (CATALOG_SCAN_LIMIT - examined).min(crate::storage::limits::R2_MAX_LIST);
+        let page = registry.catalog(Some(room), cursor.as_deref()).await?;
         for name in &page.items {
             let allowed = RepositoryName::parse(name).is_ok_and(|repo| call.may_pull(&repo));
             if allowed {
@@ -77,9 +88,16 @@ async fn visible_catalog<B: BlobStore, M: MetaStore>(
                 }
                 visible.items.push(name.clone());
             }
+            cursor = Some(name.clone());
         }
-        match (page.more, page.items.last()) {
-            (true, Some(last)) => cursor = Some(last.clone()),
+        examined += page.items.len();
+        match page.more {
+            true if examined >= CATALOG_SCAN_LIMIT => {
+                visible.more = true;
+                visible.resume_after = cursor;
+                return Ok(visible);
+            }
+            true if !page.items.is_empty() => {}
             _ => return Ok(visible),
         }
     }

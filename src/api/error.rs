@@ -3,7 +3,12 @@
 
 use crate::oci::ErrorCode;
 use crate::registry::RegistryError;
+use crate::storage::StorageError;
 use http::StatusCode;
+
+/// Seconds a client is asked to wait before retrying after a storage failure. R2 outages
+/// are usually brief, and with replicas the retry lands in the next healthy one at once.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
 
 /// An error on its way to the client: status, spec code, a message a person understands,
 /// and any headers the status calls for (`Allow`, `Range`, `Content-Range`).
@@ -40,6 +45,10 @@ impl ApiError {
 
     pub fn reference_invalid(message: String) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::ManifestInvalid, format!("invalid tag or digest: {message}"))
+    }
+
+    pub fn manifest_unknown(message: String) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::ManifestUnknown, message)
     }
 
     pub fn method_not_allowed(allowed: &[http::Method]) -> Self {
@@ -91,8 +100,15 @@ impl From<RegistryError> for ApiError {
                     .with_header("content-range", format!("bytes */{size}"));
             }
             RegistryError::BodyInterrupted(_) => (S::BAD_REQUEST, C::BlobUploadInvalid),
-            // A backend failure is ours, never the client's: the only 500.
-            RegistryError::Storage(_) => (S::INTERNAL_SERVER_ERROR, C::Unsupported),
+            // A backend failure is ours, never the client's, and passes: "503 Service
+            // Unavailable" with `Retry-After` tells clients to retry (RFC 9110 15.6.4).
+            // Nothing already accepted is undone by it.
+            RegistryError::Storage(StorageError::Backend(_)) => {
+                return ApiError::new(S::SERVICE_UNAVAILABLE, C::Unsupported, message)
+                    .with_header("retry-after", RETRY_AFTER_SECONDS.to_string());
+            }
+            // A storage limit the registry should have kept (a bug): retrying cannot help.
+            RegistryError::Storage(StorageError::Limit(_)) => (S::INTERNAL_SERVER_ERROR, C::Unsupported),
         };
         ApiError::new(status, code, message)
     }

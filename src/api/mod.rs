@@ -19,6 +19,7 @@ mod token;
 mod uploads;
 
 pub use blobs::{CACHE_STATUS_HEADER, IMMUTABLE_CACHE_CONTROL};
+pub use discovery::CATALOG_SCAN_LIMIT;
 pub use error::ApiError;
 pub use reply::{Body, Reply};
 
@@ -93,7 +94,7 @@ pub async fn handle_with<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
         identity: None,
         body: body.clone(),
     };
-    let reply = match route::parse(parts.uri.path()) {
+    let reply = match route::parse_for(&call.method, parts.uri.path()) {
         Ok(route) => match check_body_limit(registry.config().max_request_bytes, &call) {
             Ok(()) if route.is_admin() && route.allowed_methods().contains(&call.method) => {
                 admin::dispatch(registry, auth, replication, route, &call).await

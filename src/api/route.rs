@@ -65,8 +65,22 @@ impl Route {
     }
 }
 
-/// Parses a request path (without query) into a route.
+/// Parses a request path (without query) into a route, as for a write: a manifest
+/// reference that is neither a valid tag nor a valid digest is a `400`.
 pub fn parse(path: &str) -> Result<Route, ApiError> {
+    parse_path(path, false)
+}
+
+/// Parses the path of a request made with `method`. A `GET` or `HEAD` of a manifest whose
+/// reference is not a valid tag or digest asks for something that cannot exist, so it is
+/// simply not found: `404 MANIFEST_UNKNOWN` ("If the manifest is not found in the
+/// repository, the response code MUST be `404 Not Found`"; the conformance suite's
+/// `.INVALID_MANIFEST_NAME`). A `PUT` or `DELETE` of one stays a `400`.
+pub fn parse_for(method: &Method, path: &str) -> Result<Route, ApiError> {
+    parse_path(path, *method == Method::GET || *method == Method::HEAD)
+}
+
+fn parse_path(path: &str, read: bool) -> Result<Route, ApiError> {
     let rest = match path {
         "/v2" | "/v2/" => return Ok(Route::Base),
         "/token" => return Ok(Route::Token),
@@ -104,6 +118,10 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         (_, Some("manifests"), Some(reference)) => {
             let name = name_before(2)?;
             let reference = Reference::parse(&percent_decode(reference)).map_err(|e| match e {
+                _ if read => {
+                    let shown: String = reference.chars().take(200).collect();
+                    ApiError::manifest_unknown(format!("manifest {shown:?} is not known: {e}"))
+                }
                 ReferenceError::Digest(e) => ApiError::digest_invalid(e.to_string()),
                 ReferenceError::Tag(e) => ApiError::reference_invalid(e.to_string()),
             })?;
@@ -204,6 +222,23 @@ mod tests {
         ];
         for (path, code) in cases {
             assert_eq!(parse(path).unwrap_err().code, code, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_reference_that_cannot_exist_is_not_found_on_reads_and_invalid_on_writes() {
+        use crate::oci::ErrorCode::*;
+        for reference in [".INVALID_MANIFEST_NAME", "-x", "sha256:123", "bad:tag"] {
+            let path = format!("/v2/a/manifests/{reference}");
+            for method in [Method::GET, Method::HEAD] {
+                let e = parse_for(&method, &path).unwrap_err();
+                assert_eq!((e.status.as_u16(), e.code), (404, ManifestUnknown), "{method} {path}");
+            }
+            for method in [Method::PUT, Method::DELETE] {
+                let e = parse_for(&method, &path).unwrap_err();
+                assert_eq!(e.status.as_u16(), 400, "{method} {path}");
+                assert!(matches!(e.code, ManifestInvalid | DigestInvalid), "{method} {path}");
+            }
         }
     }
 

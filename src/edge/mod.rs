@@ -32,9 +32,22 @@ impl Clock for WorkerClock {
 /// 0 or unset for none.
 pub const MAX_REQUEST_BODY_MB_VAR: &str = "MAX_REQUEST_BODY_MB";
 
+/// Var: the most references (blobs, child manifests) one manifest may have; default 500,
+/// below the 1,000 calls to Cloudflare services one request may make.
+pub const MAX_MANIFEST_REFERENCES_VAR: &str = "MAX_MANIFEST_REFERENCES";
+
+fn number_var(env: &Env, name: &str) -> Option<u64> {
+    env.var(name).ok().and_then(|v| v.to_string().trim().parse::<u64>().ok())
+}
+
 fn config(env: &Env) -> Config {
-    let megabytes = env.var(MAX_REQUEST_BODY_MB_VAR).ok().and_then(|v| v.to_string().trim().parse::<u64>().ok());
-    Config { max_request_bytes: megabytes.filter(|mb| *mb > 0).map(|mb| mb * 1_000_000), ..Config::default() }
+    let megabytes = number_var(env, MAX_REQUEST_BODY_MB_VAR);
+    let references = number_var(env, MAX_MANIFEST_REFERENCES_VAR).filter(|n| *n > 0).map(|n| n as usize);
+    Config {
+        max_request_bytes: megabytes.filter(|mb| *mb > 0).map(|mb| mb * 1_000_000),
+        max_manifest_references: references.unwrap_or(crate::registry::DEFAULT_MAX_MANIFEST_REFERENCES),
+        ..Config::default()
+    }
 }
 
 #[event(start)]

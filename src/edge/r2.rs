@@ -1,9 +1,10 @@
 //! The [`BlobStore`] port over an R2 bucket. Object bodies are handed on as JavaScript
 //! streams (`ResponseBody::Stream`), so blob bytes never pass through wasm on a pull.
 
-use super::native::digest_of_stream;
+use super::native::{digest_of_stream, TrackedBody};
 use crate::oci::digest::{from_hex, to_hex};
 use crate::oci::{Algorithm, Digest};
+use crate::storage::put_failure::classify_put_failure;
 use crate::storage::{
     BlobStore, ByteRange, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
     StorageError, StorageResult,
@@ -31,14 +32,26 @@ fn info(object: &worker::Object) -> ObjectInfo {
     ObjectInfo { size: object.size(), etag: object.etag(), metadata }
 }
 
-/// R2 refuses a put whose checksum does not match with an error naming the checksum;
-/// anything else on a streamed put means the body did not arrive whole.
-fn classify_put_error(message: &str) -> NativePut<()> {
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("checksum") || lower.contains("did not match") || lower.contains("digest") {
-        NativePut::DigestMismatch
-    } else {
-        NativePut::Interrupted(message.to_owned())
+/// Puts a request body, counted on its way in, and says whose fault a failure was: the
+/// rule is [`classify_put_failure`]'s (a body that broke or ended short, or R2's BadDigest
+/// code, is the client's; anything else is R2's and an `Err`).
+async fn counted_put(
+    bucket: &Bucket,
+    key: &str,
+    body: ReadableStream,
+    length: u64,
+    checksum: Option<(Algorithm, Vec<u8>)>,
+) -> StorageResult<NativePut<()>> {
+    let tracked = TrackedBody::new(body, length);
+    let put = bucket.put(key, Data::ReadableStream(tracked.stream.clone()));
+    let put = match checksum {
+        Some((Algorithm::Sha256, raw)) => put.sha256(raw),
+        Some((Algorithm::Sha512, raw)) => put.sha512(raw),
+        None => put,
+    };
+    match put.execute().await {
+        Ok(_) => Ok(NativePut::Stored(())),
+        Err(e) => classify_put_failure(&e.to_string(), &tracked.report(), length),
     }
 }
 
@@ -136,25 +149,18 @@ impl BlobStore for R2Store {
         &self,
         key: &str,
         body: ReadableStream,
-        _length: u64,
+        length: u64,
         digest: &Digest,
     ) -> StorageResult<NativePut<()>> {
         let raw = from_hex(digest.hex()).ok_or_else(|| backend("digest is not hex"))?;
-        let put = self.bucket.put(key, Data::ReadableStream(body));
-        let put = match digest.algorithm() {
-            Algorithm::Sha256 => put.sha256(raw),
-            Algorithm::Sha512 => put.sha512(raw),
-        };
-        match put.execute().await {
-            Ok(_) => Ok(NativePut::Stored(())),
-            Err(e) => Ok(classify_put_error(&e.to_string())),
-        }
+        counted_put(&self.bucket, key, body, length, Some((digest.algorithm(), raw))).await
     }
 
-    async fn put_native(&self, key: &str, body: ReadableStream, _length: u64) -> StorageResult<NativePut<()>> {
-        match self.bucket.put(key, Data::ReadableStream(body)).execute().await {
-            Ok(_) => Ok(NativePut::Stored(())),
-            Err(e) => Ok(NativePut::Interrupted(e.to_string())),
+    async fn put_native(&self, key: &str, body: ReadableStream, length: u64) -> StorageResult<NativePut<()>> {
+        match counted_put(&self.bucket, key, body, length, None).await? {
+            // No checksum was sent, so R2 cannot have refused one: not the client's.
+            NativePut::DigestMismatch => Err(backend(format!("put of {key} refused as a checksum mismatch"))),
+            outcome => Ok(outcome),
         }
     }
 

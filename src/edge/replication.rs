@@ -218,6 +218,12 @@ pub async fn scheduled(env: &Env, specs: Vec<ReplicaSpec>, expiry_ms: u64) -> wo
     }
     let queue = WorkerQueue(env.queue(QUEUE_BINDING)?);
     match repair(registry.blob_store(), &queue, resend_after_ms(env)).await {
+        Ok(report) if report.failed > 0 => {
+            worker::console_error!(
+                "replication repair: {} items failed (the next run retries them): {report:?}",
+                report.failed
+            )
+        }
         Ok(report) => worker::console_log!("replication repair: {report:?}"),
         Err(e) => worker::console_error!("replication repair failed: {e}"),
     }

@@ -10,6 +10,19 @@ use crate::storage::{keys, limits, BlobStore, MetaStore};
 pub struct Page {
     pub items: Vec<String>,
     pub more: bool,
+    /// Where the next page starts, when not after the last item (a filtered listing that
+    /// stopped at its bound after names the caller does not see).
+    pub resume_after: Option<String>,
+}
+
+impl Page {
+    /// The `last` a client sends for the next page, if there is one.
+    pub fn next_last(&self) -> Option<&String> {
+        if !self.more {
+            return None;
+        }
+        self.resume_after.as_ref().or(self.items.last())
+    }
 }
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {

@@ -49,6 +49,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         }
         let parsed = manifest::parse(&bytes, &essence(content_type))
             .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
+        self.check_reference_count(&parsed)?;
         let digest = match reference {
             Reference::Digest(claimed) => {
                 let actual = claimed.algorithm().digest_of(&bytes);
@@ -141,6 +142,21 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 target.parse().map_err(|_| unknown())
             }
         }
+    }
+
+    /// Bounds the work one push causes: each reference is checked with a storage call,
+    /// and one request may make at most 1,000. Refused as the spec's `MANIFEST_INVALID`
+    /// ("manifest invalid", error code-6), a 400, with a message naming the limit.
+    fn check_reference_count(&self, parsed: &ParsedManifest) -> RegistryResult<()> {
+        let count = parsed.blobs.len() + parsed.manifests.len();
+        let limit = self.config.max_manifest_references;
+        if count > limit {
+            return Err(RegistryError::ManifestInvalid(format!(
+                "it references {count} blobs and manifests, over this registry's limit of {limit} \
+                 (MAX_MANIFEST_REFERENCES); split it into several manifests under an index"
+            )));
+        }
+        Ok(())
     }
 
     /// "The registry MAY reject a manifest ... with descriptors in other fields that

@@ -3,7 +3,7 @@
 //! re-enqueue whatever one of them misses. Replication converges even if the queue lost
 //! everything.
 
-use super::replicate::{message_of_marker, send_all, write_marker, Message, ReplicationQueue};
+use super::replicate::{message_of_marker, send_all, write_marker, Message, ReplicationQueue, MAX_BATCH};
 use super::store::{ChangeKind, Replicated};
 use super::tombstone;
 use crate::storage::{keys, list_all, BlobStore, StorageResult};
@@ -13,7 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 /// anywhere belongs everywhere).
 const CONTENT_PREFIXES: [&str; 3] = ["blobs/sha256/", "blobs/sha512/", "manifests/"];
 
-/// What one repair run did.
+/// At most this many failures are described in a report (all are counted).
+const MAX_DESCRIBED_FAILURES: usize = 10;
+
+/// What one repair run did. A failing item (a marker that cannot be written, a batch the
+/// queue refuses, a deletion record that cannot be removed) is counted in `failed` and
+/// the run carries on with the next: each is tried again by the next run, since its
+/// pending marker or its missing copy is still there to be found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RepairReport {
     /// Pending markers whose message was sent again.
@@ -24,10 +30,30 @@ pub struct RepairReport {
     pub unreachable: Vec<String>,
     /// Deletion records past their time, removed.
     pub expired_tombstones: usize,
+    /// Items that failed this time (left for the next run).
+    pub failed: usize,
+    /// What the first few failures were.
+    pub failures: Vec<String>,
+}
+
+impl RepairReport {
+    fn failure(&mut self, what: String) {
+        self.failed += 1;
+        if self.failures.len() < MAX_DESCRIBED_FAILURES {
+            self.failures.push(what);
+        }
+    }
+
+    fn unreachable(&mut self, name: &str) {
+        if !self.unreachable.iter().any(|n| n == name) {
+            self.unreachable.push(name.to_owned());
+        }
+    }
 }
 
 /// Runs the repair with a maintenance-routed store. Markers last sent less than
-/// `resend_after_ms` ago are left to the queue.
+/// `resend_after_ms` ago are left to the queue. Never stops at a failing item: see
+/// [`RepairReport`].
 pub async fn repair<S: BlobStore, Q: ReplicationQueue>(
     store: &Replicated<S>,
     queue: &Q,
@@ -41,7 +67,7 @@ pub async fn repair<S: BlobStore, Q: ReplicationQueue>(
         let markers = match store.run(source, false, list_all(&replica.store, keys::PENDING_PREFIX)).await {
             Ok(markers) => markers,
             Err(_) => {
-                report.unreachable.push(replica.name.clone());
+                report.unreachable(&replica.name);
                 continue;
             }
         };
@@ -53,20 +79,27 @@ pub async fn repair<S: BlobStore, Q: ReplicationQueue>(
             if now.saturating_sub(sent_at) < resend_after_ms {
                 continue;
             }
-            write_marker(store, source, &message, now).await?;
-            report.resent += 1;
-            messages.push(message);
+            match write_marker(store, source, &message, now).await {
+                Ok(()) => {
+                    report.resent += 1;
+                    messages.push(message);
+                }
+                Err(e) => report.failure(format!("re-sending {} to {}: {e}", message.key, message.target)),
+            }
         }
     }
     for prefix in CONTENT_PREFIXES {
         let mut holders: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut listed = Vec::new();
         for (i, replica) in store.replicas.iter().enumerate() {
-            if let Ok(keys) = store.run(i, false, list_all(&replica.store, prefix)).await {
-                listed.push(i);
-                for key in keys {
-                    holders.entry(key.key).or_default().push(i);
+            match store.run(i, false, list_all(&replica.store, prefix)).await {
+                Ok(keys) => {
+                    listed.push(i);
+                    for key in keys {
+                        holders.entry(key.key).or_default().push(i);
+                    }
                 }
+                Err(_) => report.unreachable(&replica.name),
             }
         }
         for (key, holding) in holders {
@@ -83,13 +116,31 @@ pub async fn repair<S: BlobStore, Q: ReplicationQueue>(
                     target: target_name,
                     enqueued_at: now,
                 };
-                write_marker(store, source, &message, now).await?;
-                report.missing += 1;
-                messages.push(message);
+                match write_marker(store, source, &message, now).await {
+                    Ok(()) => {
+                        report.missing += 1;
+                        messages.push(message);
+                    }
+                    Err(e) => report.failure(format!("marking {key} for {}: {e}", message.target)),
+                }
             }
         }
     }
-    send_all(queue, messages).await.map_err(crate::storage::StorageError::Backend)?;
-    report.expired_tombstones = tombstone::expire(store, now, tombstone::TOMBSTONE_TTL_MS).await;
+    // Batch by batch: a refused batch keeps its markers, so the next run sends it again.
+    for batch in messages.chunks(MAX_BATCH) {
+        if let Err(e) = send_all(queue, batch.to_vec()).await {
+            for message in batch {
+                report.failure(format!("enqueueing {} for {}: {e}", message.key, message.target));
+            }
+        }
+    }
+    let expiry = tombstone::expire(store, now, tombstone::TOMBSTONE_TTL_MS).await;
+    report.expired_tombstones = expiry.removed;
+    for what in expiry.failures {
+        report.failure(what);
+    }
+    for name in expiry.unreachable {
+        report.unreachable(&name);
+    }
     Ok(report)
 }

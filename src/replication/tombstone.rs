@@ -31,19 +31,35 @@ pub(crate) async fn deleted_at<S: BlobStore>(store: &Replicated<S>, i: usize, ke
     Ok(head.and_then(|info| info.metadata.get(DELETED_AT).and_then(|v| v.parse().ok())))
 }
 
-/// Removes the records older than `ttl_ms` from every replica it can list; returns how many.
-pub(crate) async fn expire<S: BlobStore>(store: &Replicated<S>, now: u64, ttl_ms: u64) -> usize {
-    let mut removed = 0;
+/// What expiring deletion records did.
+#[derive(Debug, Default)]
+pub(crate) struct Expiry {
+    pub removed: usize,
+    /// The records that could not be removed (tried again next time).
+    pub failures: Vec<String>,
+    /// Replicas whose records could not be listed.
+    pub unreachable: Vec<String>,
+}
+
+/// Removes the records older than `ttl_ms` from every replica it can list, carrying on
+/// past any that fails.
+pub(crate) async fn expire<S: BlobStore>(store: &Replicated<S>, now: u64, ttl_ms: u64) -> Expiry {
+    let mut expiry = Expiry::default();
     for (i, replica) in store.replicas.iter().enumerate() {
         let Ok(records) = store.run(i, false, list_all(&replica.store, keys::TOMBSTONES_PREFIX)).await else {
+            expiry.unreachable.push(replica.name.clone());
             continue;
         };
         for listed in records {
             let at = listed.metadata.get(DELETED_AT).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            if now.saturating_sub(at) > ttl_ms && store.run(i, false, replica.store.delete(&listed.key)).await.is_ok() {
-                removed += 1;
+            if now.saturating_sub(at) <= ttl_ms {
+                continue;
+            }
+            match store.run(i, false, replica.store.delete(&listed.key)).await {
+                Ok(()) => expiry.removed += 1,
+                Err(e) => expiry.failures.push(format!("removing {} in {}: {e}", listed.key, replica.name)),
             }
         }
     }
-    removed
+    expiry
 }

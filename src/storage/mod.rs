@@ -6,15 +6,18 @@
 //! without `Send` bounds on purpose: on Workers everything runs on one thread, and the
 //! JavaScript handles behind R2 and KV are not `Send`.
 
+pub mod faulty;
 pub mod keys;
 pub mod limits;
 pub mod memory;
 pub mod memory_kv;
+pub mod put_failure;
 
 use crate::oci::{Algorithm, Digest};
 use std::collections::BTreeMap;
 
-/// A failure of the storage backend. Never caused by client input: it becomes a 500.
+/// A failure of the storage backend. Never caused by client input: a `Backend` failure
+/// becomes a 503 with `Retry-After` (the client retries).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
     #[error("storage backend failed: {0}")]

@@ -7,6 +7,7 @@ use edge_registry::oci::digest::to_hex;
 use edge_registry::registry::{ByteStream, Clock, Config, IdSource, Registry, RequestBody};
 use edge_registry::storage::memory::MemoryBlobStore;
 use edge_registry::storage::memory_kv::MemoryMetaStore;
+use edge_registry::storage::BlobStore;
 use futures::executor::block_on;
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
@@ -16,6 +17,13 @@ use std::rc::Rc;
 pub const MIB: usize = 1024 * 1024;
 
 pub type TestRegistry = Registry<MemoryBlobStore, MemoryMetaStore>;
+
+/// A registry over any in-memory-bodied blob store (the plain one, or one that fails on demand).
+pub type AnyRegistry<B> = Registry<B, MemoryMetaStore>;
+
+/// The blob stores the harness drives: bodies are in-memory streams and byte vectors.
+pub trait TestStore: BlobStore<Native = ByteStream, Body = Vec<u8>> {}
+impl<B: BlobStore<Native = ByteStream, Body = Vec<u8>>> TestStore for B {}
 
 /// A clock the test moves by hand.
 #[derive(Clone)]
@@ -50,9 +58,14 @@ pub fn registry_with(config: Config) -> TestRegistry {
 }
 
 pub fn registry_and_clock(config: Config) -> (TestRegistry, ManualClock) {
+    registry_over(MemoryBlobStore::new(), config)
+}
+
+/// A registry over `store`, with the harness's clock and ids.
+pub fn registry_over<B: TestStore>(store: B, config: Config) -> (AnyRegistry<B>, ManualClock) {
     let clock = ManualClock(Rc::new(Cell::new(1_700_000_000_000)));
     let registry = Registry::new(
-        MemoryBlobStore::new(),
+        store,
         MemoryMetaStore::new(),
         Box::new(clock.clone()),
         Box::new(SequentialIds::default()),
@@ -112,25 +125,43 @@ pub fn stream(feed: Feed) -> ByteStream {
 }
 
 /// Sends a body that can only be read through wasm (as without `Content-Length`).
-pub fn send_stream(reg: &TestRegistry, method: &str, uri: &str, headers: &[(&str, &str)], body: ByteStream) -> Answer {
+pub fn send_stream<B: TestStore>(
+    reg: &AnyRegistry<B>,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: ByteStream,
+) -> Answer {
     send_body(reg, method, uri, headers, RequestBody::stream(body, None))
 }
 
 /// Sends `body` as the worker does for a request with `Content-Length`: the store may
 /// take it natively.
-pub fn send(reg: &TestRegistry, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+pub fn send<B: TestStore>(
+    reg: &AnyRegistry<B>,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
     let length = body.len() as u64;
     let stream = stream(Feed::Pieces(body.to_vec(), 64 * 1024));
     send_body(reg, method, uri, headers, RequestBody::native(stream, Some(length), |s| s))
 }
 
 /// Sends a native body that breaks after `bytes`, though it declared `declared` bytes.
-pub fn send_broken_native(reg: &TestRegistry, method: &str, uri: &str, bytes: Vec<u8>, declared: u64) -> Answer {
+pub fn send_broken_native<B: TestStore>(
+    reg: &AnyRegistry<B>,
+    method: &str,
+    uri: &str,
+    bytes: Vec<u8>,
+    declared: u64,
+) -> Answer {
     send_body(reg, method, uri, &[], RequestBody::native(stream(Feed::Broken(bytes)), Some(declared), |s| s))
 }
 
-pub fn send_body(
-    reg: &TestRegistry,
+pub fn send_body<B: TestStore>(
+    reg: &AnyRegistry<B>,
     method: &str,
     uri: &str,
     headers: &[(&str, &str)],
@@ -153,8 +184,8 @@ pub fn send_as(
     send_with_auth(reg, Some(auth), method, uri, headers, RequestBody::native(stream, Some(length), |s| s))
 }
 
-pub fn send_with_auth(
-    reg: &TestRegistry,
+pub fn send_with_auth<B: TestStore>(
+    reg: &AnyRegistry<B>,
     auth: Option<&Auth>,
     method: &str,
     uri: &str,
@@ -216,7 +247,7 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
 
 /// Pushes a blob in one POST and returns its digest.
 #[track_caller]
-pub fn push_blob(reg: &TestRegistry, repo: &str, data: &[u8]) -> String {
+pub fn push_blob<B: TestStore>(reg: &AnyRegistry<B>, repo: &str, data: &[u8]) -> String {
     let digest = sha256(data);
     let a = send(reg, "POST", &format!("/v2/{repo}/blobs/uploads/?digest={digest}"), &[], data);
     assert_eq!(a.status, 201, "push blob: {:?}", String::from_utf8_lossy(&a.body));
@@ -225,7 +256,7 @@ pub fn push_blob(reg: &TestRegistry, repo: &str, data: &[u8]) -> String {
 
 /// Starts an upload session and returns its location.
 #[track_caller]
-pub fn start_upload(reg: &TestRegistry, repo: &str) -> String {
+pub fn start_upload<B: TestStore>(reg: &AnyRegistry<B>, repo: &str) -> String {
     let a = send(reg, "POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"");
     assert_eq!(a.status, 202);
     a.header("location").unwrap().to_owned()
@@ -251,7 +282,7 @@ pub fn image_manifest(config: (&str, usize), layers: &[(&str, usize)], extra: &s
 
 /// Pushes config + one layer + a manifest under `reference`; returns the manifest digest.
 #[track_caller]
-pub fn push_image(reg: &TestRegistry, repo: &str, reference: &str, seed: u64) -> String {
+pub fn push_image<B: TestStore>(reg: &AnyRegistry<B>, repo: &str, reference: &str, seed: u64) -> String {
     let config = format!(r#"{{"seed":{seed}}}"#).into_bytes();
     let layer = bytes(1000 + seed as usize, seed);
     let c = push_blob(reg, repo, &config);

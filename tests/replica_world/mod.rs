@@ -1,6 +1,6 @@
 //! Test harness for replication: three limit-enforcing in-memory buckets behind one KV
 //! namespace and a queue, driven through the whole HTTP API with a location per request.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub use edge_registry::api::{self, Body};
 pub use edge_registry::auth::Auth;
@@ -11,6 +11,7 @@ pub use edge_registry::replication::{
     apply, ids_for, parse_replicas, publish, Admin, Applied, Cluster, FaultPlan, Health, Location, Message, Replica,
     Replicated, ReplicationQueue, RoutingSwitch, Timer,
 };
+pub use edge_registry::storage::faulty::{FaultyBlobStore, Op};
 pub use edge_registry::storage::memory::MemoryBlobStore;
 pub use edge_registry::storage::memory_kv::MemoryMetaStore;
 pub use edge_registry::storage::{keys, BlobStore};
@@ -27,6 +28,9 @@ pub const SPECS: &str = r#"[
     {"name": "b", "binding": "B", "region": "enam", "serves": ["NA"]},
     {"name": "c", "binding": "C", "region": "apac", "serves": ["AS"]}
 ]"#;
+/// Each replica's bucket: in memory, and failing chosen operations on demand.
+pub type Bucket = FaultyBlobStore<MemoryBlobStore>;
+
 pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Memory operations never hang, so the read timeout never fires.
@@ -56,7 +60,7 @@ impl IdSource for Counter {
 
 /// Three replicas, one KV namespace, a queue and a clock, as one deployment.
 pub struct World {
-    pub cluster: Cluster<MemoryBlobStore>,
+    pub cluster: Cluster<Bucket>,
     pub meta: Rc<MemoryMetaStore>,
     pub queue: VecQueue,
     pub clock: Rc<Cell<u64>>,
@@ -81,7 +85,10 @@ impl IdSource for SharedIds {
 impl World {
     pub fn new() -> Self {
         let specs = Rc::new(parse_replicas(SPECS).unwrap());
-        let replicas = specs.iter().map(|s| Replica { name: s.name.clone(), store: MemoryBlobStore::new() }).collect();
+        let replicas = specs
+            .iter()
+            .map(|s| Replica { name: s.name.clone(), store: FaultyBlobStore::new(MemoryBlobStore::new()) })
+            .collect();
         let clock = Rc::new(Cell::new(1_700_000_000_000u64));
         let now = {
             let clock = clock.clone();
@@ -105,7 +112,7 @@ impl World {
         }
     }
 
-    pub fn store(&self, name: &str) -> &MemoryBlobStore {
+    pub fn store(&self, name: &str) -> &Bucket {
         &self.cluster.replicas.iter().find(|r| r.name == name).unwrap().store
     }
 
@@ -113,17 +120,13 @@ impl World {
         block_on(self.store(name).head(key)).unwrap().is_some()
     }
 
-    pub fn client(&self, from: &str, pin: Option<&str>) -> Replicated<MemoryBlobStore> {
+    pub fn client(&self, from: &str, pin: Option<&str>) -> Replicated<Bucket> {
         self.cluster.client(&Location::from_code(from), &self.switch.borrow(), &self.faults.borrow(), pin)
     }
 
     /// The registry one request from `from` sees: its routing, upload ids naming the
     /// writer replica, the shared KV, and the world's clock at this moment.
-    pub fn registry(
-        &self,
-        from: &str,
-        pin: Option<&str>,
-    ) -> Registry<Replicated<MemoryBlobStore>, Rc<MemoryMetaStore>> {
+    pub fn registry(&self, from: &str, pin: Option<&str>) -> Registry<Replicated<Bucket>, Rc<MemoryMetaStore>> {
         let store = self.client(from, pin);
         let ids = ids_for(&store, Box::new(SharedIds(self.ids.clone())));
         let config = Config { part_size: 5 * MIB as u64, ..Config::default() };
