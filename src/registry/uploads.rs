@@ -210,7 +210,10 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             match body.into_native(self.blobs.max_single_put()) {
                 Ok((native, length)) => {
                     let outcome = self.put_whole(repo, expected, native, length).await;
-                    self.end_session(session).await?;
+                    // A backend failure keeps the session: the client retries the PUT.
+                    if !matches!(outcome, Err(RegistryError::Storage(_))) {
+                        self.end_session(session).await?;
+                    }
                     return outcome;
                 }
                 Err(body) => body,

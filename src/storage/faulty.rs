@@ -4,7 +4,8 @@
 //! R2 bucket would. Nothing in production builds one.
 
 use super::{
-    BlobStore, ByteRange, ListPage, Metadata, NativePut, Object, ObjectInfo, PartReceipt, StorageError, StorageResult,
+    BlobStore, ByteRange, ListPage, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf, StorageError,
+    StorageResult,
 };
 use crate::oci::{Algorithm, Digest};
 use std::cell::{Cell, RefCell};
@@ -133,6 +134,17 @@ impl<B: BlobStore> BlobStore for FaultyBlobStore<B> {
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo> {
         self.check(Op::PutBytes, key)?;
         self.inner.put_bytes(key, bytes, metadata).await
+    }
+    /// Counted as a put: a rule on `PutBytes` fails conditional puts of the key too.
+    async fn put_bytes_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        metadata: Metadata,
+        condition: PutIf<'_>,
+    ) -> StorageResult<Option<ObjectInfo>> {
+        self.check(Op::PutBytes, key)?;
+        self.inner.put_bytes_if(key, bytes, metadata, condition).await
     }
     async fn delete(&self, key: &str) -> StorageResult<()> {
         self.check(Op::Delete, key)?;
