@@ -5,6 +5,7 @@
 
 use super::grants::{Action, Grant, Grants, RepositoryPattern};
 use super::jwt;
+use super::kdf;
 use super::password::{self, DEFAULT_ITERATIONS};
 use super::throttle::Failures;
 use super::tokens::{self, TOKEN_PREFIX};
@@ -174,10 +175,10 @@ impl Auth {
         }
         let valid = match entry.map(|u| u.password.as_str()) {
             Some(stored) if recently_verified(user, stored, secret, now_ms) => true,
-            Some(stored) => password::verify_password(secret, stored).unwrap_or(false),
+            Some(stored) => kdf::verify_password(secret, stored).await.unwrap_or(false),
             None => {
                 // Spend the same work for unknown users, so timing does not tell them apart.
-                let _ = password::pbkdf2_sha256(secret.as_bytes(), b"edge-registry-dummy", DEFAULT_ITERATIONS);
+                let _ = kdf::pbkdf2_sha256(secret.as_bytes(), b"edge-registry-dummy", DEFAULT_ITERATIONS).await;
                 false
             }
         };

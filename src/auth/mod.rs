@@ -15,6 +15,7 @@ pub mod grants;
 mod identity;
 mod issue;
 pub mod jwt;
+pub mod kdf;
 pub mod password;
 mod scope;
 pub mod throttle;
