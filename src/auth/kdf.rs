@@ -1,6 +1,6 @@
 //! The slow part of a password check, PBKDF2-HMAC-SHA256, done where it is cheapest. On
 //! Workers (wasm32) that is the runtime's WebCrypto (`crypto.subtle.deriveBits`, native
-//! code), measured at about a fifth of the CPU of the same derivation in wasm; WebCrypto
+//! code), measured at under a third of the CPU of the same derivation in wasm; WebCrypto
 //! takes at most 100,000 iterations, so bigger counts, or a runtime without it, fall back
 //! to RustCrypto's `pbkdf2` in wasm. Natively it is always `pbkdf2`.
 
