@@ -3,66 +3,18 @@
 //! bad credentials of every kind (each refused, none let in).
 #![cfg(not(target_arch = "wasm32"))]
 
+mod auth_fixture;
 mod common;
+use auth_fixture::*;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
 use common::*;
-use edge_registry::auth::password::hash_password;
-use edge_registry::auth::{Auth, AuthConfig};
 use edge_registry::registry::Config;
-
-const SECRET: &str = "test-signing-key-0123456789abcdef-0123";
-const PASSWORDS: [(&str, &str); 3] = [("reader", "reader-pass"), ("writer", "writer-pass"), ("admin", "admin-pass")];
-
-fn auth() -> Auth {
-    let hash = |user: &str| {
-        let password = PASSWORDS.iter().find(|(u, _)| *u == user).unwrap().1;
-        hash_password(password, format!("salt-{user}").as_bytes(), 1000)
-    };
-    let users = format!(
-        r#"{{
-        "reader": {{"password": "{}", "access": [{{"repository": "*", "actions": ["pull"]}}]}},
-        "writer": {{"password": "{}", "access": [{{"repository": "team/*", "actions": ["pull", "push"]}}]}},
-        "admin": {{"password": "{}", "admin": true}}
-    }}"#,
-        hash("reader"),
-        hash("writer"),
-        hash("admin")
-    );
-    let anonymous = r#"[{"repository": "public/*", "actions": ["pull"]}]"#;
-    Auth::new(AuthConfig::from_settings(Some(&users), Some(anonymous), Some(SECRET), None).unwrap().unwrap())
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!("Basic {}", B64.encode(format!("{user}:{password}")))
-}
-
-fn login(user: &str) -> String {
-    basic(user, PASSWORDS.iter().find(|(u, _)| *u == user).unwrap().1)
-}
-
-/// A registry with team/app, public/img and other/x, each holding image v1.
-fn seeded() -> (TestRegistry, String) {
-    let (reg, _) = registry_and_clock(Config { part_size: 5 * MIB as u64, ..Config::default() });
-    let mut digest = String::new();
-    for repo in ["team/app", "public/img", "other/x"] {
-        digest = push_image(&reg, repo, "v1", 1);
-    }
-    (reg, digest)
-}
-
-fn call(reg: &TestRegistry, auth: &Auth, creds: Option<&str>, method: &str, uri: &str, body: &[u8]) -> Answer {
-    let mut headers = vec![("content-type", OCI_MANIFEST)];
-    if let Some(c) = creds {
-        headers.push(("authorization", c));
-    }
-    send_as(reg, auth, method, uri, &headers, body)
-}
 
 #[test]
 fn identity_by_endpoint_matrix() {
     let auth = auth();
-    let (probe, _) = seeded();
+    let probe = seeded();
     let manifest = send(&probe, "GET", "/v2/team/app/manifests/v1", &[], b"").body;
     let blob = serde_json::from_slice::<serde_json::Value>(&manifest).unwrap()["layers"][0]["digest"]
         .as_str()
@@ -70,12 +22,7 @@ fn identity_by_endpoint_matrix() {
         .to_owned();
 
     // Access tokens: scoped (pull on team/app), expired, revoked.
-    let make_token = |reg: &TestRegistry, access: &str, days: u64| -> String {
-        let body = format!(r#"{{"name": "ci", "access": {access}, "expires_in_days": {days}}}"#);
-        let a = call(reg, &auth, Some(&login("admin")), "POST", "/auth/tokens", body.as_bytes());
-        assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
-        a.json()["token"].as_str().unwrap().to_owned()
-    };
+    let make_token = |reg: &TestRegistry, access: &str, days: u64| access_token(reg, &auth, access, days, false);
 
     let endpoints: Vec<(&str, String, &[u8])> = vec![
         ("GET", "/v2/".into(), b""),
@@ -104,13 +51,7 @@ fn identity_by_endpoint_matrix() {
     ];
     let mut cells = 0;
     for (who, expected) in &matrix {
-        let (reg, clock) = {
-            let (reg, clock) = registry_and_clock(Config { part_size: 5 * MIB as u64, ..Config::default() });
-            for repo in ["team/app", "public/img", "other/x"] {
-                push_image(&reg, repo, "v1", 1);
-            }
-            (reg, clock)
-        };
+        let (reg, clock) = seeded_with_clock();
         let creds: Option<String> = match *who {
             "anonymous" => None,
             "reader" | "writer" | "admin" => Some(login(who)),
@@ -156,15 +97,10 @@ fn identity_by_endpoint_matrix() {
     assert_eq!(cells, 88);
 }
 
-fn token_for(reg: &TestRegistry, auth: &Auth, creds: Option<&str>, scopes: &[&str]) -> Answer {
-    let query: Vec<String> = scopes.iter().map(|s| format!("scope={s}")).collect();
-    call(reg, auth, creds, "GET", &format!("/token?service=edge-registry&{}", query.join("&")), b"")
-}
-
 #[test]
 fn token_flow_grants_only_what_the_identity_holds() {
     let auth = auth();
-    let (reg, _) = seeded();
+    let reg = seeded();
     let a = token_for(&reg, &auth, Some(&login("writer")), &["repository:team/app:pull,push,delete,admin"]);
     assert_eq!(a.status, 200);
     let body = a.json();
@@ -218,7 +154,7 @@ fn token_flow_grants_only_what_the_identity_holds() {
 #[test]
 fn forged_and_foreign_tokens_are_refused() {
     let auth = auth();
-    let (reg, _) = seeded();
+    let reg = seeded();
     let token = token_for(&reg, &auth, Some(&login("reader")), &["repository:team/app:pull"]).json()["token"]
         .as_str()
         .unwrap()
@@ -251,7 +187,7 @@ fn forged_and_foreign_tokens_are_refused() {
 #[test]
 fn malformed_authorization_headers_are_refused() {
     let auth = auth();
-    let (reg, _) = seeded();
+    let reg = seeded();
     let long = format!("Basic {}", "A".repeat(10_000));
     let no_colon = format!("Basic {}", B64.encode("readerreader-pass"));
     let not_utf8 = format!("Basic {}", B64.encode([0xff, 0xfe, b':', b'x']));
@@ -267,7 +203,7 @@ fn malformed_authorization_headers_are_refused() {
 #[test]
 fn names_that_try_to_escape_a_pattern_never_get_access() {
     let auth = auth();
-    let (reg, _) = seeded();
+    let reg = seeded();
     let writer = login("writer");
     for path in [
         "/v2/team/../other/x/tags/list",
@@ -312,7 +248,7 @@ fn a_stream_of_wrong_passwords_is_throttled() {
 #[test]
 fn catalog_and_mounts_respect_pull_rights() {
     let auth = auth();
-    let (reg, _) = seeded();
+    let reg = seeded();
     let names = |creds: Option<&str>| -> serde_json::Value {
         call(&reg, &auth, creds, "GET", "/v2/_catalog", b"").json()["repositories"].clone()
     };
@@ -372,7 +308,7 @@ fn catalog_and_mounts_respect_pull_rights() {
 #[test]
 fn access_tokens_are_managed_by_admins_and_revocation_is_immediate() {
     let auth = auth();
-    let (reg, _) = seeded();
+    let reg = seeded();
     let admin = login("admin");
     let body = br#"{"name": "ci-deploy", "access": [{"repository": "team/*", "actions": ["pull", "push"]}], "expires_in_days": 7}"#;
     assert_eq!(call(&reg, &auth, None, "POST", "/auth/tokens", body).status, 401);

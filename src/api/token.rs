@@ -5,7 +5,7 @@ use super::access::refused;
 use super::drain::{read_limited, ReadError};
 use super::params::Query;
 use super::{ApiError, Call, HandlerResult, Reply};
-use crate::auth::{self, tokens, Auth, AuthError, Grant, Grants, Identity, RepositoryPattern};
+use crate::auth::{self, tokens, Auth, AuthError, Credential, Grant, Grants, Identity, RepositoryPattern};
 use crate::oci::{ErrorCode, RepositoryName};
 use crate::registry::Registry;
 use crate::storage::{BlobStore, MetaStore};
@@ -39,7 +39,10 @@ pub(super) async fn read_small_body<N: 'static>(call: &Call<N>) -> Result<Vec<u8
 }
 
 /// `GET /token?service=...&scope=...` with Basic credentials (or none, for anonymous
-/// pulls), or `POST /token` with an OAuth2 password or refresh-token form.
+/// pulls), or `POST /token` with an OAuth2 password or refresh-token form. A bearer token
+/// presented here yields at most its own scopes, expiring no later than itself. An offline
+/// login (`offline_token=true`, or `access_type=offline` on POST) with a user's password
+/// also returns a `refresh_token`, stored like an access token so an admin can revoke it.
 pub async fn token<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     auth: &Auth,
@@ -54,7 +57,7 @@ pub async fn token<B: BlobStore, M: MetaStore>(
                 auth.login(registry.blob_store(), user, password, now_ms).await
             }
             Some("refresh_token") => {
-                auth.login(registry.blob_store(), "", form.get("refresh_token").unwrap_or(""), now_ms).await
+                auth.refresh(registry.blob_store(), form.get("refresh_token").unwrap_or(""), now_ms).await
             }
             _ => {
                 return Err(ApiError::bad_request(
@@ -78,10 +81,25 @@ pub async fn token<B: BlobStore, M: MetaStore>(
     }
     let now = now_ms / 1000;
     let (token, expires_in) = auth.issue(&identity, &scopes, now, registry.new_id());
-    let body = json!({
+    let mut body = json!({
         "token": token, "access_token": token, "expires_in": expires_in, "issued_at": auth::rfc3339(now),
     });
+    let offline = params.get("offline_token") == Some("true") || params.get("access_type") == Some("offline");
+    if offline {
+        let (id, secret) = new_token_secret(registry);
+        if let Some((record, refresh)) = auth.refresh_token(&identity, id, &secret, now) {
+            tokens::save(registry.blob_store(), &record).await.map_err(crate::registry::RegistryError::from)?;
+            body["refresh_token"] = json!(refresh);
+        }
+    }
     Ok(Reply::new(StatusCode::OK).json(&body).header("cache-control", "no-store"))
+}
+
+/// A new token id (the last 64 of 128 random bits) and secret (256 random bits), in hex.
+fn new_token_secret<B: BlobStore, M: MetaStore>(registry: &Registry<B, M>) -> (String, String) {
+    let id = registry.new_id();
+    let id = id[id.len().saturating_sub(16)..].to_owned();
+    (id, format!("{}{}", registry.new_id(), registry.new_id()))
 }
 
 async fn admin<B: BlobStore, M: MetaStore>(
@@ -92,8 +110,10 @@ async fn admin<B: BlobStore, M: MetaStore>(
     require_admin(registry, auth, call, "managing access tokens").await
 }
 
-/// Authenticates the caller and requires an admin: `401` with a Basic challenge when
-/// anonymous or unauthenticated, `403 DENIED` for anyone else. `what` names the action.
+/// Authenticates the caller and requires an admin: an admin user's Basic credentials, or
+/// an access token created with `"admin": true` used as a password. `401` with a Basic
+/// challenge when anonymous, unauthenticated or presenting a bearer token (which carries
+/// repository scopes only), `403 DENIED` for anyone else. `what` names the action.
 pub(super) async fn require_admin<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     auth: &Auth,
@@ -106,6 +126,14 @@ pub(super) async fn require_admin<B: BlobStore, M: MetaStore>(
         .map_err(|e| refuse(auth, e))?;
     if identity.is_anonymous() {
         return Err(basic_challenge(auth, format!("{what} requires an admin login")));
+    }
+    if let Credential::Bearer { .. } = identity.credential {
+        return Err(basic_challenge(
+            auth,
+            format!(
+                "{what} requires an admin's password or admin access token; bearer tokens carry repository scopes only"
+            ),
+        ));
     }
     if !identity.admin {
         return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Denied, format!("{what} is for admins only")));
@@ -120,6 +148,9 @@ struct NewToken {
     access: Vec<Grant>,
     #[serde(default)]
     expires_in_days: Option<u64>,
+    /// Whether the token may use the admin API itself.
+    #[serde(default)]
+    admin: bool,
 }
 
 fn valid_pattern(pattern: &RepositoryPattern) -> bool {
@@ -159,11 +190,11 @@ pub async fn access_tokens<B: BlobStore, M: MetaStore>(
             format!("name must be 1-100 characters, expires_in_days 1-{MAX_TOKEN_DAYS}, repositories \"*\", a name or \"<name>/*\""),
         ));
     }
-    let id = registry.new_id()[..16].to_owned();
-    let secret = format!("{}{}", registry.new_id(), registry.new_id());
+    let (id, secret) = new_token_secret(registry);
     let now = registry.now_millis() / 1000;
     let (record, token) =
         tokens::AccessToken::new(id, &secret, request.name, Grants(request.access), now, days * 86_400);
+    let record = record.with_admin(request.admin);
     tokens::save(store, &record).await.map_err(crate::registry::RegistryError::from)?;
     let mut body = record.summary();
     body["token"] = json!(token);

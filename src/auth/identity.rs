@@ -1,18 +1,21 @@
-//! Establishing who a request comes from, and issuing bearer tokens.
+//! Establishing who a request comes from: anonymous, a user with a password, an access
+//! token used as a password, a refresh token (only at `/token`), or the bearer of a token
+//! we signed. Failed logins are throttled per user name (see `throttle`), and a verified
+//! password is remembered briefly under a keyed hash (see `verified`).
 
 use super::grants::{Action, Grant, Grants, RepositoryPattern};
-use super::jwt::{self, AccessEntry, Claims};
+use super::jwt;
+use super::kdf;
 use super::password::{self, DEFAULT_ITERATIONS};
-use super::scope::Scope;
+use super::throttle::Failures;
 use super::tokens::{self, TOKEN_PREFIX};
+use super::verified::VerifiedCache;
 use super::Auth;
 use crate::oci::RepositoryName;
 use crate::storage::{BlobStore, StorageError};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +27,7 @@ pub enum Principal {
 }
 
 impl Principal {
-    fn subject(&self) -> String {
+    pub(super) fn subject(&self) -> String {
         match self {
             Principal::Anonymous => String::new(),
             Principal::User(name) => name.clone(),
@@ -33,15 +36,30 @@ impl Principal {
     }
 }
 
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    None,
+    Password,
+    AccessToken,
+    RefreshToken,
+    /// A token we signed, valid until `expires_at` (Unix seconds).
+    Bearer {
+        expires_at: u64,
+    },
+}
+
 /// A caller and what they may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub principal: Principal,
     /// Everything the principal may do.
     pub grants: Grants,
-    /// For a bearer token: the scopes it carries, which narrow `grants` for this request.
+    /// For a bearer token: the scopes it carries, which narrow `grants`.
     pub scope: Option<Grants>,
+    /// May use the admin API. Never true for a bearer token.
     pub admin: bool,
+    pub credential: Credential,
 }
 
 impl Identity {
@@ -53,6 +71,16 @@ impl Identity {
     /// Whether the principal could, with a token of the right scope.
     pub fn could(&self, name: &RepositoryName, action: Action) -> bool {
         self.grants.allows(name, action)
+    }
+
+    /// Of `wanted`, the actions this request may take on `name` (what a token it asks
+    /// for may carry: never more than the bearer token it presents).
+    pub fn allowed(&self, name: &RepositoryName, wanted: &[Action]) -> Vec<Action> {
+        let mut actions = self.grants.allowed(name, wanted);
+        if let Some(scope) = &self.scope {
+            actions.retain(|a| scope.allows(name, *a));
+        }
+        actions
     }
 
     pub fn is_anonymous(&self) -> bool {
@@ -70,6 +98,8 @@ pub enum AuthError {
     BadCredentials,
     #[error("invalid bearer token: {0}")]
     BadToken(String),
+    #[error("invalid refresh token: it must be one this registry issued at an offline login")]
+    BadRefreshToken,
     #[error("too many failed logins for this user; retry in {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
     #[error(transparent)]
@@ -78,17 +108,12 @@ pub enum AuthError {
 
 /// Longest Authorization header looked at; longer ones are refused unread.
 pub const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
-/// Failed logins per user within [`FAILURE_WINDOW_MS`] before further tries get 429.
-pub const MAX_FAILURES: u32 = 10;
-pub const FAILURE_WINDOW_MS: u64 = 60_000;
-/// How long a verified password is remembered (per isolate) to spare the slow hash.
-const VERIFIED_TTL_MS: u64 = 60_000;
 
 thread_local! {
-    /// Per isolate: failed logins per user name, with the start of their window.
-    static FAILURES: RefCell<HashMap<String, (u32, u64)>> = RefCell::new(HashMap::new());
-    /// Per isolate: user -> (SHA-256 of stored hash and password, expiry).
-    static VERIFIED: RefCell<HashMap<String, ([u8; 32], u64)>> = RefCell::new(HashMap::new());
+    /// Per isolate: failed logins per user name.
+    static FAILURES: RefCell<Failures> = RefCell::new(Failures::default());
+    /// Per isolate: keyed hashes of recently verified passwords (`None`: no randomness).
+    static VERIFIED: RefCell<Option<VerifiedCache>> = RefCell::new(VerifiedCache::random());
 }
 
 impl Auth {
@@ -119,10 +144,16 @@ impl Auth {
     }
 
     pub fn anonymous(&self) -> Identity {
-        Identity { principal: Principal::Anonymous, grants: self.config.anonymous.clone(), scope: None, admin: false }
+        Identity {
+            principal: Principal::Anonymous,
+            grants: self.config.anonymous.clone(),
+            scope: None,
+            admin: false,
+            credential: Credential::None,
+        }
     }
 
-    /// A user name and password, or any name and an access token.
+    /// A user name and password, or any name and an access token (not a refresh token).
     pub async fn login<B: BlobStore>(
         &self,
         store: &B,
@@ -132,42 +163,83 @@ impl Auth {
     ) -> Result<Identity, AuthError> {
         if secret.starts_with(TOKEN_PREFIX) {
             let token = tokens::verify(store, secret, now_ms / 1000).await?.ok_or(AuthError::BadCredentials)?;
+            if token.is_refresh() {
+                return Err(AuthError::BadCredentials);
+            }
             return Ok(self.token_identity(token));
         }
-        check_throttle(user, now_ms)?;
         let entry = self.config.users.get(user);
-        let stored = entry.map(|u| u.password.as_str());
-        let valid = match stored {
+        let known = entry.is_some();
+        if let Some(retry_after_secs) = FAILURES.with(|f| f.borrow().throttled(user, known, now_ms)) {
+            return Err(AuthError::Throttled { retry_after_secs });
+        }
+        let valid = match entry.map(|u| u.password.as_str()) {
             Some(stored) if recently_verified(user, stored, secret, now_ms) => true,
-            Some(stored) => password::verify_password(secret, stored).unwrap_or(false),
+            Some(stored) => kdf::verify_password(secret, stored).await.unwrap_or(false),
             None => {
                 // Spend the same work for unknown users, so timing does not tell them apart.
-                let _ = password::pbkdf2_sha256(secret.as_bytes(), b"edge-registry-dummy", DEFAULT_ITERATIONS);
+                let _ = kdf::pbkdf2_sha256(secret.as_bytes(), b"edge-registry-dummy", DEFAULT_ITERATIONS).await;
                 false
             }
         };
         match (valid, entry) {
             (true, Some(entry)) => {
-                remember_verified(user, &entry.password, secret, now_ms);
-                Ok(self.user_identity(user))
+                VERIFIED.with(|v| v.borrow_mut().as_mut().map(|c| c.insert(user, &entry.password, secret, now_ms)));
+                FAILURES.with(|f| f.borrow_mut().clear(user));
+                Ok(self.user_identity(user, Credential::Password))
             }
             _ => {
-                record_failure(user, now_ms);
+                FAILURES.with(|f| f.borrow_mut().record(user, known, now_ms));
                 Err(AuthError::BadCredentials)
             }
         }
     }
 
+    /// `POST /token` with `grant_type=refresh_token`: a refresh token from an offline
+    /// login (its user must still exist with the same password), or an access token.
+    /// Anything else, a bearer token or a password included, is refused.
+    pub async fn refresh<B: BlobStore>(&self, store: &B, presented: &str, now_ms: u64) -> Result<Identity, AuthError> {
+        if !presented.starts_with(TOKEN_PREFIX) {
+            return Err(AuthError::BadRefreshToken);
+        }
+        let token = tokens::verify(store, presented, now_ms / 1000).await?.ok_or(AuthError::BadRefreshToken)?;
+        let Some(user) = token.user.as_deref() else { return Ok(self.token_identity(token)) };
+        let bound = self.config.users.get(user).is_some_and(|entry| {
+            token.user_tag.as_deref().is_some_and(|tag| {
+                password::constant_time_eq(tag.as_bytes(), self.user_tag(&entry.password).as_bytes())
+            })
+        });
+        if !bound {
+            return Err(AuthError::BadRefreshToken);
+        }
+        Ok(self.user_identity(user, Credential::RefreshToken))
+    }
+
+    /// What binds a refresh token to a user's stored password hash.
+    pub(super) fn user_tag(&self, stored: &str) -> String {
+        crate::oci::digest::to_hex(&password::hmac_sha256(&self.config.token_key, stored.as_bytes()))
+    }
+
     /// A user's grants, plus what anyone may do (public repositories stay public).
-    fn user_identity(&self, user: &str) -> Identity {
-        let entry = &self.config.users[user];
-        let grants = if entry.admin { Grants::everything() } else { entry.access.union(&self.config.anonymous) };
-        Identity { principal: Principal::User(user.to_owned()), grants, scope: None, admin: entry.admin }
+    fn user_identity(&self, user: &str, credential: Credential) -> Identity {
+        let (grants, admin) = match self.config.users.get(user) {
+            Some(entry) if entry.admin => (Grants::everything(), true),
+            Some(entry) => (entry.access.union(&self.config.anonymous), false),
+            None => (self.config.anonymous.clone(), false),
+        };
+        Identity { principal: Principal::User(user.to_owned()), grants, scope: None, admin, credential }
     }
 
     fn token_identity(&self, token: tokens::AccessToken) -> Identity {
         let grants = token.access.union(&self.config.anonymous);
-        Identity { principal: Principal::Token(token.id), grants, scope: None, admin: false }
+        let admin = token.admin;
+        Identity {
+            principal: Principal::Token(token.id),
+            grants,
+            scope: None,
+            admin,
+            credential: Credential::AccessToken,
+        }
     }
 
     async fn bearer<B: BlobStore>(&self, store: &B, token: &str, now_ms: u64) -> Result<Identity, AuthError> {
@@ -183,7 +255,7 @@ impl Auth {
                 .ok_or_else(|| AuthError::BadToken("its access token was revoked or expired".into()))?;
             self.token_identity(token)
         } else if self.config.users.contains_key(&claims.sub) {
-            self.user_identity(&claims.sub)
+            self.user_identity(&claims.sub, Credential::Password)
         } else {
             return Err(AuthError::BadToken("its user no longer exists".into()));
         };
@@ -194,83 +266,13 @@ impl Auth {
             .map(|entry| Grant { repository: RepositoryPattern::new(&entry.name), actions: entry.actions.clone() })
             .collect();
         identity.scope = Some(Grants(scope));
+        // A bearer token carries repository scopes only: never admin rights.
+        identity.admin = false;
+        identity.credential = Credential::Bearer { expires_at: claims.exp };
         Ok(identity)
     }
-
-    /// Signs a token for `identity` carrying, of each requested scope, the actions the
-    /// identity holds. Returns the token and its lifetime in seconds.
-    pub fn issue(&self, identity: &Identity, scopes: &[Scope], now_secs: u64, jti: String) -> (String, u64) {
-        let mut access: Vec<AccessEntry> = Vec::new();
-        for scope in scopes {
-            let actions = identity.grants.allowed(&scope.name, &scope.actions);
-            match access.iter_mut().find(|e| e.name == scope.name.as_str()) {
-                Some(entry) => {
-                    entry.actions.extend(actions);
-                    entry.actions.sort();
-                    entry.actions.dedup();
-                }
-                None => access.push(AccessEntry { kind: "repository".into(), name: scope.name.to_string(), actions }),
-            }
-        }
-        let ttl = self.config.token_ttl_secs;
-        let claims = Claims {
-            iss: self.config.service.clone(),
-            sub: identity.principal.subject(),
-            aud: self.config.service.clone(),
-            iat: now_secs,
-            nbf: now_secs,
-            exp: now_secs + ttl,
-            jti,
-            access,
-        };
-        (jwt::sign(&claims, &self.config.token_key), ttl)
-    }
-}
-
-fn check_throttle(user: &str, now_ms: u64) -> Result<(), AuthError> {
-    FAILURES.with(|f| match f.borrow().get(user) {
-        Some((count, start)) if *count >= MAX_FAILURES && now_ms < start + FAILURE_WINDOW_MS => {
-            Err(AuthError::Throttled { retry_after_secs: (start + FAILURE_WINDOW_MS - now_ms).div_ceil(1000) })
-        }
-        _ => Ok(()),
-    })
-}
-
-fn record_failure(user: &str, now_ms: u64) {
-    FAILURES.with(|f| {
-        let mut failures = f.borrow_mut();
-        if failures.len() > 10_000 {
-            failures.clear();
-        }
-        let entry = failures.entry(user.to_owned()).or_insert((0, now_ms));
-        if now_ms >= entry.1 + FAILURE_WINDOW_MS {
-            *entry = (0, now_ms);
-        }
-        entry.0 += 1;
-    });
-}
-
-fn verified_key(stored: &str, secret: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(stored.as_bytes());
-    h.update([0]);
-    h.update(secret.as_bytes());
-    h.finalize().into()
 }
 
 fn recently_verified(user: &str, stored: &str, secret: &str, now_ms: u64) -> bool {
-    let key = verified_key(stored, secret);
-    VERIFIED
-        .with(|v| v.borrow().get(user).is_some_and(|(k, until)| now_ms < *until && password::constant_time_eq(k, &key)))
-}
-
-fn remember_verified(user: &str, stored: &str, secret: &str, now_ms: u64) {
-    VERIFIED.with(|v| {
-        let mut verified = v.borrow_mut();
-        if verified.len() > 1000 {
-            verified.clear();
-        }
-        verified.insert(user.to_owned(), (verified_key(stored, secret), now_ms + VERIFIED_TTL_MS));
-    });
-    FAILURES.with(|f| f.borrow_mut().remove(user));
+    VERIFIED.with(|v| v.borrow().as_ref().is_some_and(|c| c.contains(user, stored, secret, now_ms)))
 }

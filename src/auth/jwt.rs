@@ -3,7 +3,7 @@
 //! with our key: `alg: none`, other algorithms, re-signed or altered tokens are refused.
 
 use super::grants::Action;
-use super::password::{constant_time_eq, HmacSha256};
+use super::password::{constant_time_eq, hmac_sha256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -54,7 +54,7 @@ const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 pub fn sign(claims: &Claims, key: &[u8]) -> String {
     let payload = serde_json::to_vec(claims).expect("claims always serialise");
     let signing_input = format!("{}.{}", B64URL.encode(HEADER), B64URL.encode(payload));
-    let signature = HmacSha256::new(key).mac(signing_input.as_bytes());
+    let signature = hmac_sha256(key, signing_input.as_bytes());
     format!("{signing_input}.{}", B64URL.encode(signature))
 }
 
@@ -72,7 +72,7 @@ pub fn verify(token: &str, key: &[u8], now_secs: u64, audience: &str) -> Result<
     }
     let signature = B64URL.decode(signature).map_err(|_| TokenError::Malformed)?;
     let signing_input = &token[..token.len() - token.rsplit('.').next().map_or(0, |s| s.len() + 1)];
-    let expected = HmacSha256::new(key).mac(signing_input.as_bytes());
+    let expected = hmac_sha256(key, signing_input.as_bytes());
     if !constant_time_eq(&expected, &signature) {
         return Err(TokenError::BadSignature);
     }

@@ -2,68 +2,40 @@
 //! stored string, compared in constant time. Stored as (no `$`, which shells and .env
 //! files would expand)
 //! `pbkdf2-sha256:<iterations>:<salt, base64>:<hash, base64>`.
+//!
+//! No primitive is written here: HMAC is RustCrypto's `hmac`, PBKDF2 its `pbkdf2` (both on
+//! the `digest` 0.11 that `sha2` 0.11 implements), and equality of secrets is `subtle`'s
+//! constant-time comparison.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use sha2::{Digest as _, Sha256};
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
 
 /// Iterations for new hashes: slow enough to make guessing costly, fast enough for a
-/// login on Workers (credentials are then exchanged for a token).
+/// login on Workers (credentials are then exchanged for a token). Also the most that
+/// workerd's WebCrypto PBKDF2 accepts.
 pub const DEFAULT_ITERATIONS: u32 = 100_000;
-const BLOCK: usize = 64;
+/// Stored hashes with more iterations than this are refused as malformed.
+pub const MAX_ITERATIONS: u32 = 10_000_000;
 
-/// HMAC-SHA256 (RFC 2104) with the key's pads absorbed once, so each use costs two
-/// compressions of the message.
-#[derive(Clone)]
-pub struct HmacSha256 {
-    inner: Sha256,
-    outer: Sha256,
-}
-
-impl HmacSha256 {
-    pub fn new(key: &[u8]) -> Self {
-        let mut block = [0u8; BLOCK];
-        if key.len() > BLOCK {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let pad = |byte: u8| -> Vec<u8> { block.iter().map(|b| b ^ byte).collect() };
-        let mut inner = Sha256::new();
-        inner.update(pad(0x36));
-        let mut outer = Sha256::new();
-        outer.update(pad(0x5c));
-        HmacSha256 { inner, outer }
-    }
-
-    pub fn mac(&self, message: &[u8]) -> [u8; 32] {
-        let mut inner = self.inner.clone();
-        inner.update(message);
-        let mut outer = self.outer.clone();
-        outer.update(inner.finalize());
-        outer.finalize().into()
-    }
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    // HMAC takes keys of any length (longer ones are hashed first): this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// PBKDF2-HMAC-SHA256 producing 32 bytes (one block).
 pub fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
-    let prf = HmacSha256::new(password);
-    let mut first = salt.to_vec();
-    first.extend_from_slice(&1u32.to_be_bytes());
-    let mut u = prf.mac(&first);
-    let mut out = u;
-    for _ in 1..iterations {
-        u = prf.mac(&u);
-        for (o, x) in out.iter_mut().zip(u.iter()) {
-            *o ^= x;
-        }
-    }
-    out
+    pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, salt, iterations)
 }
 
-/// Equality that takes the same time wherever the inputs differ.
+/// Equality that takes the same time wherever the inputs differ (lengths are not secret).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 /// Hashes `password` with `salt` for storage.
@@ -77,21 +49,41 @@ pub fn hash_password(password: &str, salt: &[u8], iterations: u32) -> String {
 #[error("stored password hash is malformed (want pbkdf2-sha256:<iterations>:<salt>:<hash>)")]
 pub struct MalformedHash;
 
+/// A parsed stored hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHash {
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+impl StoredHash {
+    pub fn parse(stored: &str) -> Result<Self, MalformedHash> {
+        let mut parts = stored.split(':');
+        let (Some("pbkdf2-sha256"), Some(iterations), Some(salt), Some(hash), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(MalformedHash);
+        };
+        let iterations: u32 = iterations.parse().map_err(|_| MalformedHash)?;
+        if iterations == 0 || iterations > MAX_ITERATIONS {
+            return Err(MalformedHash);
+        }
+        let salt = B64.decode(salt).map_err(|_| MalformedHash)?;
+        let hash = B64.decode(hash).map_err(|_| MalformedHash)?;
+        Ok(StoredHash { iterations, salt, hash })
+    }
+
+    /// Whether `derived` (PBKDF2 of a candidate password with this salt and count) matches.
+    pub fn matches(&self, derived: &[u8]) -> bool {
+        constant_time_eq(derived, &self.hash)
+    }
+}
+
 /// Checks `password` against a stored hash.
 pub fn verify_password(password: &str, stored: &str) -> Result<bool, MalformedHash> {
-    let mut parts = stored.split(':');
-    let (Some("pbkdf2-sha256"), Some(iterations), Some(salt), Some(hash), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(MalformedHash);
-    };
-    let iterations: u32 = iterations.parse().map_err(|_| MalformedHash)?;
-    if iterations == 0 || iterations > 10_000_000 {
-        return Err(MalformedHash);
-    }
-    let salt = B64.decode(salt).map_err(|_| MalformedHash)?;
-    let expected = B64.decode(hash).map_err(|_| MalformedHash)?;
-    Ok(constant_time_eq(&pbkdf2_sha256(password.as_bytes(), &salt, iterations), &expected))
+    let stored = StoredHash::parse(stored)?;
+    Ok(stored.matches(&pbkdf2_sha256(password.as_bytes(), &stored.salt, stored.iterations)))
 }
 
 #[cfg(test)]
@@ -102,10 +94,10 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231() {
         // Test case 2.
-        let mac = HmacSha256::new(b"Jefe").mac(b"what do ya want for nothing?");
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(to_hex(&mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
         // Test case 6: a key longer than the block.
-        let mac = HmacSha256::new(&[0xaa; 131]).mac(b"Test Using Larger Than Block-Size Key - Hash Key First");
+        let mac = hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First");
         assert_eq!(to_hex(&mac), "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
     }
 
@@ -125,10 +117,11 @@ mod tests {
         assert_eq!(verify_password("s3cret ", &stored), Ok(false));
         assert_eq!(verify_password("", &stored), Ok(false));
         for bad in
-            ["", "plain", "pbkdf2-sha256$x$a$b", "pbkdf2-sha256$0$AAAA$AAAA", "md5$1$a$b", &format!("{stored}$x")]
+            ["", "plain", "pbkdf2-sha256$x$a$b", "pbkdf2-sha256:0:AAAA:AAAA", "md5:1:a:b", &format!("{stored}:x")]
         {
             assert_eq!(verify_password("s3cret", bad), Err(MalformedHash), "{bad}");
         }
+        assert_eq!(verify_password("s3cret", "pbkdf2-sha256:10000001:AAAA:AAAA"), Err(MalformedHash));
     }
 
     #[test]
@@ -136,5 +129,6 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
     }
 }

@@ -2,6 +2,11 @@
 //! grants and expiry. Only a SHA-256 of the secret is stored (the secret is 256 random
 //! bits, so a slow hash adds nothing), in R2, which is strongly consistent: a revoked
 //! token fails on the very next request, in every region.
+//!
+//! The same records hold refresh tokens (Docker's `offline_token` login): bound to the
+//! user who logged in with a password and to that user's stored password hash (changing
+//! the password revokes them), listed and revoked like any access token, and accepted only
+//! by `POST /token` with `grant_type=refresh_token`, never as a password.
 
 use super::grants::Grants;
 use super::password::constant_time_eq;
@@ -21,6 +26,16 @@ pub struct AccessToken {
     pub access: Grants,
     pub created_at: u64,
     pub expires_at: u64,
+    /// May use the admin API (`/auth/tokens`, `/admin/...`) when presented as a password.
+    #[serde(default)]
+    pub admin: bool,
+    /// For a refresh token: the user it logs in as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// For a refresh token: a keyed hash of the user's stored password hash when it was
+    /// made; a refresh token whose user changed password no longer matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_tag: Option<String>,
     secret_sha256: String,
 }
 
@@ -34,16 +49,42 @@ impl AccessToken {
             access,
             created_at: now_secs,
             expires_at: now_secs.saturating_add(ttl_secs),
+            admin: false,
+            user: None,
+            user_tag: None,
         };
         (token, format!("{TOKEN_PREFIX}{id}_{secret}"))
     }
 
+    /// Gives the token admin rights.
+    pub fn with_admin(mut self, admin: bool) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    /// Makes it a refresh token for `user`, whose stored password hash has tag `tag`.
+    pub fn refreshing(mut self, user: &str, tag: String) -> Self {
+        self.user = Some(user.to_owned());
+        self.user_tag = Some(tag);
+        self.admin = false;
+        self
+    }
+
+    /// Whether this is a refresh token (bound to a user) rather than an access token.
+    pub fn is_refresh(&self) -> bool {
+        self.user.is_some()
+    }
+
     /// The public view (what an admin listing shows).
     pub fn summary(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut summary = serde_json::json!({
             "id": self.id, "name": self.name, "access": self.access,
-            "created_at": self.created_at, "expires_at": self.expires_at,
-        })
+            "created_at": self.created_at, "expires_at": self.expires_at, "admin": self.admin,
+        });
+        if let Some(user) = &self.user {
+            summary["refresh_for"] = serde_json::json!(user);
+        }
+        summary
     }
 }
 
@@ -115,8 +156,20 @@ mod tests {
     #[test]
     fn token_strings_parse_strictly() {
         assert_eq!(parse("ert_ab12_cd34"), Some(("ab12", "cd34")));
+        assert_eq!(parse("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"), None);
         for bad in ["", "ert_", "ert_ab", "ert_ab_", "ert__cd", "xrt_ab_cd", "ert_AB_cd", "ert_ab_c/d", "ert_../x_cd"] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn records_from_before_admin_and_refresh_tokens_still_load() {
+        let old = r#"{"id":"ab","name":"ci","access":[],"created_at":1,"expires_at":2,"secret_sha256":"00"}"#;
+        let token: AccessToken = serde_json::from_str(old).unwrap();
+        assert!(!token.admin && !token.is_refresh());
+        let (refresh, _) = AccessToken::new("cd".into(), "ef", "login".into(), Grants::default(), 1, 2);
+        let refresh = refresh.with_admin(true).refreshing("reader", "tag".into());
+        assert!(refresh.is_refresh() && !refresh.admin);
+        assert_eq!(refresh.summary()["refresh_for"], "reader");
     }
 }

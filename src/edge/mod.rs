@@ -5,7 +5,7 @@
 mod cache;
 mod convert;
 mod kv;
-mod native;
+pub(crate) mod native;
 mod r2;
 mod replication;
 
