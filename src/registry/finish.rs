@@ -48,16 +48,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             }
             verified = true;
         }
-        let (assembled, whole) = match self.assemble(session, tail).await {
-            // A writer that lost its claim may have uploaded a part over one this state
-            // lists, and R2 then refuses the completion: the session cannot be finished,
-            // and the client restarts the blob.
-            Err(RegistryError::Storage(_)) if session.reverify => {
-                self.end_session(session).await?;
-                return Err(RegistryError::UploadUnknown);
-            }
-            assembled => assembled?,
-        };
+        let (assembled, whole) = self.assemble(session, tail).await?;
         if !verified || !whole {
             let actual = match &assembled {
                 Assembled::Object(key) => self
@@ -112,8 +103,25 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             self.upload_part(session, tail).await?;
         }
         let key = session.object_key();
-        let info = self.blobs.complete_multipart(&key, &multipart_id, &session.parts).await?;
+        let info = match self.blobs.complete_multipart(&key, &multipart_id, &session.parts).await {
+            Ok(info) => info,
+            // A writer that lost its claim may have uploaded a part over one this state
+            // lists, and R2 then refuses the completion: the session cannot be finished,
+            // and the client restarts the blob.
+            Err(_) if session.reverify => {
+                self.end_session(session).await?;
+                return Err(RegistryError::UploadUnknown);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // From here the assembled object holds the bytes: saved at once, so that a retry
+        // after any later failure finds them there (hashed by the store, as a native
+        // chunk is) rather than in a multipart upload that no longer exists.
         session.multipart_id = None;
+        session.parts.clear();
+        session.native_chunk = true;
+        self.store_tail(session, &[]).await?;
+        session.checkpoint(&self.blobs, self.clock.now_millis()).await?;
         Ok((Assembled::Object(key), info.size == session.offset))
     }
 

@@ -83,6 +83,29 @@ pub struct UploadSession {
     /// Objects of earlier generations this request replaced, deleted after its commit.
     #[serde(skip)]
     pub superseded: Vec<String>,
+    /// What the last state this copy wrote or read named: objects this request made since
+    /// are known to nobody else.
+    #[serde(skip)]
+    pub saved: Named,
+}
+
+/// The objects one version of the state names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Named {
+    pub multipart_id: Option<String>,
+    pub object_key: Option<String>,
+    pub tail_key: Option<String>,
+}
+
+impl UploadSession {
+    /// The objects this copy names now.
+    pub fn named(&self) -> Named {
+        Named {
+            multipart_id: self.multipart_id.clone(),
+            object_key: self.object_key.clone(),
+            tail_key: self.tail_key.clone(),
+        }
+    }
 }
 
 impl UploadSession {
@@ -108,6 +131,7 @@ impl UploadSession {
             closed: false,
             etag: String::new(),
             superseded: Vec::new(),
+            saved: Named::default(),
         }
     }
 
@@ -158,6 +182,7 @@ impl UploadSession {
         };
         let mut session: UploadSession = serde_json::from_slice(&bytes).map_err(|_| corrupt("state JSON"))?;
         session.etag = info.etag;
+        session.saved = session.named();
         Ok(Some(session))
     }
 
@@ -255,6 +280,7 @@ async fn put_state<B: BlobStore>(
     match store.put_bytes_if(&keys::upload_state(&session.id), json, stamp, condition).await? {
         Some(info) => {
             session.etag = info.etag;
+            session.saved = session.named();
             Ok(true)
         }
         None => Ok(false),

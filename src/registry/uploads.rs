@@ -8,7 +8,7 @@
 //! under a digest key is only ever written after its bytes were verified".
 
 use super::error::{RegistryError, RegistryResult};
-use super::session::UploadSession;
+use super::session::{Named, UploadSession};
 use super::{Registry, RequestBody};
 use crate::oci::{Algorithm, Digest, RepositoryName};
 use crate::storage::{keys, BlobStore, MetaStore, NativePut, StorageError};
@@ -158,16 +158,35 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         }
     }
 
-    /// Removes what a request that lost its session wrote: all of it is named by the
-    /// request's own generation, so no committed state and no published pointer names it.
+    /// Removes what a request that lost its session wrote. What it made after its last
+    /// successful write of the state is known to nobody else and goes at once; what a
+    /// checkpoint of it named goes only if the state now stored does not name it (the
+    /// winner may have built on it). When the session is gone, its closer may have
+    /// published such an object, so that is left (at worst garbage, never a hole).
     async fn abandon(&self, session: &UploadSession, before: &UploadSession) {
-        if let Some(mp) = session.multipart_id.as_ref().filter(|&mp| Some(mp) != before.multipart_id.as_ref()) {
-            let _ = self.blobs.abort_multipart(&session.object_key(), mp).await;
-        } else if session.object_key.is_some() && session.object_key != before.object_key && session.native_chunk {
-            let _ = self.blobs.delete(&session.object_key()).await;
+        let current = match UploadSession::read(&self.blobs, &session.id).await {
+            Ok(Some(now)) if !now.closed => Some(now.named()),
+            Ok(_) => None,
+            Err(_) => return,
+        };
+        let (mine, saved, was) = (session.named(), &session.saved, before.named());
+        let drop =
+            |key: &Option<String>, saved: &Option<String>, was: &Option<String>, kept: Option<&Option<String>>| {
+                let key = key.as_ref()?;
+                let unsaved = Some(key) != saved.as_ref();
+                let unnamed = Some(key) != was.as_ref() && kept.is_some_and(|k| Some(key) != k.as_ref());
+                (unsaved || unnamed).then(|| key.clone())
+            };
+        let kept = |f: fn(&Named) -> &Option<String>| current.as_ref().map(f);
+        if let Some(mp) = drop(&mine.multipart_id, &saved.multipart_id, &was.multipart_id, kept(|n| &n.multipart_id)) {
+            let _ = self.blobs.abort_multipart(&session.object_key(), &mp).await;
+        } else if session.native_chunk {
+            if let Some(key) = drop(&mine.object_key, &saved.object_key, &was.object_key, kept(|n| &n.object_key)) {
+                let _ = self.blobs.delete(&key).await;
+            }
         }
-        if session.tail_key.is_some() && session.tail_key != before.tail_key {
-            let _ = self.blobs.delete(&session.tail_key()).await;
+        if let Some(tail) = drop(&mine.tail_key, &saved.tail_key, &was.tail_key, kept(|n| &n.tail_key)) {
+            let _ = self.blobs.delete(&tail).await;
         }
     }
 

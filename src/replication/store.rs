@@ -177,8 +177,15 @@ impl<S: BlobStore> Replicated<S> {
         let candidates = self.routing.candidates();
         let session = keys::session_of(key).and_then(|id| self.routing.session_replica(id));
         match session {
+            // A session's state lives in its replica alone: read there whenever it is in
+            // routing, healthy or in back-off, so that one failed operation gives 503s
+            // (clients retry) rather than a session that looks gone.
             Some(home) if key.starts_with(keys::UPLOADS_PREFIX) => {
-                candidates.into_iter().filter(|&i| i == home).collect()
+                if self.routing.routable(home) {
+                    vec![home]
+                } else {
+                    Vec::new()
+                }
             }
             Some(home) => {
                 let rest = candidates.iter().copied().filter(|&i| i != home);
