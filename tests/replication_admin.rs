@@ -29,7 +29,7 @@ fn admin_endpoints_are_for_admins_and_refuse_bad_input() {
     assert!(anonymous.headers["www-authenticate"].to_str().unwrap().starts_with("Basic "));
     let denied = world.admin(Some(&auth), Some(&reader), "PUT", "/admin/replicas/a/routing", r#"{"enabled":false}"#);
     assert_eq!((denied.status, code(&denied)), (403, "DENIED".to_owned()));
-    assert!(block_on(edge_registry::replication::control::load_switch(&*world.meta)).unwrap().disabled.is_empty());
+    assert!(world.stored_switch().disabled.is_empty());
 
     let report = world.admin(Some(&auth), Some(&admin), "GET", "/admin/replicas", "");
     assert_eq!(report.status, 200);
@@ -40,7 +40,7 @@ fn admin_endpoints_are_for_admins_and_refuse_bad_input() {
     assert_eq!(switched.status, 200);
     let switched: serde_json::Value = serde_json::from_slice(&switched.body).unwrap();
     assert_eq!((switched["name"].as_str(), switched["routing"].as_str()), (Some("b"), Some("disabled")));
-    *world.switch.borrow_mut() = block_on(edge_registry::replication::control::load_switch(&*world.meta)).unwrap();
+    *world.switch.borrow_mut() = world.stored_switch();
     assert_eq!(world.switch.borrow().disabled, ["b"]);
 
     let unknown = world.admin(Some(&auth), Some(&admin), "PUT", "/admin/replicas/zz/routing", r#"{"enabled":true}"#);

@@ -50,7 +50,7 @@ fn the_last_replica_in_routing_cannot_be_taken_out() {
     }
     let last = world.admin(None, None, "PUT", "/admin/replicas/c/routing", r#"{"enabled":false}"#);
     assert_eq!((last.status, code(&last)), (409, "DENIED".to_owned()));
-    let switch = block_on(edge_registry::replication::control::load_switch(&*world.meta)).unwrap();
+    let switch = world.stored_switch();
     assert_eq!(switch.disabled, ["a", "b"], "refused: nothing changed");
     let routing = world.admin(None, None, "GET", "/admin/replicas/routing", "");
     assert_eq!(routing.status, 404, "a path without a replica name is not found, not a panic");

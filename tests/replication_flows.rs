@@ -233,6 +233,7 @@ fn a_single_replica_records_nothing_to_replicate() {
     let cluster = Cluster {
         replicas: Rc::new(vec![Replica { name: "only".into(), store: MemoryBlobStore::new() }]),
         health: Rc::new(Health::new(1, 1000)),
+        switch_cache: Rc::new(SwitchCache::default()),
         specs,
         timer: Rc::new(NeverFires),
         now: Rc::new(|| 0),

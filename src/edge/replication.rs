@@ -1,6 +1,7 @@
 //! Replication on Workers: the replica buckets named by the `REPLICAS` var, the
 //! `REPLICATION` queue (producer after each request, consumer below), the routing switch
-//! and fault plan in KV, and each replica's health kept per isolate.
+//! and fault plan in the home replica's bucket (the switch cached per isolate for a few
+//! seconds), and each replica's health kept per isolate.
 
 use super::kv::KvIndex;
 use super::r2::R2Store;
@@ -9,9 +10,10 @@ use crate::api;
 use crate::auth::Auth;
 use crate::registry::{Clock, RandomIds, Registry};
 use crate::replication::repair::repair;
+use crate::replication::switch_cache::Source;
 use crate::replication::{
-    apply, control, health, ids_for, parse_replicas, publish, Admin, Cluster, FaultPlan, Health, Location, Message,
-    Replica, ReplicaSpec, ReplicationQueue, RoutingSwitch, Timer,
+    apply, health, ids_for, parse_replicas, publish, Admin, Cluster, FaultPlan, Health, Location, Message, Replica,
+    ReplicaSpec, ReplicationQueue, RoutingSwitch, SwitchCache, Timer,
 };
 use futures::future::LocalBoxFuture;
 use std::cell::RefCell;
@@ -44,6 +46,8 @@ const MAX_RETRY_SECONDS: u64 = 300;
 thread_local! {
     /// Replica health lives as long as the isolate: what one request learns, the next uses.
     static HEALTH: RefCell<Option<Rc<Health>>> = const { RefCell::new(None) };
+    /// The routing switch as this isolate last read it from the home bucket.
+    static SWITCH: Rc<SwitchCache> = Rc::new(SwitchCache::default());
 }
 
 fn number(env: &Env, name: &str) -> Option<u64> {
@@ -91,19 +95,26 @@ fn cluster(env: &Env, specs: Vec<ReplicaSpec>) -> worker::Result<Cluster<R2Store
         specs: Rc::new(specs),
         replicas: Rc::new(replicas),
         health,
+        switch_cache: SWITCH.with(Rc::clone),
         timer: Rc::new(WorkerTimer),
         now: Rc::new(|| WorkerClock.now_millis()),
         read_timeout_ms: number(env, READ_TIMEOUT_VAR).unwrap_or(crate::replication::store::DEFAULT_READ_TIMEOUT_MS),
     })
 }
 
-/// The routing switch and, with the hooks on, the fault plan; KV trouble means neither.
-async fn controls(env: &Env, meta: &KvIndex) -> (RoutingSwitch, FaultPlan) {
-    let switch = control::load_switch(meta).await.unwrap_or_else(|e| {
-        worker::console_error!("routing switch unreadable, routing to all replicas: {e}");
-        RoutingSwitch::default()
-    });
-    let faults = if hooks(env) { control::load_faults(meta).await.unwrap_or_default() } else { FaultPlan::default() };
+/// The routing switch (this isolate's copy, read again from the home bucket every few
+/// seconds) and, with the hooks on, the fault plan (read every time; none if unreadable).
+async fn controls(env: &Env, cluster: &Cluster<R2Store>, meta: &KvIndex) -> (RoutingSwitch, FaultPlan) {
+    let faults = if hooks(env) {
+        cluster.control(meta, &FaultPlan::default()).faults().await.unwrap_or_default()
+    } else {
+        FaultPlan::default()
+    };
+    let control = cluster.control(meta, &faults);
+    let (switch, source) = cluster.switch_cache.switch(&control, WorkerClock.now_millis(), false).await;
+    if let Source::Fallback(e) = source {
+        worker::console_error!("routing switch unreadable in the home bucket, routing by {switch:?}: {e}");
+    }
     (switch, faults)
 }
 
@@ -128,7 +139,7 @@ pub async fn fetch(
 ) -> worker::Result<Response> {
     let cluster = cluster(env, specs)?;
     let meta = Rc::new(KvIndex::new(env.kv(META_BINDING)?));
-    let (switch, faults) = controls(env, &meta).await;
+    let (switch, faults) = controls(env, &cluster, &meta).await;
     let pin = if hooks(env) { request.headers().get(PIN_HEADER)? } else { None };
     let store = cluster.client(&location(&request), &switch, &faults, pin.as_deref());
     let ids = ids_for(&store, Box::new(RandomIds));
@@ -171,7 +182,7 @@ pub async fn consume(batch: MessageBatch<Message>, env: &Env) -> worker::Result<
     };
     let cluster = cluster(env, specs)?;
     let meta = KvIndex::new(env.kv(META_BINDING)?);
-    let (switch, faults) = controls(env, &meta).await;
+    let (switch, faults) = controls(env, &cluster, &meta).await;
     let store = cluster.maintenance(&switch, &faults);
     let messages = match batch.messages() {
         Ok(messages) => messages,
@@ -204,7 +215,7 @@ pub async fn consume(batch: MessageBatch<Message>, env: &Env) -> worker::Result<
 pub async fn scheduled(env: &Env, specs: Vec<ReplicaSpec>, expiry_ms: u64) -> worker::Result<()> {
     let cluster = cluster(env, specs)?;
     let meta = Rc::new(KvIndex::new(env.kv(META_BINDING)?));
-    let (switch, faults) = controls(env, &meta).await;
+    let (switch, faults) = controls(env, &cluster, &meta).await;
     let registry = Registry::new(
         cluster.maintenance(&switch, &faults),
         meta,

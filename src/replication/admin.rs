@@ -3,7 +3,7 @@
 //! when enabled by a test/dev var).
 
 use super::cluster::Cluster;
-use super::control::{self, FaultPlan};
+use super::control::{ChangeError, FaultPlan};
 use super::repair::{repair, RepairReport};
 use super::replicate::ReplicationQueue;
 use super::status::{status, ReplicaStatus};
@@ -14,7 +14,8 @@ use crate::storage::{BlobStore, MetaStore, StorageResult};
 pub trait ReplicationAdmin {
     async fn status(&self) -> StorageResult<Vec<ReplicaStatus>>;
     /// Sets a replica's routing flag; `None` when no replica has that name; `Err` when the
-    /// change is refused (taking the last replica in routing out).
+    /// change is refused (taking the last replica in routing out, judged against the switch
+    /// it replaces, or losing the race to concurrent changes too often).
     async fn set_routing(&self, replica: &str, enabled: bool) -> Result<StorageResult<Option<ReplicaStatus>>, String>;
     async fn repair(&self) -> StorageResult<RepairReport>;
     /// Whether the fault-injection hooks are on (never in a normal deployment).
@@ -24,7 +25,8 @@ pub trait ReplicationAdmin {
     async fn set_faults(&self, plan: FaultPlan) -> Result<StorageResult<()>, String>;
 }
 
-/// The port over a cluster, the KV index (where the switch and plan live) and the queue.
+/// The port over a cluster (whose home bucket keeps the switch and the plan), the KV
+/// index (where they were kept before, and a copy is kept now) and the queue.
 pub struct Admin<'a, S, M, Q> {
     pub cluster: &'a Cluster<S>,
     pub meta: &'a M,
@@ -37,17 +39,26 @@ pub struct Admin<'a, S, M, Q> {
 impl<S: BlobStore, M: MetaStore, Q: ReplicationQueue> Admin<'_, S, M, Q> {
     async fn faults_in_force(&self) -> StorageResult<FaultPlan> {
         if self.hooks {
-            control::load_faults(self.meta).await
+            self.cluster.control(self.meta, &FaultPlan::default()).faults().await
         } else {
             Ok(FaultPlan::default())
         }
+    }
+
+    /// The switch read afresh from the home bucket (or, when it is down, what routing uses
+    /// instead), with the faults in force.
+    async fn switch_and_faults(&self) -> StorageResult<(super::RoutingSwitch, FaultPlan)> {
+        let faults = self.faults_in_force().await?;
+        let control = self.cluster.control(self.meta, &faults);
+        let (switch, _) = self.cluster.switch_cache.switch(&control, (self.cluster.now)(), true).await;
+        Ok((switch, faults))
     }
 }
 
 impl<S: BlobStore, M: MetaStore, Q: ReplicationQueue> ReplicationAdmin for Admin<'_, S, M, Q> {
     async fn status(&self) -> StorageResult<Vec<ReplicaStatus>> {
-        let switch = control::load_switch(self.meta).await?;
-        let store = self.cluster.maintenance(&switch, &self.faults_in_force().await?);
+        let (switch, faults) = self.switch_and_faults().await?;
+        let store = self.cluster.maintenance(&switch, &faults);
         Ok(status(&store, &switch).await)
     }
 
@@ -55,23 +66,22 @@ impl<S: BlobStore, M: MetaStore, Q: ReplicationQueue> ReplicationAdmin for Admin
         if !self.cluster.specs.iter().any(|s| s.name == replica) {
             return Ok(Ok(None));
         }
-        let switch = match control::load_switch(self.meta).await {
-            Ok(switch) => switch,
+        let faults = match self.faults_in_force().await {
+            Ok(faults) => faults,
             Err(e) => return Ok(Err(e)),
         };
-        let others_enabled = self.cluster.specs.iter().any(|s| s.name != replica && !switch.disabled.contains(&s.name));
-        if !enabled && !others_enabled {
-            return Err(format!("{replica} is the last replica in routing: enable another one first"));
-        }
-        if let Err(e) = control::set_routing(self.meta, replica, enabled).await {
-            return Ok(Err(e));
+        let control = self.cluster.control(self.meta, &faults);
+        match control.set_routing(&self.cluster.specs, replica, enabled).await {
+            Ok(switch) => self.cluster.switch_cache.keep(switch, (self.cluster.now)()),
+            Err(ChangeError::Refused(why)) => return Err(why),
+            Err(ChangeError::Storage(e)) => return Ok(Err(e)),
         }
         Ok(self.status().await.map(|all| all.into_iter().find(|s| s.name == replica)))
     }
 
     async fn repair(&self) -> StorageResult<RepairReport> {
-        let switch = control::load_switch(self.meta).await?;
-        let store = self.cluster.maintenance(&switch, &self.faults_in_force().await?);
+        let (switch, faults) = self.switch_and_faults().await?;
+        let store = self.cluster.maintenance(&switch, &faults);
         repair(&store, self.queue, self.resend_after_ms).await
     }
 
@@ -84,11 +94,19 @@ impl<S: BlobStore, M: MetaStore, Q: ReplicationQueue> ReplicationAdmin for Admin
     }
 
     async fn set_faults(&self, plan: FaultPlan) -> Result<StorageResult<()>, String> {
-        let unknown =
-            plan.fail.iter().chain(&plan.drop).find(|name| !self.cluster.specs.iter().any(|s| &s.name == *name));
+        let unknown = plan
+            .fail
+            .iter()
+            .chain(&plan.drop)
+            .chain(&plan.stall)
+            .find(|name| !self.cluster.specs.iter().any(|s| &s.name == *name));
         if let Some(name) = unknown {
             return Err(format!("no replica is named {name:?}"));
         }
-        Ok(control::save_faults(self.meta, &plan).await)
+        match self.cluster.control(self.meta, &FaultPlan::default()).set_faults(&plan).await {
+            Ok(_) => Ok(Ok(())),
+            Err(ChangeError::Refused(why)) => Err(why),
+            Err(ChangeError::Storage(e)) => Ok(Err(e)),
+        }
     }
 }

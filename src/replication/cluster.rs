@@ -1,11 +1,13 @@
 //! [`Cluster`]: the declared replicas with what outlives a request (their health, the
-//! timer and clock), from which each request or job gets its [`Replicated`] view.
+//! routing switch as last read, the timer and clock), from which each request or job gets
+//! its [`Replicated`] view and the [`Control`] store of the switch and fault plan.
 
 use super::config::{Location, ReplicaSpec};
-use super::control::{FaultPlan, RoutingSwitch};
+use super::control::{Control, FaultPlan, HomeFault, RoutingSwitch};
 use super::health::Health;
 use super::routing::{Now, ReplicaIds, Routing};
 use super::store::{Replica, Replicated, Timer};
+use super::switch_cache::SwitchCache;
 use crate::registry::IdSource;
 use std::rc::Rc;
 
@@ -13,6 +15,8 @@ pub struct Cluster<S> {
     pub specs: Rc<Vec<ReplicaSpec>>,
     pub replicas: Rc<Vec<Replica<S>>>,
     pub health: Rc<Health>,
+    /// The routing switch as this isolate last read it.
+    pub switch_cache: Rc<SwitchCache>,
     pub timer: Rc<dyn Timer>,
     pub now: Now,
     pub read_timeout_ms: u64,
@@ -43,6 +47,27 @@ impl<S: crate::storage::BlobStore> Cluster<S> {
             .with_disabled(&switch.disabled)
             .with_faults(faults);
         self.view(routing)
+    }
+
+    /// The index of the home replica (exactly one is declared home).
+    pub fn home(&self) -> usize {
+        self.specs.iter().position(|s| s.home).unwrap_or(0)
+    }
+
+    /// The store of the routing switch and the fault plan: the home replica's bucket
+    /// (with the plan's faults for it applied to the switch), and `kv`, where they were
+    /// kept before and a copy is kept now.
+    pub fn control<'a, M>(&'a self, kv: &'a M, faults: &FaultPlan) -> Control<'a, S, M> {
+        let home = self.home();
+        let name = &self.replicas[home].name;
+        Control {
+            home: &self.replicas[home].store,
+            home_name: name,
+            kv,
+            fault: HomeFault::of(faults, name),
+            timer: &*self.timer,
+            timeout_ms: self.read_timeout_ms,
+        }
     }
 
     fn view(&self, routing: Routing) -> Replicated<S> {

@@ -8,7 +8,8 @@
 //! removes the marker ([`replicate`]). A scheduled job re-sends what the queue lost and
 //! compares content across replicas ([`repair`]). Replicas that fail are skipped for a
 //! back-off, then probed ([`health`]); an operator can take one out of routing
-//! ([`control`]), and [`status`] reports all of it.
+//! ([`control`], kept in the home replica's bucket and cached per isolate by
+//! [`switch_cache`]), and [`status`] reports all of it.
 //!
 //! This module may call `storage`, `oci` and the `registry`'s `IdSource`; `edge` wires it
 //! to Workers (R2 buckets, a Queue, KV, the `cf` location) and `api` serves its admin
@@ -24,13 +25,15 @@ pub mod replicate;
 pub mod routing;
 pub mod status;
 pub mod store;
+pub mod switch_cache;
 pub mod tombstone;
 
 pub use admin::{Admin, ReplicationAdmin};
 pub use cluster::{ids_for, Cluster};
 pub use config::{parse_replicas, Location, ReplicaConfigError, ReplicaSpec};
-pub use control::{FaultPlan, RoutingSwitch};
+pub use control::{ChangeError, Control, FaultPlan, RoutingSwitch};
 pub use health::{Health, Traffic};
 pub use replicate::{apply, publish, Applied, Message, ReplicationQueue};
 pub use routing::{Now, ReplicaIds, Routing};
 pub use store::{Change, ChangeKind, Replica, Replicated, Timer};
+pub use switch_cache::SwitchCache;

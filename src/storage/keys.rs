@@ -168,10 +168,27 @@ pub fn tombstone(key: &str) -> String {
     format!("{TOMBSTONES_PREFIX}{}", crate::oci::digest::to_hex(&sha2::Sha256::digest(key.as_bytes())))
 }
 
-/// KV: the routing switch, the replicas taken out of client routing (JSON).
+/// R2, in the home replica's bucket only: prefix of the operator's controls, changed by
+/// compare-and-swap (`onlyIf`) and never replicated.
+pub const CONTROL_PREFIX: &str = "replication/control/";
+
+/// R2 (home bucket): the routing switch, the replicas taken out of client routing (JSON).
+pub fn routing_switch() -> String {
+    format!("{CONTROL_PREFIX}routing")
+}
+
+/// R2 (home bucket): the fault-injection plan, read only when the test hooks are on (JSON).
+pub fn fault_plan() -> String {
+    format!("{CONTROL_PREFIX}faults")
+}
+
+/// KV: where the routing switch lived before it moved to the home bucket (adopted from
+/// here once, when the bucket holds none), and now a copy written after each change, read
+/// only while the home bucket cannot be.
 pub const KV_ROUTING: &str = "replication/routing";
 
-/// KV: the fault-injection plan, read only when the test hooks are enabled (JSON).
+/// KV: where the fault plan lived before it moved to the home bucket (adopted from here
+/// once), and now a copy written after each change.
 pub const KV_FAULTS: &str = "replication/faults";
 
 #[cfg(test)]
@@ -222,6 +239,9 @@ mod tests {
             ("active-at", "assembled", "size", "written-at")
         );
         assert_eq!((KV_ROUTING, KV_FAULTS), ("replication/routing", "replication/faults"));
+        assert_eq!(routing_switch(), "replication/control/routing");
+        assert_eq!(fault_plan(), "replication/control/faults");
+        assert!(routing_switch().starts_with(REPLICATION_PREFIX), "the controls are never replicated");
         assert!(tombstone("catalog/x").starts_with("replication/tombstones/") && tombstone("a") != tombstone("b"));
     }
 

@@ -2,6 +2,8 @@
 //! namespace and a queue, driven through the whole HTTP API with a location per request.
 #![allow(dead_code, unused_imports)]
 
+pub mod gate;
+
 pub use edge_registry::api::{self, Body};
 pub use edge_registry::auth::Auth;
 pub use edge_registry::oci::digest::to_hex;
@@ -9,7 +11,7 @@ pub use edge_registry::registry::{ByteStream, Config, IdSource, Registry, Reques
 pub use edge_registry::replication::repair::repair;
 pub use edge_registry::replication::{
     apply, ids_for, parse_replicas, publish, Admin, Applied, Cluster, FaultPlan, Health, Location, Message, Replica,
-    Replicated, ReplicationQueue, RoutingSwitch, Timer,
+    Replicated, ReplicationQueue, RoutingSwitch, SwitchCache, Timer,
 };
 pub use edge_registry::storage::faulty::{FaultyBlobStore, Op};
 pub use edge_registry::storage::memory::MemoryBlobStore;
@@ -67,6 +69,8 @@ pub struct World {
     pub switch: RefCell<RoutingSwitch>,
     pub faults: RefCell<FaultPlan>,
     pub ids: Rc<Counter>,
+    /// Whether the admin port serves the fault hooks (`REPLICATION_TEST_HOOKS=on`).
+    pub hooks: Cell<bool>,
 }
 
 pub struct Answer {
@@ -97,6 +101,7 @@ impl World {
         World {
             cluster: Cluster {
                 health: Rc::new(Health::new(specs.len(), 10_000)),
+                switch_cache: Rc::new(SwitchCache::default()),
                 specs,
                 replicas: Rc::new(replicas),
                 timer: Rc::new(NeverFires),
@@ -109,7 +114,13 @@ impl World {
             switch: RefCell::new(RoutingSwitch::default()),
             faults: RefCell::new(FaultPlan::default()),
             ids: Rc::new(Counter(Cell::new(0))),
+            hooks: Cell::new(false),
         }
+    }
+
+    /// The routing switch as the home bucket holds it.
+    pub fn stored_switch(&self) -> RoutingSwitch {
+        block_on(self.cluster.control(&*self.meta, &FaultPlan::default()).switch()).unwrap().value
     }
 
     pub fn store(&self, name: &str) -> &Bucket {
@@ -266,8 +277,13 @@ impl World {
         body: &str,
     ) -> Answer {
         let registry = self.registry("NA", None);
-        let admin =
-            Admin { cluster: &self.cluster, meta: &*self.meta, queue: &self.queue, hooks: false, resend_after_ms: 0 };
+        let admin = Admin {
+            cluster: &self.cluster,
+            meta: &*self.meta,
+            queue: &self.queue,
+            hooks: self.hooks.get(),
+            resend_after_ms: 0,
+        };
         let mut request = http::Request::builder().method(method).uri(path);
         if let Some(value) = authorization {
             request = request.header("authorization", value);
