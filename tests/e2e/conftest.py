@@ -71,11 +71,15 @@ class Registry:
     """A running registry: `.url`, `.host`, `.state_dir`, `.restart()`.
 
     extra_args go to `wrangler dev` after the usual ones (kept across restarts);
-    ready_status is what anonymous GET /v2/ answers once it serves (401 with auth on).
+    ready_status is what anonymous GET /v2/ answers once it serves (401 with auth on);
+    config is the wrangler.toml whose worker runs (default: this tree's; test_upgrade.py
+    points it at a previous release's build, then back, on the same state dir).
     """
 
-    def __init__(self, url: str | None = None, extra_args=(), ready_status: int = 200):
+    def __init__(self, url: str | None = None, extra_args=(), ready_status: int = 200,
+                 config: Path | None = None):
         self.external = url is not None
+        self.config = Path(config) if config else REPO_ROOT / "wrangler.toml"
         self.extra_args = list(extra_args)
         self.ready_status = ready_status
         self.proc: subprocess.Popen | None = None
@@ -102,7 +106,7 @@ class Registry:
             pytest.fail(f"wrangler is not installed in {REPO_ROOT}/node_modules (run npm ci)")
         return [
             "npx", "--no-install", "wrangler", "dev",
-            "--config", str(REPO_ROOT / "wrangler.toml"),
+            "--config", str(self.config),
             "--ip", "127.0.0.1",
             "--port", str(self.port),
             "--persist-to", str(self.state_dir),
