@@ -1,6 +1,8 @@
 //! Test harness: the whole HTTP API over the in-memory stores, driven natively.
 #![allow(dead_code)]
 
+pub mod inflight;
+
 use edge_registry::api::{self, Body};
 use edge_registry::auth::Auth;
 use edge_registry::oci::digest::to_hex;
