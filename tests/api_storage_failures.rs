@@ -153,3 +153,18 @@ fn a_wrong_digest_or_a_short_body_stays_the_clients_4xx() {
     send_broken_native(&reg, "PATCH", &location, data[..1000].to_vec(), 3000).assert_error(400, "BLOB_UPLOAD_INVALID");
     assert_eq!(reg.blob_store().injected(), 0, "no fault was needed: these are the client's");
 }
+
+#[test]
+fn expiry_counts_a_session_it_could_not_close_and_carries_on() {
+    let (reg, clock) = registry_over(FaultyBlobStore::new(MemoryBlobStore::new()), Config::default());
+    let stuck = start_upload(&reg, "a");
+    let other = start_upload(&reg, "a");
+    clock.advance(48 * 3_600_000);
+    let stuck_id = stuck.rsplit('/').next().unwrap();
+    reg.blob_store().fail(Op::PutBytes, &format!("uploads/{stuck_id}/state"));
+    let report = futures::executor::block_on(reg.expire_uploads(24 * 3_600_000)).unwrap();
+    assert_eq!((report.expired, report.failed), (1, 1));
+    reg.blob_store().heal();
+    assert_eq!(send(&reg, "GET", &stuck, &[], b"").status, 204, "left for the next run");
+    assert_eq!(send(&reg, "GET", &other, &[], b"").status, 404);
+}

@@ -7,7 +7,7 @@
 //! meanwhile (its claim or checkpoint changed the etag) keeps it; and a request still
 //! streaming into a session the job closed finds it gone and answers `404`.
 
-use super::error::RegistryResult;
+use super::error::{RegistryError, RegistryResult};
 use super::session::UploadSession;
 use super::Registry;
 use crate::storage::{self, keys, BlobStore, MetaStore};
@@ -51,9 +51,12 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         match serde_json::from_slice::<UploadSession>(&json) {
             Ok(mut session) => {
                 session.etag = info.etag;
-                if !session.closed && session.close(&self.blobs, self.clock.now_millis()).await.is_err() {
-                    // Touched since it was read: not idle after all.
-                    return Ok(false);
+                if !session.closed {
+                    match session.close(&self.blobs, self.clock.now_millis()).await {
+                        // Touched (or removed) since it was read: not idle after all.
+                        Err(RegistryError::ChunkOutOfOrder { .. } | RegistryError::UploadUnknown) => return Ok(false),
+                        closed => closed?,
+                    }
                 }
                 session.discard(&self.blobs).await?;
             }

@@ -110,7 +110,10 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 session.commit(&self.blobs, self.now()).await?;
                 Err(RegistryError::BodyInterrupted(reason))
             }
-            NativePut::DigestMismatch => unreachable!("a plain put checks no digest"),
+            // A plain put checks no digest: a store that says otherwise is misbehaving.
+            NativePut::DigestMismatch => {
+                Err(StorageError::Backend(format!("a plain put of {key} reported a digest mismatch")).into())
+            }
         }
     }
 
