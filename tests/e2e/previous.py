@@ -1,12 +1,13 @@
 """The previous release's worker, built from git history for the upgrade test.
 
 `previous_worker()` exports the commit with `git archive` into a temporary directory
-(git's state is left untouched: no worktree to register or prune), runs that commit's
-own `scripts/build` there and yields the directory, whose `wrangler.toml` runs its
-`build/`. The directory is removed afterwards, also on failure. Cargo's output is kept
-in `target/upgrade-previous/cargo` (gitignored with the rest of `target/`): `git archive`
-stamps every file with the commit's time, so a second run finds the crate fresh and only
-re-runs wasm-bindgen and esbuild.
+(git's state is left untouched: no worktree to register or prune), builds that commit's
+crate there with today's `scripts/build DIR` (the release's code and storage formats are
+what the test is about; its build tooling, worker-build then, is not) and yields the
+directory, whose `wrangler.toml` runs its `build/index.js`. The directory is removed
+afterwards, also on failure. Cargo's output is kept in `target/upgrade-previous/cargo`
+(gitignored with the rest of `target/`): `git archive` stamps every file with the commit's
+time, so a second run finds the crate fresh and only re-runs wasm-bindgen.
 
 git missing, no repository, or the commit absent from this clone's history (a shallow
 clone) skip the test; a failing build fails it.
@@ -77,7 +78,7 @@ def previous_worker(commit: str | None = None):
         started = time.monotonic()
         with open(log_path, "wb") as log:
             try:
-                built = subprocess.run([str(tree / "scripts" / "build")], cwd=tree, env=env,
+                built = subprocess.run([str(REPO_ROOT / "scripts" / "build"), str(tree)], cwd=tree, env=env,
                                        stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT)
             except subprocess.TimeoutExpired:
