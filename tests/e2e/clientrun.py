@@ -1,17 +1,18 @@
 """Running real registry clients (skopeo, podman, buildah) in isolation: a private HOME
 and auth file, no proxies, and a skip (or, with E2E_REQUIRE_CLIENTS, a failure) when a
-client is not installed."""
+client is not installed. scripts/bench runs skopeo through `isolated_env` and `runner` too,
+without pytest: pytest is imported only where a missing client skips or fails a test."""
 
 import os
 import shutil
 import subprocess
 
-import pytest
-
 TIMEOUT = 600
 
 
 def require(*names):
+    import pytest
+
     found = {name: shutil.which(name) for name in names}
     missing = [name for name, path in found.items() if path is None]
     if missing:
@@ -26,15 +27,17 @@ def isolated_env(home):
     auth.write_text("{}")
     env = dict(os.environ, REGISTRY_AUTH_FILE=str(auth), HOME=str(home), XDG_RUNTIME_DIR=str(home),
                NO_PROXY="*", no_proxy="*")
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         env.pop(var, None)
     return env
 
 
-def runner(env, prefix):
+def runner(env, prefix, timeout=TIMEOUT):
+    """run(*args, check=...) -> (returncode, stdout, stderr); check True asserts success,
+    "fail" asserts failure, False checks nothing. subprocess.TimeoutExpired after timeout s."""
     def run(*args, check=True):
         cmd = [*prefix, *args]
-        proc = subprocess.run(cmd, env=env, capture_output=True, timeout=TIMEOUT)
+        proc = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout)
         out, err = proc.stdout.decode(), proc.stderr.decode()
         said = f"{' '.join(cmd)} -> {proc.returncode}\nstdout: {out[-3000:]}\nstderr: {err[-3000:]}"
         if check is True:

@@ -1,4 +1,4 @@
-"""OCI image-layout writer for the skopeo tests (re-exported by helpers.py).
+"""OCI image-layout writer for the skopeo tests (re-exported by helpers.py) and scripts/bench.
 
 Builds a directory that `skopeo copy oci:DIR:TAG ...` understands: `oci-layout`,
 `index.json` and `blobs/sha256/<hex>`, for a single image (config + N random
@@ -41,7 +41,8 @@ class LayoutImage:
     children: list = field(default_factory=list)  # per-platform manifest digests
 
 
-def _put_blob(root: Path, blobs: dict, data: bytes) -> str:
+def put_blob(root: Path, blobs: dict, data: bytes) -> str:
+    """Write data as root/blobs/sha256/<hex>, record it in blobs, return its digest."""
     d = _digest(data)
     p = root / "blobs" / "sha256" / d.split(":", 1)[1]
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -65,15 +66,16 @@ def _image(root: Path, blobs: dict, arch: str, n_layers: int, layer_size: int,
     manifest = json.dumps({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": _put_blob(root, blobs, config),
+        "config": {"mediaType": OCI_CONFIG, "digest": put_blob(root, blobs, config),
                    "size": len(config)},
-        "layers": [{"mediaType": layer_type, "digest": _put_blob(root, blobs, x), "size": len(x)}
+        "layers": [{"mediaType": layer_type, "digest": put_blob(root, blobs, x), "size": len(x)}
                    for x in stored],
     }, indent=2).encode()
-    return manifest, _put_blob(root, blobs, manifest)
+    return manifest, put_blob(root, blobs, manifest)
 
 
-def _finish(root: Path, tag: str, media_type: str, manifest: bytes, digest: str) -> None:
+def finish_layout(root: Path, tag: str, media_type: str, manifest: bytes, digest: str) -> None:
+    """Write `oci-layout` and an `index.json` naming the one manifest `digest` as `tag`."""
     (root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": media_type, "digest": digest, "size": len(manifest),
@@ -89,7 +91,7 @@ def write_oci_layout_image(path, tag: str = "latest", n_layers: int = 3,
     root.mkdir(parents=True, exist_ok=True)
     blobs: dict = {}
     manifest, digest = _image(root, blobs, arch, n_layers, layer_size, gzip_layers)
-    _finish(root, tag, OCI_MANIFEST, manifest, digest)
+    finish_layout(root, tag, OCI_MANIFEST, manifest, digest)
     return LayoutImage(root, tag, OCI_MANIFEST, manifest, digest, blobs)
 
 
@@ -108,8 +110,8 @@ def write_oci_layout_index(path, tag: str = "latest", n_layers: int = 2,
                         "platform": {"architecture": arch, "os": "linux"}})
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
                        indent=2).encode()
-    digest = _put_blob(root, blobs, index)
-    _finish(root, tag, OCI_INDEX, index, digest)
+    digest = put_blob(root, blobs, index)
+    finish_layout(root, tag, OCI_INDEX, index, digest)
     return LayoutImage(root, tag, OCI_INDEX, index, digest, blobs, children)
 
 
