@@ -1,7 +1,7 @@
 //! Content discovery: tags (end-8), the catalog, and referrers (end-12).
 
 use super::{ApiError, Call, HandlerResult, Reply};
-use crate::oci::{media_type, Digest, RepositoryName, Tag};
+use crate::oci::{Digest, MediaType, RepositoryName, Tag};
 use crate::registry::{Page, Registry};
 use crate::storage::{BlobStore, MetaStore};
 use http::StatusCode;
@@ -116,11 +116,11 @@ pub async fn referrers<B: BlobStore, M: MetaStore>(
     let descriptors = registry.referrers(name, subject, artifact_type).await?;
     let index = json!({
         "schemaVersion": 2,
-        "mediaType": media_type::OCI_INDEX,
+        "mediaType": MediaType::ImageIndex,
         "manifests": descriptors,
     });
     let bytes = serde_json::to_vec(&index).expect("an index always serialises");
-    let mut reply = Reply::new(StatusCode::OK).bytes(media_type::OCI_INDEX, bytes);
+    let mut reply = Reply::new(StatusCode::OK).bytes(MediaType::ImageIndex.as_str(), bytes);
     if artifact_type.is_some() {
         reply = reply.header("oci-filters-applied", "artifactType");
     }

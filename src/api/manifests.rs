@@ -2,7 +2,7 @@
 
 use super::drain::{read_limited, ReadError};
 use super::{ApiError, Call, HandlerResult, Reply};
-use crate::oci::{ErrorCode, Reference, RepositoryName, Tag};
+use crate::oci::{ErrorCode, MediaType, Reference, RepositoryName, Tag};
 use crate::registry::{Registry, RegistryError};
 use crate::storage::{BlobStore, MetaStore};
 use http::{Method, StatusCode};
@@ -26,7 +26,7 @@ pub async fn get<B: BlobStore, M: MetaStore>(
     if call.etag_matches(&etag) {
         return Ok(reply.status(StatusCode::NOT_MODIFIED));
     }
-    Ok(reply.bytes(&manifest.media_type, manifest.bytes))
+    Ok(reply.bytes(manifest.media_type.as_str(), manifest.bytes))
 }
 
 /// PUT a manifest; `?tag=` may add tags when pushing by digest (end-7b), each reported in
@@ -44,13 +44,13 @@ pub async fn put<B: BlobStore, M: MetaStore>(
             Tag::parse(t).map_err(|e| ApiError::bad_request(ErrorCode::ManifestInvalid, format!("tag {t:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let content_type = call.header("content-type").unwrap_or("").to_owned();
+    let content_type = call.header("content-type").and_then(MediaType::from_content_type);
     let limit = registry.config().max_manifest_bytes;
     let bytes = read_limited(call.take_body().into_stream(), limit).await.map_err(|e| match e {
         ReadError::TooLarge => ApiError::from(RegistryError::ManifestTooLarge(limit)),
         ReadError::Broke(e) => ApiError::from(RegistryError::BodyInterrupted(e)),
     })?;
-    let pushed = registry.put_manifest(name, reference, &extra_tags, &content_type, bytes).await?;
+    let pushed = registry.put_manifest(name, reference, &extra_tags, content_type.as_ref(), bytes).await?;
     let mut reply = Reply::new(StatusCode::CREATED)
         .header("location", format!("/v2/{name}/manifests/{}", pushed.digest))
         .header("docker-content-digest", pushed.digest.to_string())

@@ -12,4 +12,5 @@ pub mod name;
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use error_code::ErrorCode;
 pub use manifest::{Descriptor, ManifestError, ParsedManifest};
+pub use media_type::MediaType;
 pub use name::{Reference, RepositoryName, Tag};

@@ -8,7 +8,7 @@
 use super::error::{RegistryError, RegistryResult};
 use super::Registry;
 use crate::oci::manifest::{self, ParsedManifest};
-use crate::oci::media_type::essence;
+use crate::oci::MediaType;
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
 use crate::storage::{self, keys, BlobStore, MetaStore, Metadata};
 
@@ -30,25 +30,26 @@ pub struct PushedManifest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestContent {
     pub digest: Digest,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub bytes: Vec<u8>,
 }
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
-    /// Stores a manifest under `reference` plus any extra `tags` (end-7a, end-7b).
+    /// Stores a manifest under `reference` plus any extra `tags` (end-7a, end-7b), given the
+    /// media type the request's `Content-Type` names, if any.
     pub async fn put_manifest(
         &self,
         repo: &RepositoryName,
         reference: &Reference,
         extra_tags: &[Tag],
-        content_type: &str,
+        content_type: Option<&MediaType>,
         bytes: Vec<u8>,
     ) -> RegistryResult<PushedManifest> {
         if bytes.len() > self.config.max_manifest_bytes {
             return Err(RegistryError::ManifestTooLarge(self.config.max_manifest_bytes));
         }
-        let parsed = manifest::parse(&bytes, &essence(content_type))
-            .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
+        let parsed =
+            manifest::parse(&bytes, content_type).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
         self.check_reference_count(&parsed)?;
         let digest = match reference {
             Reference::Digest(claimed) => {
@@ -67,9 +68,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         if let Some(empty) = missing_empty_json {
             self.store_empty_json(repo, &empty).await?;
         }
-        let media = Metadata::from([(META_MEDIA_TYPE.to_owned(), parsed.media_type.clone())]);
+        let media = Metadata::from([(META_MEDIA_TYPE.to_owned(), parsed.media_type.to_string())]);
         self.blobs.put_bytes(&keys::manifest(&digest), bytes.clone(), media.clone()).await?;
-        self.meta.put(&keys::kv_manifest(&digest), bytes, Some(parsed.media_type.clone())).await?;
+        self.meta.put(&keys::kv_manifest(&digest), bytes, Some(parsed.media_type.to_string())).await?;
         self.blobs.put_bytes(&keys::repository_manifest(repo, &digest), Vec::new(), media).await?;
         if let Some(subject) = &parsed.subject {
             self.add_referrer(repo, &subject.digest, &digest, &parsed).await?;
@@ -96,7 +97,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let digest = self.resolve(repo, reference).await?;
         let unknown = || RegistryError::ManifestUnknown(reference.to_string());
         let link = self.blobs.head(&keys::repository_manifest(repo, &digest)).await?.ok_or_else(unknown)?;
-        let media_type = link.metadata.get(META_MEDIA_TYPE).cloned().unwrap_or_default();
+        let media_type = MediaType::from(link.metadata.get(META_MEDIA_TYPE).cloned().unwrap_or_default());
         if let Some(entry) = self.meta.get(&keys::kv_manifest(&digest)).await? {
             return Ok(ManifestContent { digest, media_type, bytes: entry.value });
         }
@@ -121,7 +122,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let info = self.blobs.head(&link).await?.ok_or_else(unknown)?;
         if let Some((_, bytes)) = self.blobs.get_bytes(&keys::manifest(&digest)).await? {
             let media_type = info.metadata.get(META_MEDIA_TYPE).cloned().unwrap_or_default();
-            if let Ok(parsed) = manifest::parse(&bytes, &media_type) {
+            if let Ok(parsed) = manifest::parse(&bytes, MediaType::from_content_type(&media_type).as_ref()) {
                 if let Some(subject) = parsed.subject {
                     self.blobs.delete(&keys::referrer(repo, &subject.digest, &digest)).await?;
                 }

@@ -58,7 +58,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 },
             };
             let Ok(descriptor) = serde_json::from_slice::<Descriptor>(&json) else { continue };
-            if artifact_type.is_none_or(|t| descriptor.artifact_type.as_deref() == Some(t)) {
+            if artifact_type.is_none_or(|t| descriptor.artifact_type.as_ref().is_some_and(|a| a == t)) {
                 found.push(descriptor);
             }
         }
