@@ -3,7 +3,7 @@
 //! exists only when the test hooks are on. Without replication they answer 404. They reach
 //! replication through its admin port only; their route-table section lives here.
 
-use super::endpoint::{Endpoint, Feature, Right, Section};
+use super::endpoint::{feature_off, Endpoint, Feature, Right, Section};
 use super::error::ApiError;
 use super::route::PathShape::{Exact, Text};
 use super::table::{op, RouteSection, Services};
@@ -51,7 +51,7 @@ pub fn routes<'a, B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin
 
 /// The replication port; the route table answers for it being off before any handler runs.
 fn port<'a, B, M, T, A>(s: &Services<'a, B, M, T, A>) -> Result<&'a A, ApiError> {
-    s.replication.ok_or_else(|| not_found(OFF.into()))
+    s.replication.ok_or_else(|| feature_off(OFF))
 }
 
 fn routing_handler<'a, B: BlobStore, M: MetaStore, T, A: ReplicationAdmin>(

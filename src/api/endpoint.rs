@@ -74,8 +74,13 @@ pub struct Feature<C> {
 impl<C> Feature<C> {
     /// The answer of this feature's routes while it is off.
     pub fn off_error(&self) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, self.off)
+        feature_off(self.off)
     }
+}
+
+/// `404 UNSUPPORTED`: a feature that is off, as `message` says.
+pub fn feature_off(message: &'static str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, message)
 }
 
 /// Endpoints that come and go together: the core API (no feature), or one feature's.

@@ -10,7 +10,7 @@
 //! The types are the `http` crate's, so the same code runs natively in tests and on
 //! Workers, where `edge` converts requests and responses at the boundary.
 
-pub mod access;
+mod access;
 mod access_tokens;
 pub mod admin;
 mod blobs;
@@ -47,7 +47,8 @@ pub struct Call<N> {
     pub method: Method,
     pub headers: HeaderMap,
     pub query: Query,
-    /// Who is calling, once authenticated; `None` when access control is off.
+    /// Who is calling, once authenticated; `None` when access control is off, or when the
+    /// endpoint authenticates for itself (`/token`).
     pub identity: Option<Identity>,
     /// The registry's origin as the client sees it (for challenges).
     pub origin: String,

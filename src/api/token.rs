@@ -5,7 +5,7 @@
 use super::access::refused_basic;
 use super::access_tokens;
 use super::drain::{read_limited, ReadError};
-use super::endpoint::{Endpoint, Feature, Right, Section};
+use super::endpoint::{feature_off, Endpoint, Feature, Right, Section};
 use super::params::Query;
 use super::route::PathShape::{Exact, Text};
 use super::table::{op, RouteSection, Services};
@@ -58,7 +58,7 @@ fn token_handler<'a, B: BlobStore, M: MetaStore, T: TokenStore, A>(
     call: Call<B::Native>,
 ) -> futures::future::LocalBoxFuture<'a, HandlerResult<B::Body>> {
     Box::pin(async move {
-        let auth = s.auth.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, OFF))?;
+        let auth = s.auth.ok_or_else(|| feature_off(OFF))?;
         token(s.registry, auth, s.tokens, &call).await
     })
 }
