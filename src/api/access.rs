@@ -1,28 +1,74 @@
-//! Access control at the HTTP edge: which action each endpoint needs, and the answers
-//! clients expect when it is missing — `401` with a `WWW-Authenticate` challenge that names
-//! the scope to ask `/token` for, or `403 DENIED` when the caller is known but not allowed.
+//! The access decision at the HTTP edge: what an operation needs (its [`Right`] from the
+//! route table, bound to the repository in the path), whether the caller has it, and the
+//! answers clients expect when not — `401` with a `WWW-Authenticate` challenge that names
+//! the scope to ask `/token` for (Basic for the admin API), or `403 DENIED` when the
+//! caller is known but not allowed.
 
-use super::route::Route;
-use super::ApiError;
-use crate::auth::{Action, Auth, AuthError, Identity};
+use super::endpoint::Right;
+use super::route::Params;
+use super::{ApiError, Call};
+use crate::auth::{Action, Auth, AuthError, Credential, Identity, TokenStore};
 use crate::oci::{ErrorCode, RepositoryName};
-use http::{Method, StatusCode};
+use http::StatusCode;
 
-/// The repository and action an endpoint needs, if any.
-pub fn needed(route: &Route, method: &Method) -> Option<(RepositoryName, Action)> {
-    let action = |read: bool| if read { Action::Pull } else { Action::Push };
-    match route {
-        Route::Base | Route::Catalog | Route::Token | Route::AccessTokens | Route::AccessToken(_) => None,
-        // Admin-only, checked by the admin handlers themselves.
-        Route::Replicas | Route::ReplicaRouting(_) | Route::Repair | Route::Faults => None,
-        Route::Tags(name) | Route::Referrers(name, _) => Some((name.clone(), Action::Pull)),
-        Route::Manifest(name, _) | Route::Blob(name, _) if *method == Method::DELETE => {
-            Some((name.clone(), Action::Delete))
+/// What one request needs: its operation's [`Right`], on the path's repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing checked here (the handler authenticates as its protocol says).
+    Open,
+    /// Valid credentials if any are presented; anonymous callers are welcome.
+    Anyone,
+    /// A caller who is not anonymous.
+    Authenticated,
+    /// This action on this repository.
+    Repository(RepositoryName, Action),
+    /// An admin, for the named purpose.
+    Admin(&'static str),
+}
+
+impl Needs {
+    /// Binds `right` to the repository in `params`.
+    pub fn of(right: Right, params: &Params) -> Result<Needs, ApiError> {
+        Ok(match right {
+            Right::Open => Needs::Open,
+            Right::Anyone => Needs::Anyone,
+            Right::Authenticated => Needs::Authenticated,
+            Right::Repository(action) => Needs::Repository(params.name()?.clone(), action),
+            Right::Admin(what) => Needs::Admin(what),
+        })
+    }
+
+    /// The repository and action to name in a challenge's scope, if any.
+    fn scope(&self) -> Option<(RepositoryName, Action)> {
+        match self {
+            Needs::Repository(name, action) => Some((name.clone(), *action)),
+            _ => None,
         }
-        Route::Manifest(name, _) | Route::Blob(name, _) => {
-            Some((name.clone(), action(*method == Method::GET || *method == Method::HEAD)))
+    }
+}
+
+/// Decides whether the caller may go on, and who they are. `None` when access control is
+/// off (anyone may do anything, admin included) or when the operation checks for itself.
+pub async fn decide<T: TokenStore, N: 'static>(
+    auth: Option<&Auth>,
+    tokens: &T,
+    call: &Call<N>,
+    now_ms: u64,
+    needs: &Needs,
+) -> Result<Option<Identity>, ApiError> {
+    let Some(auth) = auth else { return Ok(None) };
+    match needs {
+        Needs::Open => Ok(None),
+        Needs::Admin(what) => require_admin(auth, tokens, call, now_ms, what).await.map(Some),
+        needs => {
+            let scope = needs.scope();
+            let identity = auth
+                .authenticate(tokens, call.header("authorization"), now_ms)
+                .await
+                .map_err(|e| refused(auth, &call.origin, scope.as_ref(), e))?;
+            authorize(auth, &call.origin, &identity, needs)?;
+            Ok(Some(identity))
         }
-        Route::UploadStart(name) | Route::Upload(name, _) => Some((name.clone(), Action::Push)),
     }
 }
 
@@ -61,25 +107,34 @@ pub fn refused(auth: &Auth, origin: &str, needed: Option<&(RepositoryName, Actio
     }
 }
 
-/// Lets the request through, or says why not.
-pub fn authorize(
-    auth: &Auth,
-    origin: &str,
-    identity: &Identity,
-    route: &Route,
-    method: &Method,
-) -> Result<(), ApiError> {
-    if *route == Route::Base {
-        if identity.is_anonymous() {
+/// `401` asking for a password: the token endpoint and the admin API take Basic credentials.
+pub fn basic_challenge(auth: &Auth, message: String) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+        .with_header("www-authenticate", format!("Basic realm=\"{}\"", auth.config.service))
+}
+
+/// Refused credentials where a password is expected: a Basic challenge (429 and 503 as
+/// for [`refused`]).
+pub fn refused_basic(auth: &Auth, error: AuthError) -> ApiError {
+    match error {
+        AuthError::Throttled { .. } | AuthError::Storage(_) => refused(auth, "", None, error),
+        other => basic_challenge(auth, other.to_string()),
+    }
+}
+
+/// Lets an authenticated caller through, or says why not.
+fn authorize(auth: &Auth, origin: &str, identity: &Identity, needs: &Needs) -> Result<(), ApiError> {
+    let (name, action) = match needs {
+        Needs::Authenticated if identity.is_anonymous() => {
             return Err(unauthorized(auth, origin, None, "authentication required".into()));
         }
-        return Ok(());
-    }
-    let Some(needed) = needed(route, method) else { return Ok(()) };
-    let (name, action) = (&needed.0, needed.1);
+        Needs::Repository(name, action) => (name, *action),
+        _ => return Ok(()),
+    };
     if identity.may(name, action) {
         return Ok(());
     }
+    let needed = (name.clone(), action);
     // Anonymous callers, and bearers whose token lacks a scope they could get, are told
     // how to authenticate; a known caller without the right is denied.
     if identity.is_anonymous() {
@@ -102,6 +157,36 @@ pub fn authorize(
         ErrorCode::Denied,
         format!("{} access to repository {name} is denied", action.as_str()),
     ))
+}
+
+/// Authenticates the caller and requires an admin: an admin user's Basic credentials, or
+/// an access token created with `"admin": true` used as a password. `401` with a Basic
+/// challenge when anonymous, unauthenticated or presenting a bearer token (which carries
+/// repository scopes only), `403 DENIED` for anyone else. `what` names the action.
+async fn require_admin<T: TokenStore, N: 'static>(
+    auth: &Auth,
+    tokens: &T,
+    call: &Call<N>,
+    now_ms: u64,
+    what: &str,
+) -> Result<Identity, ApiError> {
+    let identity =
+        auth.authenticate(tokens, call.header("authorization"), now_ms).await.map_err(|e| refused_basic(auth, e))?;
+    if identity.is_anonymous() {
+        return Err(basic_challenge(auth, format!("{what} requires an admin login")));
+    }
+    if let Credential::Bearer { .. } = identity.credential {
+        return Err(basic_challenge(
+            auth,
+            format!(
+                "{what} requires an admin's password or admin access token; bearer tokens carry repository scopes only"
+            ),
+        ));
+    }
+    if !identity.admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Denied, format!("{what} is for admins only")));
+    }
+    Ok(identity)
 }
 
 /// The registry's origin as the client reached it, for the challenge's realm.

@@ -1,20 +1,30 @@
 //! The HTTP face of the registry: routes -> handlers -> `registry` services. It may call
-//! `registry`, `oci` and the `replication` admin port; it is the one place where errors
-//! become HTTP responses.
+//! `registry`, `oci`, `auth` (with its token port) and the `replication` admin port; it is
+//! the one place where errors become HTTP responses.
+//!
+//! Every endpoint is declared once, in the route table ([`table`]): its path, its methods,
+//! the right each needs and its handler. A request is matched to an endpoint, refused with
+//! `405` for a method it does not have or `404` when its feature is off, let through by the
+//! access decision ([`access`]), and answered by the handler.
 //!
 //! The types are the `http` crate's, so the same code runs natively in tests and on
 //! Workers, where `edge` converts requests and responses at the boundary.
 
 mod access;
+mod access_tokens;
 pub mod admin;
 mod blobs;
 mod discovery;
 mod drain;
+pub mod endpoint;
 pub mod error;
 mod manifests;
 pub mod params;
+#[cfg(test)]
+mod parsing_tests;
 pub mod reply;
 pub mod route;
+pub mod table;
 mod token;
 mod uploads;
 
@@ -23,21 +33,22 @@ pub use discovery::CATALOG_SCAN_LIMIT;
 pub use error::ApiError;
 pub use reply::{Body, Reply};
 
-use crate::auth::{Action, Auth, Identity};
-use crate::oci::ErrorCode;
+pub use table::Services;
+
+use crate::auth::{Action, Auth, BlobTokenStore, Identity, TokenStore};
 use crate::registry::{Registry, RequestBody};
-use crate::replication::ReplicationAdmin;
+use crate::replication::admin::ReplicationAdmin;
 use crate::storage::{BlobStore, MetaStore};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use params::Query;
-use route::Route;
 
 /// A request as the handlers see it; `N` is the store's native body type.
 pub struct Call<N> {
     pub method: Method,
     pub headers: HeaderMap,
     pub query: Query,
-    /// Who is calling, once authenticated; `None` when access control is off.
+    /// Who is calling, once authenticated; `None` when access control is off, or when the
+    /// endpoint authenticates for itself (`/token`).
     pub identity: Option<Identity>,
     /// The registry's origin as the client sees it (for challenges).
     pub origin: String,
@@ -78,10 +89,20 @@ pub async fn handle<B: BlobStore, M: MetaStore>(
 }
 
 /// [`handle`] for a replicated registry: `replication` serves the `/admin/` endpoints.
+/// Access tokens are kept in the registry's blob store, so they replicate with it.
 pub async fn handle_with<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
     registry: &Registry<B, M>,
     auth: Option<&Auth>,
     replication: Option<&A>,
+    request: Request<RequestBody<B::Native>>,
+) -> Response<Body<B::Body>> {
+    let tokens = BlobTokenStore::new(registry.blob_store());
+    serve(Services { registry, auth, tokens: &tokens, replication }, request).await
+}
+
+/// Answers one request with these services.
+pub async fn serve<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin>(
+    services: Services<'_, B, M, T, A>,
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
     let (parts, body) = request.into_parts();
@@ -94,21 +115,33 @@ pub async fn handle_with<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
         identity: None,
         body: body.clone(),
     };
-    let reply = match route::parse_for(&call.method, parts.uri.path()) {
-        Ok(route) => match check_body_limit(registry.config().max_request_bytes, &call) {
-            Ok(()) if route.is_admin() && route.allowed_methods().contains(&call.method) => {
-                admin::dispatch(registry, auth, replication, route, &call).await
-            }
-            Ok(()) => dispatch(registry, auth, route, call).await,
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
+    let reply = answer(services, parts.uri.path(), call).await;
     // A request refused before its body was read still has bytes in flight; answering
     // without reading them makes some HTTP/1.1 peers (workerd's dev proxy among them)
     // reset the connection and report a 503 instead of our error.
     body.drain(drain::DRAIN_LIMIT).await;
     reply.unwrap_or_else(Reply::from).into_response()
+}
+
+/// The request's way through its endpoint's declaration: the path (`404`, `400` for bad
+/// parameters), the body limit (`413`), the method (`405` with `Allow`), the feature
+/// (`404` while it is off), the right (`401`/`403`), and then the handler.
+async fn answer<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin>(
+    services: Services<'_, B, M, T, A>,
+    path: &str,
+    mut call: Call<B::Native>,
+) -> HandlerResult<B::Body> {
+    let table = table::sections::<B, M, T, A>();
+    let found = endpoint::find(&table, &call.method, path)?;
+    check_body_limit(services.registry.config().max_request_bytes, &call)?;
+    let operation = found.endpoint.operation(&call.method)?;
+    if let Some(feature) = found.section.feature.as_ref().filter(|f| !(f.is_on)(&services)) {
+        return Err(feature.off_error());
+    }
+    let needs = access::Needs::of(operation.right, &found.params)?;
+    let now_ms = services.registry.now_millis();
+    call.identity = access::decide(services.auth, services.tokens, &call, now_ms, &needs).await?;
+    (operation.handler)(services, found.params, call).await
 }
 
 /// Refuses a body larger than the platform would let through, so local runs behave as a
@@ -126,60 +159,5 @@ fn check_body_limit<N: 'static>(limit: Option<u64>, call: &Call<N>) -> Result<()
         )
         .with_header("oci-chunk-max-length", limit.to_string())),
         _ => Ok(()),
-    }
-}
-
-async fn dispatch<B: BlobStore, M: MetaStore>(
-    registry: &Registry<B, M>,
-    auth: Option<&Auth>,
-    route: Route,
-    mut call: Call<B::Native>,
-) -> HandlerResult<B::Body> {
-    if !route.allowed_methods().contains(&call.method) {
-        return Err(ApiError::method_not_allowed(route.allowed_methods()));
-    }
-    match (auth, &route) {
-        (None, Route::Token | Route::AccessTokens | Route::AccessToken(_)) => {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, "access control is off"));
-        }
-        (Some(auth), Route::Token) => return token::token(registry, auth, &call).await,
-        (Some(auth), Route::AccessTokens) => return token::access_tokens(registry, auth, &call).await,
-        (Some(auth), Route::AccessToken(id)) => return token::revoke(registry, auth, id, &call).await,
-        (Some(auth), _) => {
-            let needed = access::needed(&route, &call.method);
-            let identity = auth
-                .authenticate(registry.blob_store(), call.header("authorization"), registry.now_millis())
-                .await
-                .map_err(|e| access::refused(auth, &call.origin, needed.as_ref(), e))?;
-            access::authorize(auth, &call.origin, &identity, &route, &call.method)?;
-            call.identity = Some(identity);
-        }
-        (None, _) => {}
-    }
-    match route {
-        Route::Token | Route::AccessTokens | Route::AccessToken(_) => unreachable!("answered above"),
-        Route::Replicas | Route::ReplicaRouting(_) | Route::Repair | Route::Faults => {
-            Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, "replication is off"))
-        }
-        Route::Base => Ok(Reply::new(StatusCode::OK).json(&serde_json::json!({}))),
-        Route::Catalog => discovery::catalog(registry, &call).await,
-        Route::Tags(name) => discovery::tags(registry, &name, &call).await,
-        Route::Referrers(name, digest) => discovery::referrers(registry, &name, &digest, &call).await,
-        Route::Manifest(name, reference) => match call.method {
-            Method::PUT => manifests::put(registry, &name, &reference, call).await,
-            Method::DELETE => manifests::delete(registry, &name, &reference).await,
-            _ => manifests::get(registry, &name, &reference, &call).await,
-        },
-        Route::Blob(name, digest) => match call.method {
-            Method::DELETE => blobs::delete(registry, &name, &digest).await,
-            _ => blobs::get(registry, &name, &digest, &call).await,
-        },
-        Route::UploadStart(name) => uploads::start(registry, &name, call).await,
-        Route::Upload(name, id) => match call.method {
-            Method::GET => uploads::status(registry, &name, &id).await,
-            Method::PATCH => uploads::patch(registry, &name, &id, call).await,
-            Method::PUT => uploads::put(registry, &name, &id, call).await,
-            _ => uploads::cancel(registry, &name, &id).await,
-        },
     }
 }

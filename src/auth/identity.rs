@@ -8,11 +8,12 @@ use super::jwt;
 use super::kdf;
 use super::password::{self, DEFAULT_ITERATIONS};
 use super::throttle::Failures;
+use super::token_store::TokenStore;
 use super::tokens::{self, TOKEN_PREFIX};
 use super::verified::VerifiedCache;
 use super::Auth;
 use crate::oci::RepositoryName;
-use crate::storage::{BlobStore, StorageError};
+use crate::storage::StorageError;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use std::cell::RefCell;
@@ -118,9 +119,9 @@ thread_local! {
 
 impl Auth {
     /// The identity behind an `Authorization` header (or its absence).
-    pub async fn authenticate<B: BlobStore>(
+    pub async fn authenticate<T: TokenStore>(
         &self,
-        store: &B,
+        store: &T,
         header: Option<&str>,
         now_ms: u64,
     ) -> Result<Identity, AuthError> {
@@ -154,9 +155,9 @@ impl Auth {
     }
 
     /// A user name and password, or any name and an access token (not a refresh token).
-    pub async fn login<B: BlobStore>(
+    pub async fn login<T: TokenStore>(
         &self,
-        store: &B,
+        store: &T,
         user: &str,
         secret: &str,
         now_ms: u64,
@@ -198,7 +199,7 @@ impl Auth {
     /// `POST /token` with `grant_type=refresh_token`: a refresh token from an offline
     /// login (its user must still exist with the same password), or an access token.
     /// Anything else, a bearer token or a password included, is refused.
-    pub async fn refresh<B: BlobStore>(&self, store: &B, presented: &str, now_ms: u64) -> Result<Identity, AuthError> {
+    pub async fn refresh<T: TokenStore>(&self, store: &T, presented: &str, now_ms: u64) -> Result<Identity, AuthError> {
         if !presented.starts_with(TOKEN_PREFIX) {
             return Err(AuthError::BadRefreshToken);
         }
@@ -242,7 +243,7 @@ impl Auth {
         }
     }
 
-    async fn bearer<B: BlobStore>(&self, store: &B, token: &str, now_ms: u64) -> Result<Identity, AuthError> {
+    async fn bearer<T: TokenStore>(&self, store: &T, token: &str, now_ms: u64) -> Result<Identity, AuthError> {
         let now = now_ms / 1000;
         let claims = jwt::verify(token, &self.config.token_key, now, &self.config.service)
             .map_err(|e| AuthError::BadToken(e.to_string()))?;

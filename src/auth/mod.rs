@@ -1,7 +1,8 @@
 //! Access control: who the caller is (anonymous, a user with a password, an access token,
 //! or the bearer of a token we signed) and what they may do (pull, push, delete on
-//! repository patterns). It may call `oci` and `storage` (access tokens live in R2); `api`
-//! turns its answers into 401 challenges, 403s and the `/token` endpoint.
+//! repository patterns). It may call `oci` and `storage`; access and refresh tokens are
+//! kept through its own port, [`TokenStore`] (in R2, through the blob store, in a
+//! deployment). `api` turns its answers into 401 challenges, 403s and the `/token` endpoint.
 //!
 //! The flow is the Docker token protocol: a request without credentials gets 401 with a
 //! `WWW-Authenticate: Bearer realm=.../token,service=...,scope=...` challenge; `GET /token`
@@ -20,6 +21,7 @@ pub mod password;
 mod scope;
 pub mod throttle;
 mod time;
+pub mod token_store;
 pub mod tokens;
 pub mod verified;
 
@@ -29,6 +31,7 @@ pub use identity::{AuthError, Credential, Identity, Principal};
 pub use issue::REFRESH_TOKEN_TTL_SECS;
 pub use scope::{parse_scope, Scope};
 pub use time::rfc3339;
+pub use token_store::{BlobTokenStore, MemoryTokenStore, TokenId, TokenStore};
 
 /// The access-control service for one request.
 pub struct Auth {

@@ -7,11 +7,14 @@
 //! user who logged in with a password and to that user's stored password hash (changing
 //! the password revokes them), listed and revoked like any access token, and accepted only
 //! by `POST /token` with `grant_type=refresh_token`, never as a password.
+//!
+//! Records are kept through the [`TokenStore`] port.
 
 use super::grants::Grants;
 use super::password::constant_time_eq;
+use super::token_store::{TokenId, TokenStore};
 use crate::oci::digest::to_hex;
-use crate::storage::{self, keys, BlobStore, Metadata, StorageResult};
+use crate::storage::StorageResult;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -88,9 +91,9 @@ impl AccessToken {
     }
 }
 
-/// Ids and secrets are 1-64 lowercase hex digits; nothing else may reach a storage key.
+/// Ids and secrets are 1-64 lowercase hex digits.
 fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    TokenId::parse(s).is_some()
 }
 
 /// Splits `ert_<id>_<secret>`.
@@ -99,16 +102,11 @@ fn parse(token: &str) -> Option<(&str, &str)> {
     (is_hex(id) && is_hex(secret)).then_some((id, secret))
 }
 
-pub async fn save<B: BlobStore>(store: &B, token: &AccessToken) -> StorageResult<()> {
-    let json = serde_json::to_vec(token).expect("tokens always serialise");
-    store.put_bytes(&keys::access_token(&token.id), json, Metadata::new()).await?;
-    Ok(())
-}
-
 /// The token a presented string names, if it exists, matches and has not expired.
-pub async fn verify<B: BlobStore>(store: &B, presented: &str, now_secs: u64) -> StorageResult<Option<AccessToken>> {
+pub async fn verify<T: TokenStore>(store: &T, presented: &str, now_secs: u64) -> StorageResult<Option<AccessToken>> {
     let Some((id, secret)) = parse(presented) else { return Ok(None) };
-    let Some(token) = load(store, id).await? else { return Ok(None) };
+    let Some(id) = TokenId::parse(id) else { return Ok(None) };
+    let Some(token) = store.load(&id).await? else { return Ok(None) };
     let presented_hash = to_hex(&Sha256::digest(secret.as_bytes()));
     let valid =
         constant_time_eq(presented_hash.as_bytes(), token.secret_sha256.as_bytes()) && now_secs < token.expires_at;
@@ -116,36 +114,18 @@ pub async fn verify<B: BlobStore>(store: &B, presented: &str, now_secs: u64) -> 
 }
 
 /// A token by id, if it exists and has not expired (for tokens derived from it).
-pub async fn still_valid<B: BlobStore>(store: &B, id: &str, now_secs: u64) -> StorageResult<Option<AccessToken>> {
-    Ok(load(store, id).await?.filter(|t| now_secs < t.expires_at))
-}
-
-async fn load<B: BlobStore>(store: &B, id: &str) -> StorageResult<Option<AccessToken>> {
-    if !is_hex(id) {
-        return Ok(None);
-    }
-    let Some((_, json)) = store.get_bytes(&keys::access_token(id)).await? else { return Ok(None) };
-    Ok(serde_json::from_slice(&json).ok())
-}
-
-pub async fn list<B: BlobStore>(store: &B) -> StorageResult<Vec<AccessToken>> {
-    let mut found = Vec::new();
-    for entry in storage::list_all(store, keys::ACCESS_TOKENS_PREFIX).await? {
-        if let Some((_, json)) = store.get_bytes(&entry.key).await? {
-            if let Ok(token) = serde_json::from_slice(&json) {
-                found.push(token);
-            }
-        }
-    }
-    Ok(found)
+pub async fn still_valid<T: TokenStore>(store: &T, id: &str, now_secs: u64) -> StorageResult<Option<AccessToken>> {
+    let Some(id) = TokenId::parse(id) else { return Ok(None) };
+    Ok(store.load(&id).await?.filter(|t| now_secs < t.expires_at))
 }
 
 /// Deletes a token; false if there was none.
-pub async fn revoke<B: BlobStore>(store: &B, id: &str) -> StorageResult<bool> {
-    if load(store, id).await?.is_none() {
+pub async fn revoke<T: TokenStore>(store: &T, id: &str) -> StorageResult<bool> {
+    let Some(id) = TokenId::parse(id) else { return Ok(false) };
+    if store.load(&id).await?.is_none() {
         return Ok(false);
     }
-    store.delete(&keys::access_token(id)).await?;
+    store.delete(&id).await?;
     Ok(true)
 }
 

@@ -1,13 +1,18 @@
 //! The operator's port to replication, served by `api`'s admin endpoints: the status
 //! report, the routing switch, an on-demand repair, and the fault-injection hooks (only
-//! when enabled by a test/dev var).
+//! when enabled by a test/dev var). The types the port speaks in are re-exported here, so
+//! its users need no other module of `replication`.
 
 use super::cluster::Cluster;
-use super::control::{ChangeError, FaultPlan};
-use super::repair::{repair, RepairReport};
+use super::control::ChangeError;
+use super::repair::repair;
 use super::replicate::ReplicationQueue;
-use super::status::{status, ReplicaStatus};
+use super::status::status;
 use crate::storage::{BlobStore, MetaStore, StorageResult};
+
+pub use super::control::FaultPlan;
+pub use super::repair::RepairReport;
+pub use super::status::ReplicaStatus;
 
 /// What the admin endpoints may ask of replication.
 #[allow(async_fn_in_trait)]
