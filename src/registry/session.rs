@@ -25,9 +25,10 @@
 //!   `404 BLOB_UPLOAD_UNKNOWN`.
 
 use super::error::{RegistryError, RegistryResult};
+use crate::ids::UploadId;
 use crate::oci::digest::{from_hex, to_hex};
 use crate::oci::{Algorithm, Hasher, RepositoryName};
-use crate::storage::{self, keys, BlobStore, Metadata, PartReceipt, PutIf};
+use crate::storage::{self, fields, keys, BlobStore, Metadata, PartReceipt, PutIf};
 use serde::{Deserialize, Serialize};
 
 /// How long a claim holds without being renewed (by a checkpoint after each part). A
@@ -40,7 +41,8 @@ pub const CLAIM_LEASE_MS: u64 = 60_000;
 /// the tail object, and `hash_state` is the running hash of all `offset` bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadSession {
-    pub id: String,
+    /// Stored as its 32 hex digits; a state naming anything else does not parse.
+    pub id: UploadId,
     pub repository: String,
     pub algorithm: String,
     pub offset: u64,
@@ -109,7 +111,7 @@ impl UploadSession {
 }
 
 impl UploadSession {
-    pub fn new(id: String, repository: &RepositoryName, algorithm: Algorithm, part_size: u64, now_ms: u64) -> Self {
+    pub fn new(id: UploadId, repository: &RepositoryName, algorithm: Algorithm, part_size: u64, now_ms: u64) -> Self {
         UploadSession {
             id,
             repository: repository.as_str().to_owned(),
@@ -165,7 +167,7 @@ impl UploadSession {
 
     /// Loads a session, treating one that belongs to another repository, or is closing,
     /// as unknown.
-    pub async fn load<B: BlobStore>(store: &B, repo: &RepositoryName, id: &str) -> RegistryResult<Self> {
+    pub async fn load<B: BlobStore>(store: &B, repo: &RepositoryName, id: &UploadId) -> RegistryResult<Self> {
         match Self::read(store, id).await? {
             Some(session) if session.repository == repo.as_str() && !session.closed => Ok(session),
             _ => Err(RegistryError::UploadUnknown),
@@ -173,10 +175,7 @@ impl UploadSession {
     }
 
     /// Reads a session's state as stored, closed or not.
-    pub async fn read<B: BlobStore>(store: &B, id: &str) -> RegistryResult<Option<Self>> {
-        if !is_valid_id(id) {
-            return Ok(None);
-        }
+    pub async fn read<B: BlobStore>(store: &B, id: &UploadId) -> RegistryResult<Option<Self>> {
         let Some((info, bytes)) = store.get_bytes(&keys::upload_state(id)).await? else {
             return Ok(None);
         };
@@ -276,7 +275,7 @@ async fn put_state<B: BlobStore>(
     condition: PutIf<'_>,
 ) -> RegistryResult<bool> {
     let json = serde_json::to_vec(session).expect("session state always serialises");
-    let stamp = Metadata::from([(keys::UPLOAD_ACTIVE_AT.to_owned(), now_ms.to_string())]);
+    let stamp = Metadata::from([fields::UPLOAD_ACTIVE_AT.entry(now_ms)]);
     match store.put_bytes_if(&keys::upload_state(&session.id), json, stamp, condition).await? {
         Some(info) => {
             session.etag = info.etag;
@@ -289,18 +288,12 @@ async fn put_state<B: BlobStore>(
 
 /// Why a writer lost its session: gone or closing (`404`), or taken by another request
 /// (`416` with the offset that request committed).
-pub async fn lost<B: BlobStore>(store: &B, id: &str) -> RegistryError {
+pub async fn lost<B: BlobStore>(store: &B, id: &UploadId) -> RegistryError {
     match UploadSession::read(store, id).await {
         Ok(Some(now)) if !now.closed => RegistryError::ChunkOutOfOrder { expected: now.offset },
         Ok(_) => RegistryError::UploadUnknown,
         Err(e) => e,
     }
-}
-
-/// Upload ids are 32 lowercase hex characters; anything else cannot name a session and
-/// must never reach a storage key.
-pub fn is_valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn corrupt(what: &str) -> RegistryError {
