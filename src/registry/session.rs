@@ -299,3 +299,60 @@ pub async fn lost<B: BlobStore>(store: &B, id: &UploadId) -> RegistryError {
 fn corrupt(what: &str) -> RegistryError {
     RegistryError::Storage(crate::storage::StorageError::Backend(format!("upload session {what} is corrupt")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
+    /// The state is read by the next release (sessions survive upgrades): its field names,
+    /// and the id as a plain string, are a stored format.
+    #[test]
+    fn the_stored_state_keeps_its_shape() {
+        let repo = RepositoryName::parse("team/app").unwrap();
+        let session = UploadSession::new(UploadId::parse(ID).unwrap(), &repo, Algorithm::Sha256, 5 << 20, 7);
+        let json = serde_json::to_value(&session).unwrap();
+        assert_eq!(json["id"], ID);
+        assert_eq!(json["repository"], "team/app");
+        let names: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let expected = [
+            "algorithm",
+            "claimed_at_ms",
+            "closed",
+            "generation",
+            "hash_state",
+            "id",
+            "multipart_id",
+            "native_chunk",
+            "object_key",
+            "offset",
+            "part_size",
+            "parts",
+            "repository",
+            "reverify",
+            "started_at_ms",
+            "tail_etag",
+            "tail_key",
+            "tail_len",
+        ];
+        assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn a_state_from_an_older_release_still_reads_and_a_bad_id_does_not() {
+        let hash_state = to_hex(&Hasher::new(Algorithm::Sha256).save());
+        let old = format!(
+            r#"{{"id":"{ID}","repository":"a","algorithm":"sha256","offset":0,"hash_state":"{hash_state}",
+                "tail_len":0,"part_size":5242880,"multipart_id":null,"parts":[],"started_at_ms":1,"native_chunk":false}}"#
+        );
+        let session: UploadSession = serde_json::from_str(&old).unwrap();
+        assert_eq!(
+            (session.id.as_str(), session.generation, session.object_key()),
+            (ID, 0, format!("blobs/multipart/{ID}"))
+        );
+        assert_eq!(session.tail_key(), format!("uploads/{ID}/tail"));
+        let bad = old.replace(ID, "../../state");
+        assert!(serde_json::from_str::<UploadSession>(&bad).is_err(), "an id that is not one never reaches a key");
+    }
+}

@@ -306,3 +306,41 @@ async fn copy_multipart<S: BlobStore>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Markers written by one release are re-sent by the repair job of the next: their
+    /// metadata is a stored format (see `storage::fields`), pinned here literally.
+    #[test]
+    fn marker_metadata_is_pinned_and_reads_back() {
+        let message = Message {
+            key: "catalog/app".into(),
+            kind: ChangeKind::Delete,
+            source: "a".into(),
+            target: "eu".into(),
+            enqueued_at: 1_700_000_000_001,
+        };
+        let metadata = marker_metadata(&message, 1_700_000_000_009);
+        let expected = [
+            ("enqueued-at", "1700000000001"),
+            ("key", "catalog/app"),
+            ("kind", "delete"),
+            ("sent-at", "1700000000009"),
+        ];
+        let expected: Metadata = expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(metadata, expected);
+        let put = marker_metadata(&Message { kind: ChangeKind::Put, ..message.clone() }, 0);
+        assert_eq!(put.get("kind").map(String::as_str), Some("put"));
+
+        let marker = keys::pending_marker(&message.target, &message.key);
+        assert_eq!(message_of_marker("a", &marker, &metadata), Some((message.clone(), 1_700_000_000_009)));
+        let mut unsent = metadata.clone();
+        unsent.remove("sent-at");
+        assert_eq!(message_of_marker("a", &marker, &unsent), Some((message, 1_700_000_000_001)), "sent when enqueued");
+        let mut broken = metadata;
+        broken.insert("enqueued-at".into(), "yesterday".into());
+        assert_eq!(message_of_marker("a", &marker, &broken), None);
+    }
+}
