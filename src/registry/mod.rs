@@ -1,5 +1,5 @@
 //! The domain: uploads, blobs, manifests, tags, referrers, catalog and deletes, written
-//! against the storage ports. It may call `oci` and `storage`, never `api` or `edge`, and
+//! against the storage ports. It may call `oci`, `ids` and `storage`, never `api` or `edge`, and
 //! knows nothing of HTTP beyond the spec's error codes (mapped in `api`).
 
 mod blobs;
