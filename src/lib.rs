@@ -16,6 +16,8 @@
 //! - [`replication`]: opt-in geo-replication across R2 buckets: routing by location,
 //!   read fallback, health back-off, queue-driven verified copies and a repair job.
 //! - [`oci`]: names, tags, digests, media types and manifests, validated by the spec's rules.
+//! - [`ids`]: the injected source of fresh ids and the validated upload-session id, below
+//!   `storage`, `registry` and `replication`, which all depend on its format.
 //!
 //! `edge` (compiled for wasm32 only) is the workers-rs glue: it binds R2 and KV to the
 //! ports and converts between Workers requests and the `api` layer. Everything else is
@@ -23,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod ids;
 pub mod oci;
 pub mod registry;
 pub mod replication;

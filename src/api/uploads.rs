@@ -3,12 +3,18 @@
 
 use super::{params, ApiError, Call, HandlerResult, Reply};
 use crate::oci::{Algorithm, Digest, ErrorCode, RepositoryName};
-use crate::registry::{Registry, UploadProgress};
+use crate::registry::{Registry, RegistryError, UploadId, UploadProgress};
 use crate::storage::{BlobStore, MetaStore};
 use http::StatusCode;
 
-fn upload_location(name: &RepositoryName, id: &str) -> String {
+fn upload_location(name: &RepositoryName, id: &UploadId) -> String {
     format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+/// The session the `<id>` URL segment names: a segment that is not an upload id names none
+/// (`404 BLOB_UPLOAD_UNKNOWN`).
+fn session_id(segment: &str) -> Result<UploadId, ApiError> {
+    UploadId::parse(segment).map_err(|_| RegistryError::UploadUnknown.into())
 }
 
 fn blob_location(name: &RepositoryName, digest: &Digest) -> String {
@@ -25,7 +31,7 @@ fn progress_reply<S>(status: StatusCode, name: &RepositoryName, progress: &Uploa
     Reply::new(status)
         .header("location", upload_location(name, &progress.id))
         .header("range", range_header(progress.offset))
-        .header("docker-upload-uuid", progress.id.clone())
+        .header("docker-upload-uuid", progress.id.as_str())
         .header("content-length", "0")
 }
 
@@ -89,7 +95,7 @@ pub async fn status<B: BlobStore, M: MetaStore>(
     name: &RepositoryName,
     id: &str,
 ) -> HandlerResult<B::Body> {
-    let progress = registry.upload_status(name, id).await?;
+    let progress = registry.upload_status(name, &session_id(id)?).await?;
     Ok(progress_reply(StatusCode::NO_CONTENT, name, &progress))
 }
 
@@ -100,7 +106,7 @@ pub async fn patch<B: BlobStore, M: MetaStore>(
     call: Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     let range = params::content_range(call.header("content-range"))?;
-    let progress = registry.append_chunk(name, id, range, call.take_body()).await?;
+    let progress = registry.append_chunk(name, &session_id(id)?, range, call.take_body()).await?;
     Ok(progress_reply(StatusCode::ACCEPTED, name, &progress))
 }
 
@@ -114,7 +120,7 @@ pub async fn put<B: BlobStore, M: MetaStore>(
         ApiError::bad_request(ErrorCode::DigestInvalid, "the closing PUT must carry ?digest=<digest of the whole blob>")
     })?;
     let range = params::content_range(call.header("content-range"))?;
-    registry.complete_upload(name, id, &digest, range, call.take_body()).await?;
+    registry.complete_upload(name, &session_id(id)?, &digest, range, call.take_body()).await?;
     Ok(created(name, &digest))
 }
 
@@ -123,6 +129,6 @@ pub async fn cancel<B: BlobStore, M: MetaStore>(
     name: &RepositoryName,
     id: &str,
 ) -> HandlerResult<B::Body> {
-    registry.cancel_upload(name, id).await?;
+    registry.cancel_upload(name, &session_id(id)?).await?;
     Ok(Reply::new(StatusCode::NO_CONTENT).header("content-length", "0"))
 }

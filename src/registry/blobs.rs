@@ -3,7 +3,7 @@
 use super::error::{RegistryError, RegistryResult};
 use super::Registry;
 use crate::oci::{Digest, RepositoryName};
-use crate::storage::keys::{POINTER_SIZE, POINTER_TARGET};
+use crate::storage::fields::{POINTER_SIZE, POINTER_TARGET};
 use crate::storage::{keys, BlobStore, ByteRange, MetaStore, ObjectInfo};
 
 /// A blob's size, as HEAD reports it.
@@ -78,11 +78,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
 /// A blob assembled by multipart upload is an empty pointer naming the assembled object.
 fn follow_pointer(key: String, info: &ObjectInfo) -> Located {
-    match (info.metadata.get(POINTER_TARGET), info.metadata.get(POINTER_SIZE)) {
-        (Some(target), Some(size)) => match size.parse() {
-            Ok(size) => Located { key: target.clone(), size },
-            Err(_) => Located { key, size: info.size },
-        },
+    match (POINTER_TARGET.get(&info.metadata), POINTER_SIZE.get(&info.metadata)) {
+        (Some(target), Some(size)) => Located { key: target.to_owned(), size },
         _ => Located { key, size: info.size },
     }
 }

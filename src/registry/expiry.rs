@@ -10,6 +10,7 @@
 use super::error::{RegistryError, RegistryResult};
 use super::session::UploadSession;
 use super::Registry;
+use crate::ids::UploadId;
 use crate::storage::{self, keys, BlobStore, MetaStore};
 
 /// What one run of the expiry job did.
@@ -32,7 +33,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             if active_at(&entry.metadata) >= cutoff {
                 continue;
             }
-            match self.expire_one(id, cutoff).await {
+            match self.expire_one(&id, cutoff).await {
                 Ok(true) => report.expired += 1,
                 Ok(false) => {}
                 Err(_) => report.failed += 1,
@@ -42,7 +43,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 
     /// Expires one session if it is still idle when read again; true when it was removed.
-    async fn expire_one(&self, id: &str, cutoff: u64) -> RegistryResult<bool> {
+    async fn expire_one(&self, id: &UploadId, cutoff: u64) -> RegistryResult<bool> {
         let state = keys::upload_state(id);
         let Some((info, json)) = self.blobs.get_bytes(&state).await? else { return Ok(false) };
         if active_at(&info.metadata) >= cutoff {
@@ -72,5 +73,5 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 }
 
 fn active_at(metadata: &storage::Metadata) -> u64 {
-    metadata.get(keys::UPLOAD_ACTIVE_AT).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0)
+    storage::fields::UPLOAD_ACTIVE_AT.get(metadata).unwrap_or(0)
 }

@@ -7,7 +7,7 @@ use super::Registry;
 use crate::oci::{media_type, Digest, Hasher, RepositoryName};
 use crate::storage::{keys, BlobStore, MetaStore, Metadata, StorageError};
 
-use crate::storage::keys::{POINTER_SIZE, POINTER_TARGET};
+use crate::storage::fields::{POINTER_SIZE, POINTER_TARGET};
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Verifies and publishes a claimed session's bytes. `hasher` is the running hash of
@@ -75,10 +75,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         session.forget(&self.blobs).await?;
         match assembled {
             Assembled::Object(key) => {
-                let pointer = Metadata::from([
-                    (POINTER_TARGET.to_owned(), key),
-                    (POINTER_SIZE.to_owned(), session.offset.to_string()),
-                ]);
+                let pointer = Metadata::from([POINTER_TARGET.entry(key), POINTER_SIZE.entry(session.offset)]);
                 self.blobs.put_bytes(&blob_key, Vec::new(), pointer).await?;
             }
             Assembled::Tail(bytes) => {

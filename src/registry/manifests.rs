@@ -10,11 +10,8 @@ use super::Registry;
 use crate::oci::manifest::{self, ParsedManifest};
 use crate::oci::MediaType;
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
+use crate::storage::fields::{MANIFEST_MEDIA_TYPE, TAG_DIGEST};
 use crate::storage::{self, keys, BlobStore, MetaStore, Metadata};
-
-/// Metadata key on a tag object and on manifest objects.
-pub(crate) const META_DIGEST: &str = "digest";
-pub(crate) const META_MEDIA_TYPE: &str = "media-type";
 
 /// The outcome of a manifest push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +65,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         if let Some(empty) = missing_empty_json {
             self.store_empty_json(repo, &empty).await?;
         }
-        let media = Metadata::from([(META_MEDIA_TYPE.to_owned(), parsed.media_type.to_string())]);
+        let media = Metadata::from([MANIFEST_MEDIA_TYPE.entry(parsed.media_type.to_string())]);
         self.blobs.put_bytes(&keys::manifest(&digest), bytes.clone(), media.clone()).await?;
         self.meta.put(&keys::kv_manifest(&digest), bytes, Some(parsed.media_type.to_string())).await?;
         self.blobs.put_bytes(&keys::repository_manifest(repo, &digest), Vec::new(), media).await?;
@@ -85,7 +82,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             }
         }
         for tag in &tags {
-            let pointer = Metadata::from([(META_DIGEST.to_owned(), digest.to_string())]);
+            let pointer = Metadata::from([TAG_DIGEST.entry(digest.to_string())]);
             self.blobs.put_bytes(&keys::tag(repo, tag), digest.to_string().into_bytes(), pointer).await?;
         }
         self.ensure_in_catalog(repo).await?;
@@ -97,7 +94,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let digest = self.resolve(repo, reference).await?;
         let unknown = || RegistryError::ManifestUnknown(reference.to_string());
         let link = self.blobs.head(&keys::repository_manifest(repo, &digest)).await?.ok_or_else(unknown)?;
-        let media_type = MediaType::from(link.metadata.get(META_MEDIA_TYPE).cloned().unwrap_or_default());
+        let media_type = MediaType::from(MANIFEST_MEDIA_TYPE.get(&link.metadata).unwrap_or_default());
         if let Some(entry) = self.meta.get(&keys::kv_manifest(&digest)).await? {
             return Ok(ManifestContent { digest, media_type, bytes: entry.value });
         }
@@ -121,8 +118,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let link = keys::repository_manifest(repo, &digest);
         let info = self.blobs.head(&link).await?.ok_or_else(unknown)?;
         if let Some((_, bytes)) = self.blobs.get_bytes(&keys::manifest(&digest)).await? {
-            let media_type = info.metadata.get(META_MEDIA_TYPE).cloned().unwrap_or_default();
-            if let Ok(parsed) = manifest::parse(&bytes, MediaType::from_content_type(&media_type).as_ref()) {
+            let media_type = MANIFEST_MEDIA_TYPE.get(&info.metadata).unwrap_or_default();
+            if let Ok(parsed) = manifest::parse(&bytes, MediaType::from_content_type(media_type).as_ref()) {
                 if let Some(subject) = parsed.subject {
                     self.blobs.delete(&keys::referrer(repo, &subject.digest, &digest)).await?;
                 }
@@ -139,7 +136,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             Reference::Tag(tag) => {
                 let unknown = || RegistryError::ManifestUnknown(reference.to_string());
                 let info = self.blobs.head(&keys::tag(repo, tag)).await?.ok_or_else(unknown)?;
-                let target = info.metadata.get(META_DIGEST).ok_or_else(unknown)?;
+                let target = TAG_DIGEST.get(&info.metadata).ok_or_else(unknown)?;
                 target.parse().map_err(|_| unknown())
             }
         }
@@ -196,7 +193,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     async fn delete_tags_pointing_at(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
         let target = digest.to_string();
         for entry in storage::list_all(&self.blobs, &keys::tags_prefix(repo)).await? {
-            if entry.metadata.get(META_DIGEST) == Some(&target) {
+            if TAG_DIGEST.get(&entry.metadata) == Some(target.as_str()) {
                 self.blobs.delete(&entry.key).await?;
             }
         }

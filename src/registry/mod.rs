@@ -1,5 +1,5 @@
 //! The domain: uploads, blobs, manifests, tags, referrers, catalog and deletes, written
-//! against the storage ports. It may call `oci` and `storage`, never `api` or `edge`, and
+//! against the storage ports. It may call `oci`, `ids` and `storage`, never `api` or `edge`, and
 //! knows nothing of HTTP beyond the spec's error codes (mapped in `api`).
 
 mod blobs;
@@ -23,17 +23,15 @@ pub use uploads::UploadProgress;
 
 use crate::storage::{BlobStore, MetaStore};
 
+/// The id port and upload ids live below the registry (replication uses them too); they
+/// are re-exported here, where the registry is assembled.
+pub use crate::ids::{IdSource, RandomIds, UploadId};
 pub use crate::storage::ByteStream;
 pub use body::RequestBody;
 
 /// Milliseconds since the Unix epoch. Injected: `SystemTime::now()` panics on wasm32.
 pub trait Clock {
     fn now_millis(&self) -> u64;
-}
-
-/// Fresh unguessable identifiers (upload session ids). Injected for deterministic tests.
-pub trait IdSource {
-    fn new_id(&self) -> String;
 }
 
 /// Tunables, with defaults that respect the platform limits.
@@ -102,17 +100,5 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
     pub fn meta_store(&self) -> &M {
         &self.meta
-    }
-}
-
-/// Random 128-bit hex identifiers from the platform's CSPRNG (crypto.getRandomValues on
-/// Workers, the OS natively).
-pub struct RandomIds;
-
-impl IdSource for RandomIds {
-    fn new_id(&self) -> String {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).expect("the platform has no random source");
-        crate::oci::digest::to_hex(&bytes)
     }
 }

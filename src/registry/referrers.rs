@@ -7,9 +7,8 @@ use super::error::RegistryResult;
 use super::Registry;
 use crate::oci::manifest::ParsedManifest;
 use crate::oci::{Descriptor, Digest, RepositoryName};
+use crate::storage::fields::REFERRER_DESCRIPTOR;
 use crate::storage::{self, keys, limits, BlobStore, MetaStore, Metadata};
-
-const META_DESCRIPTOR: &str = "descriptor";
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     pub(crate) async fn add_referrer(
@@ -31,7 +30,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let json = serde_json::to_string(&descriptor).expect("descriptors always serialise");
         // Large annotation sets do not fit R2's metadata limit; those are read from the body.
         let metadata = if json.len() <= limits::R2_MAX_METADATA_BYTES / 2 {
-            Metadata::from([(META_DESCRIPTOR.to_owned(), json.clone())])
+            Metadata::from([REFERRER_DESCRIPTOR.entry(json.clone())])
         } else {
             Metadata::new()
         };
@@ -50,8 +49,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     ) -> RegistryResult<Vec<Descriptor>> {
         let mut found = Vec::new();
         for entry in storage::list_all(&self.blobs, &keys::referrers_prefix(repo, subject)).await? {
-            let json = match entry.metadata.get(META_DESCRIPTOR) {
-                Some(json) => json.clone().into_bytes(),
+            let json = match REFERRER_DESCRIPTOR.get(&entry.metadata) {
+                Some(json) => json.as_bytes().to_vec(),
                 None => match self.blobs.get_bytes(&entry.key).await? {
                     Some((_, body)) => body,
                     None => continue,

@@ -25,9 +25,10 @@
 //!   `404 BLOB_UPLOAD_UNKNOWN`.
 
 use super::error::{RegistryError, RegistryResult};
+use crate::ids::UploadId;
 use crate::oci::digest::{from_hex, to_hex};
 use crate::oci::{Algorithm, Hasher, RepositoryName};
-use crate::storage::{self, keys, BlobStore, Metadata, PartReceipt, PutIf};
+use crate::storage::{self, fields, keys, BlobStore, Metadata, PartReceipt, PutIf};
 use serde::{Deserialize, Serialize};
 
 /// How long a claim holds without being renewed (by a checkpoint after each part). A
@@ -40,7 +41,8 @@ pub const CLAIM_LEASE_MS: u64 = 60_000;
 /// the tail object, and `hash_state` is the running hash of all `offset` bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadSession {
-    pub id: String,
+    /// Stored as its 32 hex digits; a state naming anything else does not parse.
+    pub id: UploadId,
     pub repository: String,
     pub algorithm: String,
     pub offset: u64,
@@ -109,7 +111,7 @@ impl UploadSession {
 }
 
 impl UploadSession {
-    pub fn new(id: String, repository: &RepositoryName, algorithm: Algorithm, part_size: u64, now_ms: u64) -> Self {
+    pub fn new(id: UploadId, repository: &RepositoryName, algorithm: Algorithm, part_size: u64, now_ms: u64) -> Self {
         UploadSession {
             id,
             repository: repository.as_str().to_owned(),
@@ -165,7 +167,7 @@ impl UploadSession {
 
     /// Loads a session, treating one that belongs to another repository, or is closing,
     /// as unknown.
-    pub async fn load<B: BlobStore>(store: &B, repo: &RepositoryName, id: &str) -> RegistryResult<Self> {
+    pub async fn load<B: BlobStore>(store: &B, repo: &RepositoryName, id: &UploadId) -> RegistryResult<Self> {
         match Self::read(store, id).await? {
             Some(session) if session.repository == repo.as_str() && !session.closed => Ok(session),
             _ => Err(RegistryError::UploadUnknown),
@@ -173,10 +175,7 @@ impl UploadSession {
     }
 
     /// Reads a session's state as stored, closed or not.
-    pub async fn read<B: BlobStore>(store: &B, id: &str) -> RegistryResult<Option<Self>> {
-        if !is_valid_id(id) {
-            return Ok(None);
-        }
+    pub async fn read<B: BlobStore>(store: &B, id: &UploadId) -> RegistryResult<Option<Self>> {
         let Some((info, bytes)) = store.get_bytes(&keys::upload_state(id)).await? else {
             return Ok(None);
         };
@@ -276,7 +275,7 @@ async fn put_state<B: BlobStore>(
     condition: PutIf<'_>,
 ) -> RegistryResult<bool> {
     let json = serde_json::to_vec(session).expect("session state always serialises");
-    let stamp = Metadata::from([(keys::UPLOAD_ACTIVE_AT.to_owned(), now_ms.to_string())]);
+    let stamp = Metadata::from([fields::UPLOAD_ACTIVE_AT.entry(now_ms)]);
     match store.put_bytes_if(&keys::upload_state(&session.id), json, stamp, condition).await? {
         Some(info) => {
             session.etag = info.etag;
@@ -289,7 +288,7 @@ async fn put_state<B: BlobStore>(
 
 /// Why a writer lost its session: gone or closing (`404`), or taken by another request
 /// (`416` with the offset that request committed).
-pub async fn lost<B: BlobStore>(store: &B, id: &str) -> RegistryError {
+pub async fn lost<B: BlobStore>(store: &B, id: &UploadId) -> RegistryError {
     match UploadSession::read(store, id).await {
         Ok(Some(now)) if !now.closed => RegistryError::ChunkOutOfOrder { expected: now.offset },
         Ok(_) => RegistryError::UploadUnknown,
@@ -297,12 +296,63 @@ pub async fn lost<B: BlobStore>(store: &B, id: &str) -> RegistryError {
     }
 }
 
-/// Upload ids are 32 lowercase hex characters; anything else cannot name a session and
-/// must never reach a storage key.
-pub fn is_valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 fn corrupt(what: &str) -> RegistryError {
     RegistryError::Storage(crate::storage::StorageError::Backend(format!("upload session {what} is corrupt")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
+    /// The state is read by the next release (sessions survive upgrades): its field names,
+    /// and the id as a plain string, are a stored format.
+    #[test]
+    fn the_stored_state_keeps_its_shape() {
+        let repo = RepositoryName::parse("team/app").unwrap();
+        let session = UploadSession::new(UploadId::parse(ID).unwrap(), &repo, Algorithm::Sha256, 5 << 20, 7);
+        let json = serde_json::to_value(&session).unwrap();
+        assert_eq!(json["id"], ID);
+        assert_eq!(json["repository"], "team/app");
+        let names: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let expected = [
+            "algorithm",
+            "claimed_at_ms",
+            "closed",
+            "generation",
+            "hash_state",
+            "id",
+            "multipart_id",
+            "native_chunk",
+            "object_key",
+            "offset",
+            "part_size",
+            "parts",
+            "repository",
+            "reverify",
+            "started_at_ms",
+            "tail_etag",
+            "tail_key",
+            "tail_len",
+        ];
+        assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn a_state_from_an_older_release_still_reads_and_a_bad_id_does_not() {
+        let hash_state = to_hex(&Hasher::new(Algorithm::Sha256).save());
+        let old = format!(
+            r#"{{"id":"{ID}","repository":"a","algorithm":"sha256","offset":0,"hash_state":"{hash_state}",
+                "tail_len":0,"part_size":5242880,"multipart_id":null,"parts":[],"started_at_ms":1,"native_chunk":false}}"#
+        );
+        let session: UploadSession = serde_json::from_str(&old).unwrap();
+        assert_eq!(
+            (session.id.as_str(), session.generation, session.object_key()),
+            (ID, 0, format!("blobs/multipart/{ID}"))
+        );
+        assert_eq!(session.tail_key(), format!("uploads/{ID}/tail"));
+        let bad = old.replace(ID, "../../state");
+        assert!(serde_json::from_str::<UploadSession>(&bad).is_err(), "an id that is not one never reaches a key");
+    }
 }

@@ -10,13 +10,14 @@
 use super::error::{RegistryError, RegistryResult};
 use super::session::{Named, UploadSession};
 use super::{Registry, RequestBody};
+use crate::ids::UploadId;
 use crate::oci::{Algorithm, Digest, RepositoryName};
 use crate::storage::{keys, BlobStore, MetaStore, NativePut, StorageError};
 
 /// Where an upload stands after a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadProgress {
-    pub id: String,
+    pub id: UploadId,
     /// Bytes received so far.
     pub offset: u64,
 }
@@ -35,7 +36,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 
     /// Reports how many bytes a session holds (end-13).
-    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> RegistryResult<UploadProgress> {
+    pub async fn upload_status(&self, repo: &RepositoryName, id: &UploadId) -> RegistryResult<UploadProgress> {
         let session = UploadSession::load(&self.blobs, repo, id).await?;
         Ok(UploadProgress { id: session.id, offset: session.offset })
     }
@@ -46,7 +47,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     pub async fn append_chunk(
         &self,
         repo: &RepositoryName,
-        id: &str,
+        id: &UploadId,
         range: Option<(u64, u64)>,
         body: RequestBody<B::Native>,
     ) -> RegistryResult<UploadProgress> {
@@ -194,7 +195,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 
     /// Releases a claim this request still holds, keeping the last committed progress.
-    async fn release(&self, generation: u64, id: &str) {
+    async fn release(&self, generation: u64, id: &UploadId) {
         if let Ok(Some(mut now)) = UploadSession::read(&self.blobs, id).await {
             if !now.closed && now.generation == generation && now.claimed_at_ms.is_some() {
                 let _ = now.commit(&self.blobs, self.now()).await;
@@ -207,7 +208,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     pub async fn complete_upload(
         &self,
         repo: &RepositoryName,
-        id: &str,
+        id: &UploadId,
         expected: &Digest,
         range: Option<(u64, u64)>,
         body: RequestBody<B::Native>,
@@ -262,7 +263,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
     /// Cancels a session (end-14), aborting its multipart upload. A cancel wins over a
     /// request writing the session: that request's next write fails and it answers `404`.
-    pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> RegistryResult<()> {
+    pub async fn cancel_upload(&self, repo: &RepositoryName, id: &UploadId) -> RegistryResult<()> {
         for _ in 0..3 {
             let mut session = UploadSession::load(&self.blobs, repo, id).await?;
             match self.end_session(&mut session).await {
@@ -348,7 +349,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 
     fn new_session(&self, repo: &RepositoryName, algorithm: Algorithm) -> UploadSession {
-        UploadSession::new(self.ids.new_id(), repo, algorithm, self.config.part_size, self.clock.now_millis())
+        UploadSession::new(UploadId::fresh(&*self.ids), repo, algorithm, self.config.part_size, self.clock.now_millis())
     }
 }
 

@@ -8,7 +8,7 @@ use super::health::Health;
 use super::routing::{Now, ReplicaIds, Routing};
 use super::store::{Replica, Replicated, Timer};
 use super::switch_cache::SwitchCache;
-use crate::registry::IdSource;
+use crate::ids::IdSource;
 use std::rc::Rc;
 
 pub struct Cluster<S> {

@@ -11,7 +11,7 @@
 //! ([`control`], kept in the home replica's bucket and cached per isolate by
 //! [`switch_cache`]), and [`status`] reports all of it.
 //!
-//! This module may call `storage`, `oci` and the `registry`'s `IdSource`; `edge` wires it
+//! This module may call `storage`, `oci` and `ids` (never `registry`); `edge` wires it
 //! to Workers (R2 buckets, a Queue, KV, the `cf` location) and `api` serves its admin
 //! endpoints through the [`api::admin`](crate::api) port.
 

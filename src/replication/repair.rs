@@ -9,10 +9,6 @@ use super::tombstone;
 use crate::storage::{keys, list_all, BlobStore, StorageResult};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Content keys compared across replicas (never deleted by the registry, so a key present
-/// anywhere belongs everywhere).
-const CONTENT_PREFIXES: [&str; 3] = ["blobs/sha256/", "blobs/sha512/", "manifests/"];
-
 /// At most this many failures are described in a report (all are counted).
 const MAX_DESCRIBED_FAILURES: usize = 10;
 
@@ -88,7 +84,7 @@ pub async fn repair<S: BlobStore, Q: ReplicationQueue>(
             }
         }
     }
-    for prefix in CONTENT_PREFIXES {
+    for prefix in keys::CONTENT_PREFIXES {
         let mut holders: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut listed = Vec::new();
         for (i, replica) in store.replicas.iter().enumerate() {

@@ -6,14 +6,9 @@
 use super::store::{written_at, Change, ChangeKind, Replicated};
 use super::tombstone;
 use crate::oci::Digest;
+use crate::storage::fields::{MARKER_ENQUEUED_AT, MARKER_KEY, MARKER_KIND, MARKER_SENT_AT, POINTER_TARGET};
 use crate::storage::{keys, BlobStore, ByteRange, Metadata, NativePut, ObjectInfo, StorageError, StorageResult};
 use serde::{Deserialize, Serialize};
-
-/// Marker metadata: the replicated key, the change, and when it was first and last sent.
-const MARKER_KEY: &str = "key";
-const MARKER_KIND: &str = "kind";
-const MARKER_ENQUEUED: &str = "enqueued-at";
-const MARKER_SENT: &str = "sent-at";
 
 /// A queue allows at most this many messages per send.
 pub const MAX_BATCH: usize = 100;
@@ -45,14 +40,12 @@ pub async fn send_all<Q: ReplicationQueue>(queue: &Q, messages: Vec<Message>) ->
 
 /// A pending marker's contents.
 fn marker_metadata(message: &Message, sent_at: u64) -> Metadata {
+    let kind = serde_json::to_value(message.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
     Metadata::from([
-        (MARKER_KEY.to_owned(), message.key.clone()),
-        (
-            MARKER_KIND.to_owned(),
-            serde_json::to_value(message.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-        ),
-        (MARKER_ENQUEUED.to_owned(), message.enqueued_at.to_string()),
-        (MARKER_SENT.to_owned(), sent_at.to_string()),
+        MARKER_KEY.entry(message.key.clone()),
+        MARKER_KIND.entry(kind.unwrap_or_default()),
+        MARKER_ENQUEUED_AT.entry(message.enqueued_at),
+        MARKER_SENT_AT.entry(sent_at),
     ])
 }
 
@@ -70,17 +63,16 @@ pub(crate) async fn write_marker<S: BlobStore>(
 
 /// The message a marker in `source` stands for, and when it was last sent.
 pub(crate) fn message_of_marker(source: &str, marker_key: &str, metadata: &Metadata) -> Option<(Message, u64)> {
-    let target = marker_key.strip_prefix(keys::PENDING_PREFIX)?.split('/').next()?.to_owned();
-    let number = |name: &str| metadata.get(name).and_then(|v| v.parse::<u64>().ok());
-    let kind = serde_json::from_value(serde_json::Value::String(metadata.get(MARKER_KIND)?.clone())).ok()?;
+    let target = keys::pending_target_of(marker_key)?.to_owned();
+    let kind = serde_json::from_value(serde_json::Value::String(MARKER_KIND.get(metadata)?.to_owned())).ok()?;
     let message = Message {
-        key: metadata.get(MARKER_KEY)?.clone(),
+        key: MARKER_KEY.get(metadata)?.to_owned(),
         kind,
         source: source.to_owned(),
         target,
-        enqueued_at: number(MARKER_ENQUEUED)?,
+        enqueued_at: MARKER_ENQUEUED_AT.get(metadata)?,
     };
-    let sent = number(MARKER_SENT).unwrap_or(message.enqueued_at);
+    let sent = MARKER_SENT_AT.get(metadata).unwrap_or(message.enqueued_at);
     Some((message, sent))
 }
 
@@ -138,12 +130,6 @@ pub enum Applied {
     Dropped,
 }
 
-/// The digest a content-addressed key (`blobs/<alg>/<hex>`, `manifests/<alg>/<hex>`) names.
-fn digest_in_key(key: &str, prefix: &str) -> Option<Digest> {
-    let (algorithm, hex) = key.strip_prefix(prefix)?.split_once('/')?;
-    format!("{algorithm}:{hex}").parse().ok()
-}
-
 /// Applies one message with a maintenance-routed store; `Err` means retry later.
 pub async fn apply<S: BlobStore>(store: &Replicated<S>, message: &Message) -> Result<Applied, String> {
     let (Some(source), Some(target)) =
@@ -160,7 +146,7 @@ pub async fn apply<S: BlobStore>(store: &Replicated<S>, message: &Message) -> Re
     let marker = keys::pending_marker(&message.target, &message.key);
     let src = &store.replicas[source].store;
     let current = store.run(source, true, src.head(&marker)).await.map_err(|e| e.to_string())?;
-    let enqueued = |info: &ObjectInfo| info.metadata.get(MARKER_ENQUEUED).and_then(|v| v.parse::<u64>().ok());
+    let enqueued = |info: &ObjectInfo| MARKER_ENQUEUED_AT.get(&info.metadata);
     if current.as_ref().is_some_and(|info| enqueued(info) == Some(message.enqueued_at)) {
         store.run(source, false, src.delete(&marker)).await.map_err(|e| e.to_string())?;
     }
@@ -198,8 +184,8 @@ async fn sync_key<S: BlobStore>(
     if tombstone::deleted_at(store, target, key).await?.is_some_and(|deleted| deleted >= written_at(&info.metadata)) {
         return Ok(Applied::Superseded); // deleted there after this copy was written
     }
-    if let Some(digest) = digest_in_key(key, "blobs/") {
-        match info.metadata.get(keys::POINTER_TARGET) {
+    if let Some(digest) = keys::blob_digest_of(key) {
+        match POINTER_TARGET.get(&info.metadata) {
             Some(assembled) => {
                 copy_blob_bytes(store, source, target, assembled, &digest).await?;
                 copy_small(store, source, target, key, None).await?;
@@ -207,7 +193,7 @@ async fn sync_key<S: BlobStore>(
             None => copy_blob_bytes(store, source, target, key, &digest).await?,
         }
     } else {
-        copy_small(store, source, target, key, digest_in_key(key, "manifests/")).await?;
+        copy_small(store, source, target, key, keys::manifest_digest_of(key)).await?;
     }
     Ok(Applied::Copied)
 }
@@ -319,4 +305,42 @@ async fn copy_multipart<S: BlobStore>(
         return Err(StorageError::Backend(format!("the copy of {key} does not hash to {digest}; deleted")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Markers written by one release are re-sent by the repair job of the next: their
+    /// metadata is a stored format (see `storage::fields`), pinned here literally.
+    #[test]
+    fn marker_metadata_is_pinned_and_reads_back() {
+        let message = Message {
+            key: "catalog/app".into(),
+            kind: ChangeKind::Delete,
+            source: "a".into(),
+            target: "eu".into(),
+            enqueued_at: 1_700_000_000_001,
+        };
+        let metadata = marker_metadata(&message, 1_700_000_000_009);
+        let expected = [
+            ("enqueued-at", "1700000000001"),
+            ("key", "catalog/app"),
+            ("kind", "delete"),
+            ("sent-at", "1700000000009"),
+        ];
+        let expected: Metadata = expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(metadata, expected);
+        let put = marker_metadata(&Message { kind: ChangeKind::Put, ..message.clone() }, 0);
+        assert_eq!(put.get("kind").map(String::as_str), Some("put"));
+
+        let marker = keys::pending_marker(&message.target, &message.key);
+        assert_eq!(message_of_marker("a", &marker, &metadata), Some((message.clone(), 1_700_000_000_009)));
+        let mut unsent = metadata.clone();
+        unsent.remove("sent-at");
+        assert_eq!(message_of_marker("a", &marker, &unsent), Some((message, 1_700_000_000_001)), "sent when enqueued");
+        let mut broken = metadata;
+        broken.insert("enqueued-at".into(), "yesterday".into());
+        assert_eq!(message_of_marker("a", &marker, &broken), None);
+    }
 }

@@ -4,7 +4,7 @@
 
 use super::config::{preference_order, Location, ReplicaSpec};
 use super::health::{Health, Traffic};
-use crate::registry::IdSource;
+use crate::ids::{IdSource, UploadId};
 use std::rc::Rc;
 
 /// Milliseconds since the epoch, injected.
@@ -139,15 +139,16 @@ impl Routing {
         self.candidates().first().copied()
     }
 
-    /// The replica an upload session lives in, from its id's first hex digit.
-    pub fn session_replica(&self, upload_id: &str) -> Option<usize> {
-        let index = upload_id.chars().next()?.to_digit(16)? as usize;
+    /// The replica an upload session lives in: its id's [replica slot](UploadId::replica_slot),
+    /// if that names a declared replica.
+    pub fn session_replica(&self, upload_id: &UploadId) -> Option<usize> {
+        let index = upload_id.replica_slot();
         (index < self.len()).then_some(index)
     }
 }
 
-/// Upload ids that name the replica holding the session: the first of the 32 hex digits
-/// is the replica's index, the other 31 (124 bits) are random.
+/// Upload ids that name the replica holding the session: a fresh id from `random`
+/// [pinned](UploadId::pinned_to) to the replica taking this request's writes.
 pub struct ReplicaIds {
     pub routing: Rc<Routing>,
     pub random: Box<dyn IdSource>,
@@ -155,10 +156,8 @@ pub struct ReplicaIds {
 
 impl IdSource for ReplicaIds {
     fn new_id(&self) -> String {
-        let random = self.random.new_id();
         let replica = self.routing.writer().unwrap_or(0);
-        let digit = std::char::from_digit(replica as u32, 16).unwrap_or('0');
-        std::iter::once(digit).chain(random.chars().skip(1)).collect()
+        UploadId::fresh(&*self.random).pinned_to(replica).into()
     }
 }
 
@@ -216,8 +215,9 @@ mod tests {
         let routing = Rc::new(at("AS", &health));
         let id = ReplicaIds { routing: routing.clone(), random: Box::new(Zeros) }.new_id();
         assert_eq!(id, format!("2{}", "f".repeat(31)));
-        assert_eq!(routing.session_replica(&id), Some(2));
-        assert_eq!(routing.session_replica("9abc"), None, "an index beyond the replicas pins nothing");
+        assert_eq!(routing.session_replica(&UploadId::parse(&id).unwrap()), Some(2));
+        let beyond = UploadId::parse(&format!("9{}", "a".repeat(31))).unwrap();
+        assert_eq!(routing.session_replica(&beyond), None, "an index beyond the replicas pins nothing");
         let pinned = at("AS", &health).pinned_to("b");
         assert_eq!(pinned.candidates(), vec![1]);
         assert!(at("AS", &health).pinned_to("zz").candidates().is_empty());

@@ -5,6 +5,7 @@
 
 use super::routing::Routing;
 use crate::oci::{Algorithm, Digest};
+use crate::storage::fields::{POINTER_TARGET, WRITTEN_AT};
 use crate::storage::{
     keys, BlobStore, ByteRange, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
     StorageError, StorageResult,
@@ -49,7 +50,7 @@ pub struct Change {
 /// one replica), the objects they assemble (copied with the blob that points at them) and
 /// the replication bookkeeping itself.
 pub fn is_replicated(key: &str) -> bool {
-    keys::session_of(key).is_none() && !key.starts_with(keys::REPLICATION_PREFIX)
+    !keys::is_session_scoped(key) && !key.starts_with(keys::REPLICATION_PREFIX)
 }
 
 /// The replicas seen through one request's [`Routing`].
@@ -63,7 +64,7 @@ pub struct Replicated<S> {
 
 /// When a replicated object was written (its `written-at` metadata; 0 if unstamped).
 pub(crate) fn written_at(metadata: &Metadata) -> u64 {
-    metadata.get(keys::WRITTEN_AT).and_then(|v| v.parse().ok()).unwrap_or(0)
+    WRITTEN_AT.get(metadata).unwrap_or(0)
 }
 
 fn backend(message: String) -> StorageError {
@@ -175,7 +176,7 @@ impl<S: BlobStore> Replicated<S> {
     /// object's session replica first; anything else in the routing order.
     fn read_order(&self, key: &str) -> Vec<usize> {
         let candidates = self.routing.candidates();
-        let session = keys::session_of(key).and_then(|id| self.routing.session_replica(id));
+        let session = keys::session_of(key).and_then(|id| self.routing.session_replica(&id));
         match session {
             // A session's state lives in its replica alone: read there whenever it is in
             // routing, healthy or in back-off, so that one failed operation gives 503s
@@ -197,7 +198,7 @@ impl<S: BlobStore> Replicated<S> {
 
     /// The one replica that takes a write to `key`: its session's replica, or the writer.
     fn write_target(&self, key: &str) -> StorageResult<usize> {
-        let session = keys::session_of(key).and_then(|id| self.routing.session_replica(id));
+        let session = keys::session_of(key).and_then(|id| self.routing.session_replica(&id));
         let target = match session {
             Some(home) => Some(home).filter(|&i| self.routing.routable(i)),
             None => self.routing.writer(),
@@ -294,12 +295,12 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
             let i = self.write_target(key)?;
             return self.run(i, false, self.replicas[i].store.put_bytes(key, bytes, metadata)).await;
         }
-        metadata.insert(keys::WRITTEN_AT.to_owned(), (self.routing.now)().to_string());
+        WRITTEN_AT.set(&mut metadata, (self.routing.now)());
         // A blob pointer goes where its assembled bytes are, so that a replica never holds
         // a pointer to bytes it does not have.
-        let beside_bytes = metadata.get(keys::POINTER_TARGET).and_then(|target| {
+        let beside_bytes = POINTER_TARGET.get(&metadata).and_then(|target| {
             keys::session_of(target)
-                .and_then(|id| self.routing.session_replica(id))
+                .and_then(|id| self.routing.session_replica(&id))
                 .filter(|&i| self.routing.routable(i))
         });
         let mut failure = None;
@@ -333,7 +334,7 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
         let i = self.write_target(key)?;
         let replicated = is_replicated(key);
         if replicated {
-            metadata.insert(keys::WRITTEN_AT.to_owned(), (self.routing.now)().to_string());
+            WRITTEN_AT.set(&mut metadata, (self.routing.now)());
         }
         let put = self.replicas[i].store.put_bytes_if(key, bytes, metadata, condition);
         let written = self.run(i, false, put).await?;

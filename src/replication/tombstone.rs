@@ -4,11 +4,8 @@
 //! retries and the repair's own re-sends.
 
 use super::store::Replicated;
+use crate::storage::fields::{TOMBSTONE_DELETED_AT, TOMBSTONE_KEY};
 use crate::storage::{keys, list_all, BlobStore, Metadata, StorageResult};
-
-/// Metadata on a deletion record: the key deleted and when (ms since the epoch).
-const KEY: &str = "key";
-const DELETED_AT: &str = "deleted-at";
 
 /// How long deletion records are kept: 7 days.
 pub const TOMBSTONE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -18,7 +15,7 @@ pub(crate) async fn record<S: BlobStore>(store: &Replicated<S>, i: usize, key: &
     if deleted_at(store, i, key).await?.is_some_and(|known| known >= at) {
         return Ok(());
     }
-    let metadata = Metadata::from([(KEY.to_owned(), key.to_owned()), (DELETED_AT.to_owned(), at.to_string())]);
+    let metadata = Metadata::from([TOMBSTONE_KEY.entry(key), TOMBSTONE_DELETED_AT.entry(at)]);
     let record = keys::tombstone(key);
     let put = store.replicas[i].store.put_bytes(&record, Vec::new(), metadata);
     store.run(i, true, put).await.map(|_| ())
@@ -28,7 +25,7 @@ pub(crate) async fn record<S: BlobStore>(store: &Replicated<S>, i: usize, key: &
 pub(crate) async fn deleted_at<S: BlobStore>(store: &Replicated<S>, i: usize, key: &str) -> StorageResult<Option<u64>> {
     let record = keys::tombstone(key);
     let head = store.run(i, true, store.replicas[i].store.head(&record)).await?;
-    Ok(head.and_then(|info| info.metadata.get(DELETED_AT).and_then(|v| v.parse().ok())))
+    Ok(head.and_then(|info| TOMBSTONE_DELETED_AT.get(&info.metadata)))
 }
 
 /// What expiring deletion records did.
@@ -51,7 +48,7 @@ pub(crate) async fn expire<S: BlobStore>(store: &Replicated<S>, now: u64, ttl_ms
             continue;
         };
         for listed in records {
-            let at = listed.metadata.get(DELETED_AT).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let at = TOMBSTONE_DELETED_AT.get(&listed.metadata).unwrap_or(0);
             if now.saturating_sub(at) <= ttl_ms {
                 continue;
             }

@@ -1,65 +1,100 @@
-//! Every storage key the registry uses, built in this one module. Tests pin their exact
-//! form: changing one is a data migration.
+//! Every storage key the registry uses, built (and, where a key is read back from a
+//! listing, taken apart) in this one module; the metadata stored beside the objects is in
+//! [`fields`](super::fields). Tests pin their exact form: replicas and deployments of older
+//! releases read what is written today, so changing one is a data migration.
 //!
 //! Repository name components never start with `_` (see `oci::name`), so the `_tags`,
 //! `_blobs`, `_manifests` and `_referrers` segments cannot collide with a nested name.
+//! Session keys are built from an [`UploadId`] only, so no other string reaches them.
 
+use crate::ids::UploadId;
 use crate::oci::{Digest, RepositoryName, Tag};
 
 /// R2: the bytes of a verified blob, shared by every repository (global dedup). Written
 /// only after the bytes were verified to hash to the digest. Either holds the bytes, or is
 /// an empty pointer whose metadata names the assembled multipart object.
 pub fn blob(digest: &Digest) -> String {
-    format!("blobs/{}/{}", digest.algorithm().as_str(), digest.hex())
+    format!("{BLOBS_PREFIX}{}/{}", digest.algorithm().as_str(), digest.hex())
 }
+
+/// R2: prefix of the blobs and of the objects upload sessions assemble into.
+const BLOBS_PREFIX: &str = "blobs/";
+
+/// R2: prefix of the objects upload sessions assemble into.
+const ASSEMBLED_PREFIX: &str = "blobs/multipart/";
+
+/// The digest a blob key names; `None` for any other key.
+pub fn blob_digest_of(key: &str) -> Option<Digest> {
+    digest_after(key, BLOBS_PREFIX)
+}
+
+/// The digest a manifest key names; `None` for any other key.
+pub fn manifest_digest_of(key: &str) -> Option<Digest> {
+    digest_after(key, MANIFESTS_PREFIX)
+}
+
+/// The digest in `<prefix><algorithm>/<hex>`.
+fn digest_after(key: &str, prefix: &str) -> Option<Digest> {
+    let (algorithm, hex) = key.strip_prefix(prefix)?.split_once('/')?;
+    format!("{algorithm}:{hex}").parse().ok()
+}
+
+/// R2: the prefixes of the content-addressed keys (blobs and manifests of each digest
+/// algorithm), never deleted by the registry: a key under one that is present in any
+/// replica belongs in every replica.
+pub const CONTENT_PREFIXES: [&str; 3] = ["blobs/sha256/", "blobs/sha512/", "manifests/"];
 
 /// R2: the object generation `generation` of an upload session assembles into (its
 /// multipart upload, or its first chunk stored natively); only reachable through a blob
 /// pointer. Named per generation, so a writer that lost the session can never touch an
 /// object that another generation published.
-pub fn assembled_blob(upload_id: &str, generation: u64) -> String {
-    format!("blobs/multipart/{upload_id}/{generation}")
+pub fn assembled_blob(upload_id: &UploadId, generation: u64) -> String {
+    format!("{ASSEMBLED_PREFIX}{upload_id}/{generation}")
 }
 
 /// R2: where sessions opened before generations existed assemble (read, never written).
-pub fn legacy_assembled_blob(upload_id: &str) -> String {
-    format!("blobs/multipart/{upload_id}")
+pub fn legacy_assembled_blob(upload_id: &UploadId) -> String {
+    format!("{ASSEMBLED_PREFIX}{upload_id}")
 }
 
 /// R2: the state of an upload session (JSON), strongly consistent so any isolate can
 /// continue the session.
-pub fn upload_state(upload_id: &str) -> String {
-    format!("uploads/{upload_id}/state")
+pub fn upload_state(upload_id: &UploadId) -> String {
+    format!("{UPLOADS_PREFIX}{upload_id}/state")
 }
 
 /// R2: prefix of all upload session objects.
 pub const UPLOADS_PREFIX: &str = "uploads/";
 
-/// The upload id of a session's state key, `None` for any other key.
-pub fn upload_id_of_state(key: &str) -> Option<&str> {
-    key.strip_prefix(UPLOADS_PREFIX)?.strip_suffix("/state").filter(|id| !id.contains('/'))
+/// The upload id of a session's state key, `None` for any other key (and for a key under
+/// the prefix that no upload id names: no release writes one).
+pub fn upload_id_of_state(key: &str) -> Option<UploadId> {
+    UploadId::parse(key.strip_prefix(UPLOADS_PREFIX)?.strip_suffix("/state")?).ok()
 }
 
 /// R2: bytes received but not yet cut into a full multipart part, as generation
 /// `generation` of the session left them.
-pub fn upload_tail(upload_id: &str, generation: u64) -> String {
-    format!("uploads/{upload_id}/tail/{generation}")
+pub fn upload_tail(upload_id: &UploadId, generation: u64) -> String {
+    format!("{UPLOADS_PREFIX}{upload_id}/tail/{generation}")
 }
 
 /// R2: the tail of a session opened before generations existed (read, never written).
-pub fn legacy_upload_tail(upload_id: &str) -> String {
-    format!("uploads/{upload_id}/tail")
+pub fn legacy_upload_tail(upload_id: &UploadId) -> String {
+    format!("{UPLOADS_PREFIX}{upload_id}/tail")
 }
 
 /// R2: prefix of every object of one upload session (state and tails).
-pub fn upload_prefix(upload_id: &str) -> String {
+pub fn upload_prefix(upload_id: &UploadId) -> String {
     format!("{UPLOADS_PREFIX}{upload_id}/")
 }
 
 /// R2: manifest bytes exactly as pushed, by digest (global, like blobs).
 pub fn manifest(digest: &Digest) -> String {
-    format!("manifests/{}/{}", digest.algorithm().as_str(), digest.hex())
+    format!("{MANIFESTS_PREFIX}{}/{}", digest.algorithm().as_str(), digest.hex())
 }
+
+/// R2: prefix of the manifests' bytes.
+const MANIFESTS_PREFIX: &str = "manifests/";
 
 fn repository(repo: &RepositoryName) -> String {
     format!("repositories/{}", repo.as_str())
@@ -123,24 +158,28 @@ pub fn kv_manifest(digest: &Digest) -> String {
     format!("manifest/{digest}")
 }
 
-/// R2 metadata on a blob pointer naming the assembled object that holds its bytes.
-pub const POINTER_TARGET: &str = "assembled";
-/// R2 metadata on a blob pointer holding the blob's size.
-pub const POINTER_SIZE: &str = "size";
+/// The name of the metadata field that makes a blob key a pointer,
+/// [`fields::POINTER_TARGET`](super::fields::POINTER_TARGET), which defines it; kept here,
+/// where it was first published, for code that looks for the field by name.
+pub const POINTER_TARGET: &str = super::fields::POINTER_TARGET.name();
 
-/// R2 metadata on an upload session's state: when it was last written (ms since the
-/// epoch), so that the expiry job finds idle sessions from a listing alone.
-pub const UPLOAD_ACTIVE_AT: &str = "active-at";
-
-/// R2 metadata stamped on every replicated write: when it was written (ms since the
-/// epoch), so that replication never overwrites a newer copy with an older one.
-pub const WRITTEN_AT: &str = "written-at";
-
-/// The upload id inside a session-scoped key (`uploads/<id>/...` or the object a
-/// multipart upload assembles into); `None` for any other key.
-pub fn session_of(key: &str) -> Option<&str> {
-    let rest = key.strip_prefix(UPLOADS_PREFIX).or_else(|| key.strip_prefix("blobs/multipart/"))?;
+/// The first segment of a session-scoped key (`uploads/<id>/...` or the object a session
+/// assembles into, `blobs/multipart/<id>...`), as stored; `None` for any other key.
+fn session_segment(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(UPLOADS_PREFIX).or_else(|| key.strip_prefix(ASSEMBLED_PREFIX))?;
     rest.split('/').next().filter(|id| !id.is_empty())
+}
+
+/// Whether `key` belongs to one upload session (its state, tails, or the object it
+/// assembles into): such keys live in the session's replica alone.
+pub fn is_session_scoped(key: &str) -> bool {
+    session_segment(key).is_some()
+}
+
+/// The upload id of a session-scoped key; `None` for any other key, and for a
+/// session-scoped key no upload id names (no release writes one).
+pub fn session_of(key: &str) -> Option<UploadId> {
+    UploadId::parse(session_segment(key)?).ok()
 }
 
 /// R2: prefix of the replication bookkeeping, never itself replicated.
@@ -148,6 +187,12 @@ pub const REPLICATION_PREFIX: &str = "replication/";
 
 /// R2: prefix of the pending-replication markers kept in the replica that took a write.
 pub const PENDING_PREFIX: &str = "replication/pending/";
+
+/// The replica (by name) a pending marker's key says the change is for; `None` for any
+/// other key.
+pub fn pending_target_of(marker: &str) -> Option<&str> {
+    marker.strip_prefix(PENDING_PREFIX)?.split('/').next()
+}
 
 /// R2: marks that `key` still has to reach the replica `target`; kept in the source
 /// replica until the copy is verified. Keys may be 1,024 bytes long, so the marker is
@@ -199,32 +244,44 @@ mod tests {
         format!("sha256:{}", "ab".repeat(32)).parse().unwrap()
     }
 
+    /// An upload id (32 lowercase hex digits) written out where keys embed it.
+    const U: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f809";
+
+    fn u() -> UploadId {
+        UploadId::parse(U).unwrap()
+    }
+
+    /// Replicas and deployments of older releases read these keys: changing one breaks
+    /// them and needs a data migration. Do not edit this test to make a rename pass.
     #[test]
     fn key_formats_are_pinned() {
         let repo = RepositoryName::parse("team/app").unwrap();
         let hex = "ab".repeat(32);
         assert_eq!(blob(&d()), format!("blobs/sha256/{hex}"));
-        assert_eq!(assembled_blob("u1", 3), "blobs/multipart/u1/3");
-        assert_eq!(legacy_assembled_blob("u1"), "blobs/multipart/u1");
-        assert_eq!(legacy_upload_tail("u1"), "uploads/u1/tail");
-        assert_eq!(upload_prefix("u1"), "uploads/u1/");
-        assert_eq!(session_of(&legacy_assembled_blob("u1")), Some("u1"));
-        assert_eq!(session_of(&upload_tail("u1", 2)), Some("u1"));
-        assert_eq!(upload_state("u1"), "uploads/u1/state");
-        assert_eq!(upload_tail("u1", 2), "uploads/u1/tail/2");
-        assert_eq!(upload_id_of_state(&upload_state("u1")), Some("u1"));
-        assert_eq!(upload_id_of_state(&upload_tail("u1", 1)), None);
+        assert_eq!(assembled_blob(&u(), 3), format!("blobs/multipart/{U}/3"));
+        assert_eq!(legacy_assembled_blob(&u()), format!("blobs/multipart/{U}"));
+        assert_eq!(legacy_upload_tail(&u()), format!("uploads/{U}/tail"));
+        assert_eq!(upload_prefix(&u()), format!("uploads/{U}/"));
+        assert_eq!(session_of(&legacy_assembled_blob(&u())), Some(u()));
+        assert_eq!(session_of(&upload_tail(&u(), 2)), Some(u()));
+        assert_eq!(upload_state(&u()), format!("uploads/{U}/state"));
+        assert_eq!(upload_tail(&u(), 2), format!("uploads/{U}/tail/2"));
+        assert_eq!(upload_id_of_state(&upload_state(&u())), Some(u()));
+        assert_eq!(upload_id_of_state(&upload_tail(&u(), 1)), None);
         assert_eq!(manifest(&d()), format!("manifests/sha256/{hex}"));
         assert_eq!(repository_blob(&repo, &d()), format!("repositories/team/app/_blobs/sha256/{hex}"));
         assert_eq!(repository_manifest(&repo, &d()), format!("repositories/team/app/_manifests/sha256/{hex}"));
         assert_eq!(tag(&repo, &Tag::parse("v1").unwrap()), "repositories/team/app/_tags/v1");
+        assert_eq!(tags_prefix(&repo), "repositories/team/app/_tags/");
         assert_eq!(referrer(&repo, &d(), &d()), format!("repositories/team/app/_referrers/sha256/{hex}/sha256/{hex}"));
+        assert_eq!(referrers_prefix(&repo, &d()), format!("repositories/team/app/_referrers/sha256/{hex}/"));
         assert_eq!(catalog_entry(&repo), "catalog/team/app");
+        assert_eq!((CATALOG_PREFIX, UPLOADS_PREFIX, ACCESS_TOKENS_PREFIX), ("catalog/", "uploads/", "auth/tokens/"));
         assert_eq!(access_token("ab12"), "auth/tokens/ab12");
         assert_eq!(kv_manifest(&d()), format!("manifest/sha256:{hex}"));
         assert_eq!(cache_name(&d()), format!("https://edge-registry.cache/blobs/sha256:{hex}"));
-        assert_eq!(session_of("uploads/u1/state"), Some("u1"));
-        assert_eq!(session_of(&assembled_blob("u1", 1)), Some("u1"));
+        assert_eq!(session_of(&format!("uploads/{U}/state")), Some(u()));
+        assert_eq!(session_of(&assembled_blob(&u(), 1)), Some(u()));
         assert_eq!(session_of(&blob(&d())), None);
         assert_eq!(
             pending_marker("eu", "catalog/x"),
@@ -234,15 +291,57 @@ mod tests {
                     sha2::Sha256::digest(b"catalog/x")
                 })
         );
-        assert_eq!(
-            (UPLOAD_ACTIVE_AT, POINTER_TARGET, POINTER_SIZE, WRITTEN_AT),
-            ("active-at", "assembled", "size", "written-at")
-        );
+        assert_eq!(pending_target_of(&pending_marker("eu", "catalog/x")), Some("eu"));
+        assert_eq!(pending_target_of("catalog/x"), None);
         assert_eq!((KV_ROUTING, KV_FAULTS), ("replication/routing", "replication/faults"));
         assert_eq!(routing_switch(), "replication/control/routing");
         assert_eq!(fault_plan(), "replication/control/faults");
         assert!(routing_switch().starts_with(REPLICATION_PREFIX), "the controls are never replicated");
+        assert_eq!(
+            tombstone("catalog/x"),
+            "replication/tombstones/".to_owned()
+                + &crate::oci::digest::to_hex(&{
+                    use sha2::Digest as _;
+                    sha2::Sha256::digest(b"catalog/x")
+                })
+        );
         assert!(tombstone("catalog/x").starts_with("replication/tombstones/") && tombstone("a") != tombstone("b"));
+    }
+
+    #[test]
+    fn content_keys_give_back_their_digest() {
+        let big: Digest = format!("sha512:{}", "f".repeat(128)).parse().unwrap();
+        for digest in [d(), big] {
+            assert_eq!(blob_digest_of(&blob(&digest)), Some(digest.clone()));
+            assert_eq!(manifest_digest_of(&manifest(&digest)), Some(digest.clone()));
+            assert_eq!(blob_digest_of(&manifest(&digest)), None);
+            assert!(CONTENT_PREFIXES.iter().any(|p| blob(&digest).starts_with(p)));
+            assert!(CONTENT_PREFIXES.iter().any(|p| manifest(&digest).starts_with(p)));
+        }
+        assert_eq!(CONTENT_PREFIXES, ["blobs/sha256/", "blobs/sha512/", "manifests/"]);
+        assert_eq!(blob_digest_of(&assembled_blob(&u(), 1)), None, "an assembled object names no digest");
+        assert!(!CONTENT_PREFIXES.iter().any(|p| assembled_blob(&u(), 1).starts_with(p)));
+    }
+
+    #[test]
+    fn session_scoped_keys_are_recognised_whatever_their_segment() {
+        for key in [upload_state(&u()), upload_tail(&u(), 1), legacy_assembled_blob(&u()), assembled_blob(&u(), 2)] {
+            assert!(is_session_scoped(&key), "{key}");
+        }
+        // No release writes these, but they are a session's all the same: never replicated.
+        assert!(is_session_scoped("uploads/u1/state") && session_of("uploads/u1/state").is_none());
+        assert!(is_session_scoped("blobs/multipart/u1"));
+        for key in [
+            blob(&d()),
+            manifest(&d()),
+            "uploads/".to_owned(),
+            "blobs/multipart/".to_owned(),
+            catalog_entry(&RepositoryName::parse("a").unwrap()),
+        ] {
+            assert!(!is_session_scoped(&key), "{key}");
+        }
+        assert_eq!(upload_id_of_state("uploads/../state"), None);
+        assert_eq!(upload_id_of_state(&format!("uploads/{U}/x/state")), None);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Ports to storage: [`BlobStore`] (R2: strongly consistent objects, multipart uploads) and
 //! [`MetaStore`] (KV: an eventually consistent, fast-read index), every key format in
-//! [`keys`], and in-memory test doubles in [`memory`] that enforce R2's and KV's limits.
+//! [`keys`], every metadata field stored beside an object in [`fields`], and in-memory test
+//! doubles in [`memory`] that enforce R2's and KV's limits.
 //!
-//! This module may call nothing but `oci` (for key formats). The traits use `async fn`
+//! This module may call nothing but `oci` and `ids` (for key formats). The traits use `async fn`
 //! without `Send` bounds on purpose: on Workers everything runs on one thread, and the
 //! JavaScript handles behind R2 and KV are not `Send`.
 
 pub mod faulty;
+pub mod fields;
 pub mod keys;
 pub mod limits;
 pub mod memory;
