@@ -10,7 +10,7 @@ use super::password::{self, MalformedHash, StoredHash};
 pub async fn pbkdf2_sha256(secret: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     #[cfg(target_arch = "wasm32")]
     if iterations <= password::DEFAULT_ITERATIONS {
-        if let Ok(derived) = crate::edge::native::pbkdf2_sha256(secret, salt, iterations).await {
+        if let Ok(derived) = webcrypto::pbkdf2_sha256(secret, salt, iterations).await {
             if let Ok(derived) = <[u8; 32]>::try_from(derived.as_slice()) {
                 return derived;
             }
@@ -23,6 +23,36 @@ pub async fn pbkdf2_sha256(secret: &[u8], salt: &[u8], iterations: u32) -> [u8; 
 pub async fn verify_password(secret: &str, stored: &str) -> Result<bool, MalformedHash> {
     let stored = StoredHash::parse(stored)?;
     Ok(stored.matches(&pbkdf2_sha256(secret.as_bytes(), &stored.salt, stored.iterations).await))
+}
+
+/// The runtime's WebCrypto, reached through a small JavaScript function (wasm32 only).
+#[cfg(target_arch = "wasm32")]
+mod webcrypto {
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen::JsValue;
+    use wasm_bindgen_futures::JsFuture;
+
+    #[wasm_bindgen(inline_js = r#"
+    export async function pbkdf2_sha256_bits(password, salt, iterations) {
+      // Copies first: the views point into wasm memory, which may move while we await.
+      password = password.slice();
+      salt = salt.slice();
+      const key = await crypto.subtle.importKey("raw", password, "PBKDF2", false, ["deriveBits"]);
+      const params = { name: "PBKDF2", hash: "SHA-256", salt, iterations };
+      return new Uint8Array(await crypto.subtle.deriveBits(params, key, 256));
+    }
+    "#)]
+    extern "C" {
+        /// A promise of 32 bytes of PBKDF2-HMAC-SHA256, by the runtime's WebCrypto.
+        fn pbkdf2_sha256_bits(password: &[u8], salt: &[u8], iterations: u32) -> js_sys::Promise;
+    }
+
+    /// PBKDF2-HMAC-SHA256 (32 bytes) in the runtime's native WebCrypto, which is far cheaper
+    /// in CPU than the same loop in wasm. workerd refuses more than 100,000 iterations.
+    pub async fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> Result<Vec<u8>, JsValue> {
+        let bits = JsFuture::from(pbkdf2_sha256_bits(password, salt, iterations)).await?;
+        Ok(js_sys::Uint8Array::new(&bits).to_vec())
+    }
 }
 
 #[cfg(test)]

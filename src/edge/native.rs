@@ -1,8 +1,8 @@
 //! Work handed to the runtime so that bytes never enter wasm, or cost less CPU there:
 //! hashing an R2 object (`crypto.DigestStream` reads the R2 stream directly), counting a
 //! request body on its way into R2 (so that a failed put can be told apart as the
-//! client's, its body ended early, or R2's), and PBKDF2 for password checks in the
-//! runtime's WebCrypto, which costs far less CPU than the same loop in wasm.
+//! client's, its body ended early, or R2's). (PBKDF2 in WebCrypto, for password checks,
+//! lives with the rest of the password check in `auth::kdf`.)
 
 use crate::oci::Algorithm;
 use crate::storage::put_failure::BodyReport;
@@ -91,26 +91,4 @@ pub async fn digest_of_stream(stream: ReadableStream, algorithm: Algorithm) -> R
     };
     let bytes = JsFuture::from(digest_stream(stream, name)).await?;
     Ok(js_sys::Uint8Array::new(&bytes).to_vec())
-}
-
-#[wasm_bindgen(inline_js = r#"
-export async function pbkdf2_sha256_bits(password, salt, iterations) {
-  // Copies first: the views point into wasm memory, which may move while we await.
-  password = password.slice();
-  salt = salt.slice();
-  const key = await crypto.subtle.importKey("raw", password, "PBKDF2", false, ["deriveBits"]);
-  const params = { name: "PBKDF2", hash: "SHA-256", salt, iterations };
-  return new Uint8Array(await crypto.subtle.deriveBits(params, key, 256));
-}
-"#)]
-extern "C" {
-    /// A promise of 32 bytes of PBKDF2-HMAC-SHA256, by the runtime's WebCrypto.
-    fn pbkdf2_sha256_bits(password: &[u8], salt: &[u8], iterations: u32) -> js_sys::Promise;
-}
-
-/// PBKDF2-HMAC-SHA256 (32 bytes) in the runtime's native WebCrypto, which is far cheaper
-/// in CPU than the same loop in wasm. workerd refuses more than 100,000 iterations.
-pub async fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> Result<Vec<u8>, JsValue> {
-    let bits = JsFuture::from(pbkdf2_sha256_bits(password, salt, iterations)).await?;
-    Ok(js_sys::Uint8Array::new(&bits).to_vec())
 }
