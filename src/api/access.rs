@@ -81,29 +81,41 @@ fn scope_actions(action: Action) -> &'static str {
     }
 }
 
-/// `Bearer realm="<origin>/token",service="...",scope="repository:<name>:<actions>"`.
-pub fn challenge(auth: &Auth, origin: &str, needed: Option<&(RepositoryName, Action)>) -> String {
+/// `Bearer realm="<origin>/token",service="...",scope="repository:<name>:<actions>"`; the
+/// scope part only when the request names the `required_scope` (repository and action).
+pub fn challenge(auth: &Auth, origin: &str, required_scope: Option<&(RepositoryName, Action)>) -> String {
     let mut value = format!("Bearer realm=\"{origin}/token\",service=\"{}\"", auth.config.service);
-    if let Some((name, action)) = needed {
+    if let Some((name, action)) = required_scope {
         value.push_str(&format!(",scope=\"repository:{name}:{}\"", scope_actions(*action)));
     }
     value
 }
 
-pub fn unauthorized(auth: &Auth, origin: &str, needed: Option<&(RepositoryName, Action)>, message: String) -> ApiError {
+/// `401` with a Bearer challenge for `required_scope` (see [`challenge`]).
+pub fn unauthorized(
+    auth: &Auth,
+    origin: &str,
+    required_scope: Option<&(RepositoryName, Action)>,
+    message: String,
+) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
-        .with_header("www-authenticate", challenge(auth, origin, needed))
+        .with_header("www-authenticate", challenge(auth, origin, required_scope))
 }
 
 /// Turns refused credentials into 401 (or 429 for a throttled user, 503 for storage).
-pub fn refused(auth: &Auth, origin: &str, needed: Option<&(RepositoryName, Action)>, error: AuthError) -> ApiError {
+pub fn refused(
+    auth: &Auth,
+    origin: &str,
+    required_scope: Option<&(RepositoryName, Action)>,
+    error: AuthError,
+) -> ApiError {
     match error {
         AuthError::Throttled { retry_after_secs } => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests, error.to_string())
                 .with_header("retry-after", retry_after_secs.to_string())
         }
         AuthError::Storage(e) => crate::registry::RegistryError::Storage(e).into(),
-        other => unauthorized(auth, origin, needed, other.to_string()),
+        other => unauthorized(auth, origin, required_scope, other.to_string()),
     }
 }
 
@@ -131,20 +143,21 @@ fn authorize(auth: &Auth, origin: &str, identity: &Identity, needs: &Needs) -> R
         Needs::Repository(name, action) => (name, *action),
         _ => return Ok(()),
     };
-    if identity.may(name, action) {
+    if identity.is_allowed(name, action) {
         return Ok(());
     }
-    let needed = (name.clone(), action);
+    // What the challenge asks a token for.
+    let required_scope = (name.clone(), action);
     // Anonymous callers, and bearers whose token lacks a scope they could get, are told
     // how to authenticate; a known caller without the right is denied.
     if identity.is_anonymous() {
         let message = format!("{} access to {name} requires authentication", action.as_str());
-        return Err(unauthorized(auth, origin, Some(&needed), message));
+        return Err(unauthorized(auth, origin, Some(&required_scope), message));
     }
-    if identity.could(name, action) {
+    if identity.could_obtain(name, action) {
         // As docker/distribution does: the token is fine, its scope too narrow.
         let message = format!("the token's scope does not include {} on {name}", action.as_str());
-        let mut error = unauthorized(auth, origin, Some(&needed), message);
+        let mut error = unauthorized(auth, origin, Some(&required_scope), message);
         for (header, value) in &mut error.headers {
             if *header == "www-authenticate" {
                 value.push_str(",error=\"insufficient_scope\"");

@@ -80,7 +80,7 @@ async fn visible_catalog<B: BlobStore, M: MetaStore>(
         let room = (CATALOG_SCAN_LIMIT - examined).min(crate::storage::limits::R2_MAX_LIST);
         let page = registry.catalog(Some(room), cursor.as_deref()).await?;
         for name in &page.items {
-            let allowed = RepositoryName::parse(name).is_ok_and(|repo| call.may_pull(&repo));
+            let allowed = RepositoryName::parse(name).is_ok_and(|repo| call.is_allowed_to_pull(&repo));
             if allowed {
                 if visible.items.len() == wanted {
                     visible.more = true;

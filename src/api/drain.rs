@@ -20,21 +20,23 @@ struct Slot<N> {
     stream: Option<ByteStream>,
 }
 
-pub struct BodySlot<N>(Rc<RefCell<Slot<N>>>);
+/// The request body, shared between the handler step that takes it and the drain that
+/// afterwards reads what the step left: clones share one `Slot`.
+pub struct DrainableBody<N>(Rc<RefCell<Slot<N>>>);
 
-impl<N> Clone for BodySlot<N> {
+impl<N> Clone for DrainableBody<N> {
     fn clone(&self) -> Self {
-        BodySlot(self.0.clone())
+        DrainableBody(self.0.clone())
     }
 }
 
-impl<N: 'static> BodySlot<N> {
+impl<N: 'static> DrainableBody<N> {
     pub fn new(body: RequestBody<N>) -> Self {
-        BodySlot(Rc::new(RefCell::new(Slot { unread: Some(body), stream: None })))
+        DrainableBody(Rc::new(RefCell::new(Slot { unread: Some(body), stream: None })))
     }
 }
 
-impl<N> BodySlot<N> {
+impl<N> DrainableBody<N> {
     /// The body, whose stream (if it is read through wasm) stays reachable for draining.
     /// A second take gets an empty body.
     pub fn take(&self) -> RequestBody<N>
@@ -48,7 +50,7 @@ impl<N> BodySlot<N> {
         let slot = self.0.clone();
         body.map_stream(move |stream| {
             slot.borrow_mut().stream = Some(stream);
-            Shared(slot).boxed_local()
+            SlotReader(slot).boxed_local()
         })
     }
 
@@ -62,7 +64,7 @@ impl<N> BodySlot<N> {
             self.0.borrow_mut().stream = Some(body.into_stream());
         }
         let mut seen = 0u64;
-        let mut rest = Shared(self.0);
+        let mut rest = SlotReader(self.0);
         while let Some(Ok(chunk)) = rest.next().await {
             seen += chunk.len() as u64;
             if seen > limit {
@@ -72,10 +74,11 @@ impl<N> BodySlot<N> {
     }
 }
 
-/// Reads from the stream kept in the slot.
-struct Shared<N>(Rc<RefCell<Slot<N>>>);
+/// A stream that reads from the stream kept in the slot, so that the handler and the drain
+/// read the same body one after the other.
+struct SlotReader<N>(Rc<RefCell<Slot<N>>>);
 
-impl<N> Stream for Shared<N> {
+impl<N> Stream for SlotReader<N> {
     type Item = Result<Vec<u8>, String>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

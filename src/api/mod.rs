@@ -52,7 +52,7 @@ pub struct Call<N> {
     pub identity: Option<Identity>,
     /// The registry's origin as the client sees it (for challenges).
     pub origin: String,
-    body: drain::BodySlot<N>,
+    body: drain::DrainableBody<N>,
 }
 
 impl<N: 'static> Call<N> {
@@ -66,8 +66,8 @@ impl<N: 'static> Call<N> {
     }
 
     /// Whether the caller may pull from `name` (always, with access control off).
-    pub fn may_pull(&self, name: &crate::oci::RepositoryName) -> bool {
-        self.identity.as_ref().is_none_or(|i| i.may(name, Action::Pull))
+    pub fn is_allowed_to_pull(&self, name: &crate::oci::RepositoryName) -> bool {
+        self.identity.as_ref().is_none_or(|i| i.is_allowed(name, Action::Pull))
     }
 
     /// The request body, for the one handler step that reads it.
@@ -106,7 +106,7 @@ pub async fn serve<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmi
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
     let (parts, body) = request.into_parts();
-    let body = drain::BodySlot::new(body);
+    let body = drain::DrainableBody::new(body);
     let call = Call {
         method: parts.method,
         origin: access::origin(&parts.uri, &parts.headers),

@@ -66,7 +66,7 @@ pub async fn start<B: BlobStore, M: MetaStore>(
         // which tells nothing about whether the blob exists.
         let may_mount = match (&call.identity, &from) {
             (None, _) => true,
-            (Some(identity), Some(source)) => identity.may(source, crate::auth::Action::Pull),
+            (Some(identity), Some(source)) => identity.is_allowed(source, crate::auth::Action::Pull),
             (Some(identity), None) => identity.admin,
         };
         if may_mount && registry.mount_blob(name, &digest, from.as_ref()).await? {

@@ -64,13 +64,15 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Whether this request may take `action` on `name`.
-    pub fn may(&self, name: &RepositoryName, action: Action) -> bool {
+    /// Whether this request is allowed to take `action` on `name`: the principal holds the
+    /// right and, for a bearer token, the token's scope carries it.
+    pub fn is_allowed(&self, name: &RepositoryName, action: Action) -> bool {
         self.grants.allows(name, action) && self.scope.as_ref().is_none_or(|s| s.allows(name, action))
     }
 
-    /// Whether the principal could, with a token of the right scope.
-    pub fn could(&self, name: &RepositoryName, action: Action) -> bool {
+    /// Whether the principal holds the right, so that it could obtain a token whose scope
+    /// allows `action` on `name` (even if the token it presents does not).
+    pub fn could_obtain(&self, name: &RepositoryName, action: Action) -> bool {
         self.grants.allows(name, action)
     }
 

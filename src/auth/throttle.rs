@@ -61,11 +61,12 @@ impl Failures {
         self.known.remove(user);
     }
 
-    /// How many names are counted (known, unknown).
-    pub fn len(&self) -> (usize, usize) {
+    /// How many user names have failures counted: (known users, unknown names).
+    pub fn counted_names(&self) -> (usize, usize) {
         (self.known.len(), self.unknown.len())
     }
 
+    /// Whether no name has failures counted.
     pub fn is_empty(&self) -> bool {
         self.known.is_empty() && self.unknown.is_empty()
     }
@@ -86,7 +87,7 @@ mod tests {
             failures.record(&format!("spray-{i}"), false, 200 + i as u64);
         }
         assert_eq!(failures.throttled("reader", true, 20_000), Some(40));
-        assert_eq!(failures.len(), (1, MAX_UNKNOWN_NAMES));
+        assert_eq!(failures.counted_names(), (1, MAX_UNKNOWN_NAMES));
         // The newest made-up names are still counted; the oldest were dropped.
         assert!(failures.unknown.contains_key(&format!("spray-{}", 3 * MAX_UNKNOWN_NAMES - 1)));
         assert!(!failures.unknown.contains_key("spray-0"));
@@ -112,7 +113,7 @@ mod tests {
             failures.record(&format!("old-{i}"), false, 0);
         }
         failures.record("fresh", false, FAILURE_WINDOW_MS + 1);
-        assert_eq!(failures.len(), (0, 1));
+        assert_eq!(failures.counted_names(), (0, 1));
     }
 
     #[test]

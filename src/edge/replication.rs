@@ -12,8 +12,8 @@ use crate::registry::{Clock, RandomIds, Registry};
 use crate::replication::repair::repair;
 use crate::replication::switch_cache::Source;
 use crate::replication::{
-    apply, health, ids_for, parse_replicas, publish, Admin, Cluster, FaultPlan, Health, Location, Message, Replica,
-    ReplicaSpec, ReplicationQueue, RoutingSwitch, SwitchCache, Timer,
+    apply, health, parse_replicas, publish, replica_pinned_ids, Admin, Cluster, FaultPlan, Health, Location, Message,
+    Replica, ReplicaSpec, ReplicationQueue, RoutingSwitch, SwitchCache, Timer,
 };
 use futures::future::LocalBoxFuture;
 use std::cell::RefCell;
@@ -142,7 +142,7 @@ pub async fn fetch(
     let (switch, faults) = controls(env, &cluster, &meta).await;
     let pin = if hooks(env) { request.headers().get(PIN_HEADER)? } else { None };
     let store = cluster.client(&location(&request), &switch, &faults, pin.as_deref());
-    let ids = ids_for(&store, Box::new(RandomIds));
+    let ids = replica_pinned_ids(&store, Box::new(RandomIds));
     let registry = Registry::new(store, meta.clone(), Box::new(WorkerClock), Box::new(ids), config(env));
     let queue = WorkerQueue(env.queue(QUEUE_BINDING)?);
     let admin = Admin {

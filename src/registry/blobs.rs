@@ -22,8 +22,9 @@ pub struct BlobRead<T> {
     pub from_cache: bool,
 }
 
-/// Where a blob's bytes live, after following a multipart pointer.
-struct Located {
+/// Where a blob's bytes live (the object key) and how many there are, after following a
+/// multipart pointer.
+struct BlobLocation {
     key: String,
     size: u64,
 }
@@ -65,7 +66,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         Ok(())
     }
 
-    async fn locate(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<Located> {
+    async fn locate(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<BlobLocation> {
         let unknown = || RegistryError::BlobUnknown(digest.clone());
         if self.blobs.head(&keys::repository_blob(repo, digest)).await?.is_none() {
             return Err(unknown());
@@ -77,9 +78,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 }
 
 /// A blob assembled by multipart upload is an empty pointer naming the assembled object.
-fn follow_pointer(key: String, info: &ObjectInfo) -> Located {
+fn follow_pointer(key: String, info: &ObjectInfo) -> BlobLocation {
     match (POINTER_TARGET.get(&info.metadata), POINTER_SIZE.get(&info.metadata)) {
-        (Some(target), Some(size)) => Located { key: target.to_owned(), size },
-        _ => Located { key, size: info.size },
+        (Some(target), Some(size)) => BlobLocation { key: target.to_owned(), size },
+        _ => BlobLocation { key, size: info.size },
     }
 }

@@ -59,7 +59,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                         closed => closed?,
                     }
                 }
-                session.discard(&self.blobs).await?;
+                session.remove_with_object(&self.blobs).await?;
             }
             // Unreadable state: remove what the id names.
             Err(_) => {

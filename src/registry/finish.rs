@@ -68,11 +68,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             }
         }
         // Closed first, so that no other request can still write this session; then the
-        // session is forgotten before the blob is published: a crash between the two
+        // session's bookkeeping is removed before the blob is published: a crash between the two
         // leaves an unreferenced object (garbage), never a pointer to an object that the
         // expiry job of a still-listed session would delete.
         session.close(&self.blobs, self.clock.now_millis()).await?;
-        session.forget(&self.blobs).await?;
+        session.remove_keeping_object(&self.blobs).await?;
         match assembled {
             Assembled::Object(key) => {
                 let pointer = Metadata::from([POINTER_TARGET.entry(key), POINTER_SIZE.entry(session.offset)]);
@@ -142,7 +142,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 }
 
-/// Where a session's bytes are once assembled.
+/// Where a session's bytes are once assembled, as `Registry::assemble` returns it. The name
+/// fits: each variant is the place the bytes were assembled in.
 enum Assembled {
     /// In the assembled object (multipart or native), reached through a pointer.
     Object(String),

@@ -9,9 +9,12 @@ use crate::oci::Hasher;
 use crate::storage::{keys, BlobStore, ByteRange, MetaStore, Metadata, StorageError};
 use futures::StreamExt;
 
-/// What [`Registry::receive`] got from a request body.
-pub(crate) struct Received {
+/// The tail a request body left after [`Registry::receive`] uploaded its full parts, and
+/// why the body ended early if it did.
+pub(crate) struct BodyTail {
+    /// The bytes past the last full part: the session's new tail.
     pub tail: Vec<u8>,
+    /// Why the client stream broke, if it did (`None`: the body was read to its end).
     pub interrupted: Option<String>,
 }
 
@@ -25,15 +28,15 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         session: &mut UploadSession,
         hasher: &mut Hasher,
         mut body: ByteStream,
-    ) -> RegistryResult<Received> {
+    ) -> RegistryResult<BodyTail> {
         let mut tail = self.load_tail(session).await?;
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(chunk) => self.take_in(session, hasher, &mut tail, &chunk, true).await?,
-                Err(reason) => return Ok(Received { tail, interrupted: Some(reason) }),
+                Err(reason) => return Ok(BodyTail { tail, interrupted: Some(reason) }),
             }
         }
-        Ok(Received { tail, interrupted: None })
+        Ok(BodyTail { tail, interrupted: None })
     }
 
     /// The tail the committed state names, checked against the size and etag it was

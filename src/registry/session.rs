@@ -242,19 +242,20 @@ impl UploadSession {
     }
 
     /// Removes every trace of a closed or abandoned session: any unfinished multipart
-    /// upload, the assembled object, every tail and the state, the state last.
-    pub async fn discard<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
+    /// upload, the assembled object, every tail and the state, the state last. Compare
+    /// [`UploadSession::remove_keeping_object`], for a session whose blob was stored.
+    pub async fn remove_with_object<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
         let assembled = self.object_key();
         if let Some(mp) = &self.multipart_id {
             store.abort_multipart(&assembled, mp).await?;
         }
         store.delete(&assembled).await?;
-        self.forget(store).await
+        self.remove_keeping_object(store).await
     }
 
     /// Removes the bookkeeping (tails of every generation, then the state) of a session
     /// whose blob was stored, keeping the assembled object.
-    pub async fn forget<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
+    pub async fn remove_keeping_object<B: BlobStore>(&self, store: &B) -> RegistryResult<()> {
         let state = keys::upload_state(&self.id);
         for entry in storage::list_all(store, &keys::upload_prefix(&self.id)).await? {
             if entry.key != state {

@@ -278,7 +278,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// removes every trace of it.
     pub(crate) async fn end_session(&self, session: &mut UploadSession) -> RegistryResult<()> {
         session.close(&self.blobs, self.now()).await?;
-        session.discard(&self.blobs).await
+        session.remove_with_object(&self.blobs).await
     }
 
     /// A whole blob in one request (end-4b): nothing is saved unless the digest matches.

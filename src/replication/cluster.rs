@@ -75,8 +75,8 @@ impl<S: crate::storage::BlobStore> Cluster<S> {
     }
 }
 
-/// Upload ids for requests served through `store`: they name the replica that takes the
-/// session's writes.
-pub fn ids_for<S>(store: &Replicated<S>, random: Box<dyn IdSource>) -> ReplicaIds {
+/// Upload ids for requests served through `store`, each pinned to a replica: the id names
+/// the replica that takes the session's writes.
+pub fn replica_pinned_ids<S>(store: &Replicated<S>, random: Box<dyn IdSource>) -> ReplicaIds {
     ReplicaIds { routing: store.routing.clone(), random }
 }

@@ -29,7 +29,7 @@ pub mod switch_cache;
 pub mod tombstone;
 
 pub use admin::{Admin, ReplicationAdmin};
-pub use cluster::{ids_for, Cluster};
+pub use cluster::{replica_pinned_ids, Cluster};
 pub use config::{parse_replicas, Location, ReplicaConfigError, ReplicaSpec};
 pub use control::{ChangeError, Control, FaultPlan, RoutingSwitch};
 pub use health::{Health, Traffic};

@@ -297,14 +297,14 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
         }
         WRITTEN_AT.set(&mut metadata, (self.routing.now)());
         // A blob pointer goes where its assembled bytes are, so that a replica never holds
-        // a pointer to bytes it does not have.
-        let beside_bytes = POINTER_TARGET.get(&metadata).and_then(|target| {
+        // a pointer to bytes it does not have: the replica holding the session's bytes.
+        let replica_with_bytes = POINTER_TARGET.get(&metadata).and_then(|target| {
             keys::session_of(target)
                 .and_then(|id| self.routing.session_replica(&id))
                 .filter(|&i| self.routing.routable(i))
         });
         let mut failure = None;
-        let order = match beside_bytes {
+        let order = match replica_with_bytes {
             Some(home) => vec![home],
             None => self.routing.candidates(),
         };

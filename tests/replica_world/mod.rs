@@ -10,8 +10,8 @@ pub use edge_registry::oci::digest::to_hex;
 pub use edge_registry::registry::{ByteStream, Config, IdSource, Registry, RequestBody};
 pub use edge_registry::replication::repair::repair;
 pub use edge_registry::replication::{
-    apply, ids_for, parse_replicas, publish, Admin, Applied, Cluster, FaultPlan, Health, Location, Message, Replica,
-    Replicated, ReplicationQueue, RoutingSwitch, SwitchCache, Timer,
+    apply, parse_replicas, publish, replica_pinned_ids, Admin, Applied, Cluster, FaultPlan, Health, Location, Message,
+    Replica, Replicated, ReplicationQueue, RoutingSwitch, SwitchCache, Timer,
 };
 pub use edge_registry::storage::faulty::{FaultyBlobStore, Op};
 pub use edge_registry::storage::memory::MemoryBlobStore;
@@ -139,7 +139,7 @@ impl World {
     /// writer replica, the shared KV, and the world's clock at this moment.
     pub fn registry(&self, from: &str, pin: Option<&str>) -> Registry<Replicated<Bucket>, Rc<MemoryMetaStore>> {
         let store = self.client(from, pin);
-        let ids = ids_for(&store, Box::new(SharedIds(self.ids.clone())));
+        let ids = replica_pinned_ids(&store, Box::new(SharedIds(self.ids.clone())));
         let config = Config { part_size: 5 * MIB as u64, ..Config::default() };
         Registry::new(store, self.meta.clone(), Box::new(Fixed(self.clock.get())), Box::new(ids), config)
     }
