@@ -16,6 +16,9 @@
 //! - [`replication`]: opt-in geo-replication across R2 buckets: routing by location,
 //!   read fallback, health back-off, queue-driven verified copies and a repair job.
 //! - [`oci`]: names, tags, digests, media types and manifests, validated by the spec's rules.
+//! - [`settings`]: every var and secret, parsed and checked once per isolate into one
+//!   value with a section per feature; the layers above receive their section, and only
+//!   `edge` reads the environment.
 //!
 //! `edge` (compiled for wasm32 only) is the workers-rs glue: it binds R2 and KV to the
 //! ports and converts between Workers requests and the `api` layer. Everything else is
@@ -26,6 +29,7 @@ pub mod auth;
 pub mod oci;
 pub mod registry;
 pub mod replication;
+pub mod settings;
 pub mod storage;
 
 #[cfg(target_arch = "wasm32")]
