@@ -18,6 +18,9 @@
 //! - [`oci`]: names, tags, digests, media types and manifests, validated by the spec's rules.
 //! - [`ids`]: the injected source of fresh ids and the validated upload-session id, below
 //!   `storage`, `registry` and `replication`, which all depend on its format.
+//! - [`settings`]: every var and secret, parsed and checked once per isolate into one
+//!   value with a section per feature; the layers above receive their section, and only
+//!   `edge` reads the environment.
 //!
 //! `edge` (compiled for wasm32 only) is the workers-rs glue: it binds R2 and KV to the
 //! ports and converts between Workers requests and the `api` layer. Everything else is
@@ -29,6 +32,7 @@ pub mod ids;
 pub mod oci;
 pub mod registry;
 pub mod replication;
+pub mod settings;
 pub mod storage;
 
 #[cfg(target_arch = "wasm32")]

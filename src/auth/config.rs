@@ -1,6 +1,7 @@
-//! Access-control settings, read from Workers vars and secrets:
+//! Access-control settings, parsed from the values of the Workers vars and secrets
 //! `AUTH_USERS` (users, password hashes, grants), `AUTH_ANONYMOUS` (what anyone may do),
-//! `AUTH_TOKEN_SECRET` (the key that signs bearer tokens), `AUTH_SERVICE` (token audience).
+//! `AUTH_TOKEN_SECRET` (the key that signs bearer tokens), `AUTH_SERVICE` (token audience);
+//! `settings::access` reads them.
 
 use super::grants::Grants;
 use serde::Deserialize;
@@ -28,14 +29,22 @@ pub struct AuthConfig {
     pub token_ttl_secs: u64,
 }
 
-/// A setting that cannot be used; the registry refuses to serve rather than run open.
+/// A setting that cannot be used; the registry refuses to serve rather than run open. The
+/// text says what is wrong with the setting the variant names (`settings::access` puts the
+/// var's name in front).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("AUTH_USERS is not valid JSON of {{\"name\": {{\"password\": ..., \"access\": [...]}}}}: {0}")]
+    /// `AUTH_USERS`.
+    #[error("not valid JSON of {{\"name\": {{\"password\": ..., \"access\": [...]}}}}: {0}")]
     Users(String),
-    #[error("AUTH_ANONYMOUS is not a valid JSON list of grants: {0}")]
+    /// `AUTH_ANONYMOUS`.
+    #[error("not a valid JSON list of grants, e.g. [{{\"repository\": \"public/*\", \"actions\": [\"pull\"]}}]: {0}")]
     Anonymous(String),
-    #[error("AUTH_TOKEN_SECRET must be set (at least 32 characters) when access control is on")]
+    /// `AUTH_TOKEN_SECRET`.
+    #[error(
+        "must be set (at least 32 characters, e.g. from `openssl rand -hex 32`) when access control is on \
+         (AUTH_USERS or AUTH_ANONYMOUS is set)"
+    )]
     TokenSecret,
 }
 

@@ -26,20 +26,23 @@ pub struct ReplicaSpec {
     pub home: bool,
 }
 
-/// Why a replica declaration was refused.
+/// Why a replica declaration (the `REPLICAS` var, which `settings` names in front of this
+/// text) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplicaConfigError {
-    #[error("REPLICAS is not a JSON list of replicas: {0}")]
+    #[error(
+        "not a JSON list of replicas, each {{\"name\", \"binding\", \"region\", \"serves\": [...], \"home\"}}: {0}"
+    )]
     Syntax(String),
-    #[error("REPLICAS declares no replica")]
+    #[error("declares no replica; declare at least one, or leave it unset for one bucket (BLOBS)")]
     Empty,
-    #[error("REPLICAS declares {0} replicas; at most {MAX_REPLICAS} are supported")]
+    #[error("declares {0} replicas; at most {MAX_REPLICAS} are supported")]
     TooMany(usize),
     #[error("replica name {0:?} must be 1-32 characters of a-z, 0-9 and '-'")]
     BadName(String),
     #[error("replica name {0:?} is declared twice")]
     Duplicate(String),
-    #[error("REPLICAS must mark exactly one replica \"home\": true, not {0}")]
+    #[error("must mark exactly one replica \"home\": true, not {0}")]
     Home(usize),
 }
 

@@ -1,0 +1,82 @@
+//! The cron trigger: runs the jobs the settings list ([`Settings::scheduled_jobs`]), in
+//! their order, against the one bucket or, with replicas, against every replica.
+//!
+//! [`Settings::scheduled_jobs`]: crate::settings::Settings::scheduled_jobs
+
+use super::r2::R2Store;
+use super::replication::{self, WorkerQueue};
+use super::settings::configured;
+use crate::registry::Registry;
+use crate::replication::repair::repair;
+use crate::replication::Replicated;
+use crate::settings::{ScheduledJob, Settings};
+use crate::storage::{BlobStore, MetaStore};
+use worker::{event, Env, ScheduleContext, ScheduledEvent};
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let configured = match configured(&env) {
+        Ok(configured) => configured,
+        Err(e) => {
+            worker::console_error!("scheduled jobs skipped: edge-registry is misconfigured: {e}");
+            return;
+        }
+    };
+    let settings = &configured.settings;
+    let jobs = settings.scheduled_jobs();
+    let done = match &settings.replication {
+        Some(replicas) => replication::scheduled(&env, settings, replicas, &jobs).await,
+        None => one_bucket(&env, settings, &jobs).await,
+    };
+    if let Err(e) = done {
+        worker::console_error!("scheduled jobs not run (bindings missing?): {e}");
+    }
+}
+
+/// The cron jobs without replicas: run over the one bucket.
+async fn one_bucket(env: &Env, settings: &Settings, jobs: &[ScheduledJob]) -> worker::Result<()> {
+    let registry = super::registry(env, &settings.registry)?;
+    run(jobs, &registry, None).await;
+    Ok(())
+}
+
+/// What the replication repair runs against: every replica, and the queue it re-sends to.
+pub struct Replicas<'a> {
+    pub store: &'a Replicated<R2Store>,
+    pub queue: &'a WorkerQueue,
+}
+
+/// Runs `jobs` in order; each one's failure is logged, and the next one runs all the same.
+pub async fn run<B: BlobStore, M: MetaStore>(
+    jobs: &[ScheduledJob],
+    registry: &Registry<B, M>,
+    replicas: Option<Replicas<'_>>,
+) {
+    for job in jobs {
+        match *job {
+            ScheduledJob::ExpireUploads { idle_ms } => match registry.expire_uploads(idle_ms).await {
+                Ok(r) => worker::console_log!(
+                    "expired {} upload sessions idle for over {} s ({} failed, left for the next run)",
+                    r.expired,
+                    idle_ms / 1000,
+                    r.failed
+                ),
+                Err(e) => worker::console_error!("expiring uploads failed: {e}"),
+            },
+            ScheduledJob::RepairReplicas { resend_after_ms } => {
+                let Some(Replicas { store, queue }) = &replicas else {
+                    worker::console_error!("replication repair skipped: no replicas");
+                    continue;
+                };
+                match repair(store, *queue, resend_after_ms).await {
+                    Ok(report) if report.failed > 0 => worker::console_error!(
+                        "replication repair: {} items failed (the next run retries them): {report:?}",
+                        report.failed
+                    ),
+                    Ok(report) => worker::console_log!("replication repair: {report:?}"),
+                    Err(e) => worker::console_error!("replication repair failed: {e}"),
+                }
+            }
+        }
+    }
+}

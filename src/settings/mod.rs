@@ -1,0 +1,106 @@
+//! The worker's settings: every var and secret, read once per isolate into one
+//! [`Settings`] value, with one [`SettingsError`] naming the var that is wrong and how to
+//! fix it. Plain Rust over a lookup function, so native tests drive it; `edge` supplies the
+//! lookup (a Workers var, else a secret of that name) and hands the parsed sections to the
+//! core, which never reads the environment.
+//!
+//! One section per feature, each in its own submodule with the vars it reads:
+//!
+//! - [`registry`]: the registry core (`MAX_REQUEST_BODY_MB`, `MAX_MANIFEST_REFERENCES`,
+//!   `UPLOAD_EXPIRY_SECONDS`);
+//! - [`access`]: access control (`AUTH_USERS`, `AUTH_ANONYMOUS`, `AUTH_TOKEN_SECRET`,
+//!   `AUTH_SERVICE`); off (the registry runs open) without users or anonymous grants;
+//! - [`replication`]: geo-replication (`REPLICAS` and its tuning vars); off without `REPLICAS`.
+//!
+//! A new feature (lifecycle/GC, pull-through, events) adds its submodule, a field of
+//! [`Settings`] parsed in [`Settings::from_lookup`], its rows in the README's settings
+//! table (a test checks that every var read is there), and, if it has cron work, its
+//! [`ScheduledJob`] in [`schedule`].
+
+pub mod access;
+pub mod registry;
+pub mod replication;
+pub mod schedule;
+mod vars;
+
+pub use registry::RegistrySettings;
+pub use replication::ReplicationSettings;
+pub use schedule::ScheduledJob;
+pub use vars::{lookup_in, Vars};
+
+use crate::auth::AuthConfig;
+
+/// Looks a setting up by name: a Workers var or secret, `None` when neither is set.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Everything the worker is configured with, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The registry core: request body limit, manifest bounds, upload expiry.
+    pub registry: RegistrySettings,
+    /// Access control; `None` runs the registry open (anyone may push, pull and delete).
+    pub access: Option<AuthConfig>,
+    /// Geo-replication; `None` with one bucket, `BLOBS`.
+    pub replication: Option<ReplicationSettings>,
+}
+
+impl Settings {
+    /// Reads and checks every section; the first setting that cannot be used is the error.
+    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Settings, SettingsError> {
+        let vars = Vars::new(lookup);
+        Ok(Settings {
+            registry: RegistrySettings::read(&vars)?,
+            access: access::read(&vars)?,
+            replication: ReplicationSettings::read(&vars)?,
+        })
+    }
+}
+
+/// A setting that cannot be used. The registry refuses to serve rather than guess (or run
+/// open): every request is answered 500 with this text, which names the var.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct SettingsError {
+    /// The var or secret at fault.
+    pub var: &'static str,
+    /// What is wrong with it and how to fix it.
+    pub problem: String,
+}
+
+impl SettingsError {
+    pub fn new(var: &'static str, problem: impl Into<String>) -> Self {
+        SettingsError { var, problem: problem.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::from_lookup(&lookup_in(pairs))
+    }
+
+    #[test]
+    fn nothing_set_is_an_open_single_bucket_registry_with_defaults() {
+        let settings = parse(&[]).unwrap();
+        assert!(settings.access.is_none());
+        assert!(settings.replication.is_none());
+        assert_eq!(settings.registry.config.max_request_bytes, None);
+        assert_eq!(settings.registry.upload_expiry_seconds, 24 * 3600);
+    }
+
+    #[test]
+    fn the_error_names_the_var_first() {
+        let e = parse(&[("UPLOAD_EXPIRY_SECONDS", "a day")]).unwrap_err();
+        assert_eq!(e.var, "UPLOAD_EXPIRY_SECONDS");
+        assert!(e.to_string().starts_with("UPLOAD_EXPIRY_SECONDS: \"a day\" is not"), "{e}");
+    }
+
+    #[test]
+    fn every_section_is_checked() {
+        assert_eq!(parse(&[("MAX_REQUEST_BODY_MB", "x")]).unwrap_err().var, "MAX_REQUEST_BODY_MB");
+        assert_eq!(parse(&[("AUTH_USERS", "{")]).unwrap_err().var, "AUTH_USERS");
+        assert_eq!(parse(&[("REPLICAS", "[]")]).unwrap_err().var, "REPLICAS");
+    }
+}

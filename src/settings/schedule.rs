@@ -1,0 +1,57 @@
+//! What the cron trigger runs, in one list: each feature contributes its job here from its
+//! settings section (the registry core: upload expiry; replication: the repair), and
+//! `edge` runs them in this order. A later feature (lifecycle/GC, events) adds its variant
+//! and its line in [`Settings::scheduled_jobs`].
+
+use super::Settings;
+
+/// One piece of scheduled work, with what it needs from the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduledJob {
+    /// Discard upload sessions idle for longer than this (and abort their R2 multipart
+    /// uploads); with replicas, in every replica.
+    ExpireUploads { idle_ms: u64 },
+    /// Re-send replication changes pending for longer than this, and compare the replicas'
+    /// content to enqueue whatever one of them misses.
+    RepairReplicas { resend_after_ms: u64 },
+}
+
+impl Settings {
+    /// The cron trigger's jobs, in the order they run.
+    pub fn scheduled_jobs(&self) -> Vec<ScheduledJob> {
+        let mut jobs = vec![ScheduledJob::ExpireUploads { idle_ms: self.registry.upload_expiry_ms() }];
+        if let Some(replication) = &self.replication {
+            jobs.push(ScheduledJob::RepairReplicas { resend_after_ms: replication.resend_after_ms });
+        }
+        jobs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::vars::lookup_in;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        Settings::from_lookup(&lookup_in(pairs)).unwrap()
+    }
+
+    #[test]
+    fn one_bucket_expires_uploads_only() {
+        let jobs = settings(&[("UPLOAD_EXPIRY_SECONDS", "5")]).scheduled_jobs();
+        assert_eq!(jobs, vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }]);
+    }
+
+    #[test]
+    fn replicas_add_the_repair_after_the_expiry() {
+        let replicas = r#"[{"name": "us", "binding": "BLOBS_US", "region": "enam", "home": true}]"#;
+        let jobs = settings(&[("REPLICAS", replicas), ("REPLICATION_RESEND_AFTER_SECONDS", "0")]).scheduled_jobs();
+        assert_eq!(
+            jobs,
+            vec![
+                ScheduledJob::ExpireUploads { idle_ms: 86_400_000 },
+                ScheduledJob::RepairReplicas { resend_after_ms: 0 }
+            ]
+        );
+    }
+}
