@@ -19,7 +19,8 @@ use worker::{event, Context, Env, Request, Response};
 
 /// R2 bucket binding holding blob bytes, manifests, tags and upload state.
 pub const BLOBS_BINDING: &str = "BLOBS";
-/// KV namespace binding holding the immutable manifest index.
+/// KV namespace binding holding the immutable manifest index (with replicas, also the
+/// fallback copies of the routing switch and fault plan, whose truth is in the home bucket).
 pub const META_BINDING: &str = "META";
 
 /// Wall-clock time from the JavaScript `Date`.
