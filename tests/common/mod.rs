@@ -146,9 +146,14 @@ pub fn send<B: TestStore>(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Answer {
+    send_body(reg, method, uri, headers, native_body(body))
+}
+
+/// `body` as the worker hands over a request with `Content-Length`: a native stream of
+/// 64 KiB pieces with its length.
+fn native_body(body: &[u8]) -> RequestBody<ByteStream> {
     let length = body.len() as u64;
-    let stream = stream(Feed::Pieces(body.to_vec(), 64 * 1024));
-    send_body(reg, method, uri, headers, RequestBody::native(stream, Some(length), |s| s))
+    RequestBody::native(stream(Feed::Pieces(body.to_vec(), 64 * 1024)), Some(length), |s| s)
 }
 
 /// Sends a native body that breaks after `bytes`, though it declared `declared` bytes.
@@ -181,9 +186,7 @@ pub fn send_as(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Answer {
-    let length = body.len() as u64;
-    let stream = stream(Feed::Pieces(body.to_vec(), 64 * 1024));
-    send_with_auth(reg, Some(auth), method, uri, headers, RequestBody::native(stream, Some(length), |s| s))
+    send_with_auth(reg, Some(auth), method, uri, headers, native_body(body))
 }
 
 pub fn send_with_auth<B: TestStore>(

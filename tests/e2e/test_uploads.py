@@ -91,11 +91,16 @@ def test_streamed_patch_without_content_range(client, repo):
     assert pull_blob(client, repo, digest) == data
 
 
-def test_get_upload_status(client, repo):
+def _session_with_one_chunk(client, repo, size):
+    """A new upload session holding one chunk of `size` random bytes: (location, bytes)."""
     _, loc = start_upload(client, repo)
-    chunk = random_bytes(1000)
-    resp = expect_status(patch_chunk(client, loc, chunk, 0), 202)
-    loc = client.url(resp.headers["Location"])
+    data = random_bytes(size)
+    resp = expect_status(patch_chunk(client, loc, data, 0), 202)
+    return client.url(resp.headers["Location"]), data
+
+
+def test_get_upload_status(client, repo):
+    loc, _ = _session_with_one_chunk(client, repo, 1000)
     status = expect_status(client.get(loc), 204)
     assert parse_range(status.headers.get("Range")) == (0, 999), describe(status)
     assert status.headers.get("Docker-Upload-UUID"), describe(status)
@@ -208,10 +213,7 @@ def test_session_gone_after_put(client, repo):
 
 
 def test_cancel_upload(client, repo):
-    _, loc = start_upload(client, repo)
-    data = random_bytes(100)
-    resp = expect_status(patch_chunk(client, loc, data, 0), 202)
-    loc = client.url(resp.headers["Location"])
+    loc, data = _session_with_one_chunk(client, repo, 100)
     resp = expect_status(client.delete(loc), 204)
     assert_error(client.get(loc), 404, "BLOB_UPLOAD_UNKNOWN")
     assert_error(client.delete(loc), 404, "BLOB_UPLOAD_UNKNOWN")
