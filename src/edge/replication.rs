@@ -199,7 +199,14 @@ pub async fn scheduled(
         Box::new(RandomIds),
         settings.registry.config.clone(),
     );
-    let queue = WorkerQueue(env.queue(QUEUE_BINDING)?);
-    run(jobs, &registry, Some(Replicas { store: registry.blob_store(), queue: &queue })).await;
+    // Without the queue the repair cannot re-send, but the upload expiry still runs.
+    let queue = match env.queue(QUEUE_BINDING) {
+        Ok(queue) => Some(WorkerQueue(queue)),
+        Err(e) => {
+            worker::console_error!("the {QUEUE_BINDING} queue binding is missing ({e}): no replication repair");
+            None
+        }
+    };
+    run(jobs, &registry, queue.as_ref().map(|queue| Replicas { store: registry.blob_store(), queue })).await;
     Ok(())
 }

@@ -65,7 +65,7 @@ pub async fn run<B: BlobStore, M: MetaStore>(
             },
             ScheduledJob::RepairReplicas { resend_after_ms } => {
                 let Some(Replicas { store, queue }) = &replicas else {
-                    worker::console_error!("replication repair skipped: no replicas");
+                    worker::console_error!("replication repair skipped: no replicas, or no queue to re-send to");
                     continue;
                 };
                 match repair(store, *queue, resend_after_ms).await {
