@@ -1,0 +1,66 @@
+// A loopback front for `wrangler dev` that makes the plain-HTTP fallback of docker, podman
+// and skopeo instant. Run by scripts/dev:
+//   node scripts/plain-front.mjs LISTEN_HOST:PORT UPSTREAM_HOST:PORT
+//
+// Those clients try HTTPS first on a registry without TLS and fall back to HTTP only when
+// the attempt fails. workerd does not answer a TLS ClientHello on its HTTP port (no CRLF
+// ever comes, so it waits for more), and every command waits about ten seconds for the
+// timeout. This front closes a connection whose first byte is a TLS handshake record (0x16)
+// at once, so the client falls back in milliseconds, and splices every other connection to
+// wrangler byte for byte, in both directions, rewriting nothing.
+import net from "node:net";
+
+const TLS_HANDSHAKE = 0x16;
+
+function address(text) {
+  const at = text.lastIndexOf(":");
+  const port = Number(text.slice(at + 1));
+  if (at < 1 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    console.error(`plain-front: ${JSON.stringify(text)} is not HOST:PORT`);
+    process.exit(2);
+  }
+  return { host: text.slice(0, at), port };
+}
+
+const [listenAt, upstreamAt] = process.argv.slice(2).map(address);
+if (!upstreamAt) {
+  console.error("usage: node scripts/plain-front.mjs LISTEN_HOST:PORT UPSTREAM_HOST:PORT");
+  process.exit(2);
+}
+
+function splice(client, first) {
+  const upstream = net.connect(upstreamAt.port, upstreamAt.host);
+  upstream.setNoDelay(true);
+  upstream.on("connect", () => {
+    upstream.write(first);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  upstream.on("error", () => client.destroy());
+  client.on("error", () => upstream.destroy());
+  client.on("close", () => upstream.destroy());
+  upstream.on("close", () => client.destroy());
+}
+
+const server = net.createServer({ allowHalfOpen: false }, (client) => {
+  client.setNoDelay(true);
+  client.once("data", (first) => {
+    // Hold what follows until the upstream connection is there; pipe() resumes.
+    client.pause();
+    if (first[0] === TLS_HANDSHAKE) {
+      client.destroy();
+      return;
+    }
+    splice(client, first);
+  });
+  client.on("error", () => client.destroy());
+});
+
+server.on("error", (e) => {
+  console.error(`plain-front: cannot listen on ${listenAt.host}:${listenAt.port}: ${e.message}`);
+  process.exit(1);
+});
+server.listen(listenAt.port, listenAt.host);
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => process.exit(0));
+}

@@ -1,0 +1,80 @@
+"""`scripts/dev`'s front (scripts/plain-front.mjs): docker, podman and skopeo try HTTPS
+first on a registry without TLS and fall back to HTTP only when that fails; workerd never
+answers a TLS hello on its HTTP port, so each command used to wait ~10 s for a timeout. The
+front on the dev port closes a TLS hello at once and splices plain HTTP to wrangler: the
+registry is served through it (skopeo reaches it with `--tls-verify=false`), a TLS hello is
+refused rather than left hanging, and Ctrl-C stops the front with wrangler.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+from test_settings import DEV_TIMEOUT, start_dev, wait_port_closed
+from workerd_proc import stop_process_group
+
+# A TLS record header (handshake, TLS 1.0 framing) and the start of a ClientHello.
+TLS_HELLO = bytes([0x16, 0x03, 0x01, 0x00, 0x2F, 0x01, 0x00, 0x00, 0x2B, 0x03, 0x03]) + bytes(32)
+
+
+def wait_served(url: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + DEV_TIMEOUT
+    with requests.Session() as s:
+        s.trust_env = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if s.get(url, timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+    pytest.fail(f"scripts/dev did not serve {url} (exit {proc.poll()})")
+
+
+def tls_hello_answer(port: int) -> bytes | None:
+    """What the dev port answers a TLS hello with: b"" when it closes the connection, None
+    when it leaves the hello hanging for 5 s (what workerd alone does)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(TLS_HELLO)
+        try:
+            return s.recv(100)
+        except ConnectionResetError:
+            return b""
+        except socket.timeout:
+            return None
+
+
+def test_scripts_dev_refuses_tls_at_once_and_serves_http_through_its_front():
+    with tempfile.TemporaryDirectory(prefix="edge-registry-dev-") as state:
+        proc, port = start_dev(state)
+        try:
+            wait_served(f"http://127.0.0.1:{port}/v2/", proc)
+            assert tls_hello_answer(port) == b"", "the dev port left a TLS hello hanging"
+            # Plain HTTP on the same port after a refused TLS attempt: the fallback works.
+            with requests.Session() as s:
+                s.trust_env = False
+                resp = s.get(f"http://127.0.0.1:{port}/v2/_catalog", timeout=10)
+                assert resp.status_code == 200 and resp.json() == {"repositories": []}, resp.text
+            if shutil.which("skopeo"):
+                run = subprocess.run(
+                    ["skopeo", "inspect", "--tls-verify=false", f"docker://127.0.0.1:{port}/none/app:1"],
+                    capture_output=True, text=True, timeout=60, env=dict(os.environ, NO_PROXY="*"))
+                assert run.returncode != 0 and "manifest unknown" in run.stderr, run.stderr
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal signals the whole group
+            output, _ = proc.communicate(timeout=60)
+        finally:
+            stop_process_group(proc)
+        wait_port_closed(port)
+        inner = re.search(r"wrangler listens on (\d+) behind a front", output or "")
+        assert inner, f"scripts/dev did not say where wrangler listens:\n{(output or '')[-2000:]}"
+        wait_port_closed(int(inner.group(1)))
