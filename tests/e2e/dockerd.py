@@ -65,6 +65,11 @@ class Dockerd:
             assert proc.returncode != 0, f"unexpectedly succeeded: {said}"
         return proc
 
+    @property
+    def containerd_socket(self) -> Path:
+        """The socket of the containerd this dockerd started (for `ctr --address`)."""
+        return self.root / "exec" / "containerd" / "containerd.sock"
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

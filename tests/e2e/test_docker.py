@@ -4,7 +4,9 @@ first; the front refuses it at once). Pushed images pull back by tag and by dige
 being removed locally, with the same image id and the registry serving the digest docker
 printed; a second push of the same layers uploads none of them (docker reports each as
 existing or mounted); `docker login` against the access-controlled instance lets a writer
-push and refuses a reader's push.
+push and refuses a reader's push. containerd's `ctr`, a second real client (the containerd
+that dockerd runs), pulls what docker pushed and pushes it to another repository with
+`--plain-http`; digests equal.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from clientrun import require
+from clientrun import require, runner
 from dockerd import Dockerd
 from helpers import random_bytes
 from plainfront import PlainHttpFront
@@ -107,6 +109,26 @@ def test_layers_already_in_the_registry_are_not_uploaded_again(dockerd, host, re
         dockerd.docker("rmi", again)
         dockerd.docker("pull", again)
     dockerd.docker("rmi", "-f", first, f"{host}/{repo}:b", f"{host}/{repo}-copy:1")
+
+
+def test_ctr_pulls_what_docker_pushed_and_pushes_it_on(dockerd, host, repo, client, tmp_path):
+    found = require("ctr")
+    ref, copy = f"{host}/{repo}:1", f"{host}/{repo}-ctr:1"
+    build(dockerd, tmp_path, ref, layer_bytes=256 * 1024)
+    digest, _ = push(dockerd, ref)
+
+    def ctr(*args):
+        return runner(dockerd.env, [found["ctr"], "--address", str(dockerd.containerd_socket), "-n", "e2e"])(*args)
+
+    ctr("images", "pull", "--plain-http", ref)
+    _, listed, _ = ctr("images", "ls")
+    assert any(line.split()[:1] == [ref] and digest in line for line in listed.splitlines()), listed
+    ctr("images", "tag", ref, copy)
+    ctr("images", "push", "--plain-http", copy)
+    served = client.head(f"/v2/{repo}-ctr/manifests/1")
+    assert served.status_code == 200 and served.headers["Docker-Content-Digest"] == digest
+    ctr("images", "rm", ref, copy)
+    dockerd.docker("rmi", ref)
 
 
 def test_login_lets_a_writer_push_and_refuses_a_reader(dockerd, auth_host, tmp_path):
