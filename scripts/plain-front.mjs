@@ -5,12 +5,20 @@
 // Those clients try HTTPS first on a registry without TLS and fall back to HTTP only when
 // the attempt fails. workerd does not answer a TLS ClientHello on its HTTP port (no CRLF
 // ever comes, so it waits for more), and every command waits about ten seconds for the
-// timeout. This front closes a connection whose first byte is a TLS handshake record (0x16)
-// at once, so the client falls back in milliseconds, and splices every other connection to
+// timeout. This front answers a connection whose first byte is a TLS handshake record (0x16)
+// with a plain-HTTP 400 and closes it at once, so the client falls back in milliseconds, and splices every other connection to
 // wrangler byte for byte, in both directions, rewriting nothing.
 import net from "node:net";
 
 const TLS_HANDSHAKE = 0x16;
+// The answer to a TLS hello. Go's TLS client reports a reply that starts with "HTTP/" as
+// "server gave HTTP response to HTTPS client", the error on which docker falls back to plain
+// HTTP (`docker manifest` does not fall back on a bare close); containers/image (podman,
+// skopeo) falls back on either.
+const BODY = "this port speaks plain HTTP\n";
+const NOT_TLS =
+  "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n" +
+  `Content-Length: ${BODY.length}\r\nConnection: close\r\n\r\n${BODY}`;
 
 function address(text) {
   const at = text.lastIndexOf(":");
@@ -48,7 +56,7 @@ const server = net.createServer({ allowHalfOpen: false }, (client) => {
     // Hold what follows until the upstream connection is there; pipe() resumes.
     client.pause();
     if (first[0] === TLS_HANDSHAKE) {
-      client.destroy();
+      client.end(NOT_TLS);
       return;
     }
     splice(client, first);

@@ -3,8 +3,9 @@
 With `--tls-verify=false`, containers/image first tries HTTPS and only falls back
 to HTTP when that fails. `wrangler dev` (workerd) does not answer a TLS
 ClientHello on its HTTP port, so every skopeo command waits ~10 s for a timeout.
-This front listens on 127.0.0.1, closes any connection whose first byte is a TLS
-handshake record (0x16) at once, and splices every other connection byte for byte
+This front listens on 127.0.0.1, answers any connection whose first byte is a TLS
+handshake record (0x16) with a plain-HTTP 400 and closes it at once (see NOT_TLS), and
+splices every other connection byte for byte
 to the registry port. It never rewrites anything. E2E_SKOPEO_DIRECT=1 bypasses it.
 """
 
@@ -14,6 +15,12 @@ import socket
 import threading
 
 TLS_HANDSHAKE = 0x16
+# The answer to a TLS hello: Go's TLS client reports a reply that starts with "HTTP/" as
+# "server gave HTTP response to HTTPS client", the error on which docker falls back to
+# plain HTTP (`docker manifest` does not fall back on a bare close); containers/image
+# falls back on either.
+NOT_TLS = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 28\r\n"
+           b"Connection: close\r\n\r\nthis port speaks plain HTTP\n")
 
 
 class PlainHttpFront:
@@ -40,7 +47,11 @@ class PlainHttpFront:
         try:
             conn.settimeout(30)
             first = conn.recv(1, socket.MSG_PEEK)
-            if not first or first[0] == TLS_HANDSHAKE:
+            if not first:
+                conn.close()
+                return
+            if first[0] == TLS_HANDSHAKE:
+                conn.sendall(NOT_TLS)
                 conn.close()
                 return
             conn.settimeout(None)

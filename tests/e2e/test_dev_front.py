@@ -1,9 +1,10 @@
 """`scripts/dev`'s front (scripts/plain-front.mjs): docker, podman and skopeo try HTTPS
 first on a registry without TLS and fall back to HTTP only when that fails; workerd never
 answers a TLS hello on its HTTP port, so each command used to wait ~10 s for a timeout. The
-front on the dev port closes a TLS hello at once and splices plain HTTP to wrangler: the
-registry is served through it (skopeo reaches it with `--tls-verify=false`), a TLS hello is
-refused rather than left hanging, and Ctrl-C stops the front with wrangler.
+front on the dev port answers a TLS hello with a plain-HTTP 400 at once and splices plain
+HTTP to wrangler: the registry is served through it (skopeo reaches it with
+`--tls-verify=false`), a TLS hello is refused rather than left hanging, and Ctrl-C stops the
+front with wrangler.
 """
 
 from __future__ import annotations
@@ -42,16 +43,19 @@ def wait_served(url: str, proc: subprocess.Popen) -> None:
 
 
 def tls_hello_answer(port: int) -> bytes | None:
-    """What the dev port answers a TLS hello with: b"" when it closes the connection, None
+    """What the dev port answers a TLS hello with before it closes the connection, None
     when it leaves the hello hanging for 5 s (what workerd alone does)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(TLS_HELLO)
+        answer = b""
         try:
-            return s.recv(100)
+            while chunk := s.recv(4096):
+                answer += chunk
         except ConnectionResetError:
-            return b""
+            pass
         except socket.timeout:
             return None
+        return answer
 
 
 def test_scripts_dev_refuses_tls_at_once_and_serves_http_through_its_front():
@@ -59,7 +63,11 @@ def test_scripts_dev_refuses_tls_at_once_and_serves_http_through_its_front():
         proc, port = start_dev(state)
         try:
             wait_served(f"http://127.0.0.1:{port}/v2/", proc)
-            assert tls_hello_answer(port) == b"", "the dev port left a TLS hello hanging"
+            # A plain-HTTP answer, which Go clients (docker) report as "server gave HTTP
+            # response to HTTPS client" and fall back on.
+            answer = tls_hello_answer(port)
+            assert answer is not None, "the dev port left a TLS hello hanging"
+            assert answer.startswith(b"HTTP/1.1 400 "), answer
             # Plain HTTP on the same port after a refused TLS attempt: the fallback works.
             with requests.Session() as s:
                 s.trust_env = False

@@ -111,6 +111,30 @@ def test_layers_already_in_the_registry_are_not_uploaded_again(dockerd, host, re
     dockerd.docker("rmi", "-f", first, f"{host}/{repo}:b", f"{host}/{repo}-copy:1")
 
 
+def test_pull_picks_its_platform_from_a_multi_platform_index(dockerd, host, repo, client, tmp_path):
+    """An index made and pushed with `docker manifest` (linux/amd64 and an image annotated
+    linux/arm64): `docker pull` of the index takes this machine's linux/amd64 image."""
+    amd64, arm64, multi = f"{host}/{repo}:amd64", f"{host}/{repo}:arm64", f"{host}/{repo}:multi"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    wanted = build(dockerd, tmp_path / "a", amd64, layer_bytes=128 * 1024)
+    other = build(dockerd, tmp_path / "b", arm64, layer_bytes=128 * 1024)
+    push(dockerd, amd64)
+    push(dockerd, arm64)
+    dockerd.docker("manifest", "create", "--insecure", multi, amd64, arm64)
+    dockerd.docker("manifest", "annotate", "--arch", "arm64", multi, arm64)
+    dockerd.docker("manifest", "push", "--insecure", "--purge", multi)
+    index = client.get(f"/v2/{repo}/manifests/multi",
+                       headers={"Accept": "application/vnd.docker.distribution.manifest.list.v2+json"})
+    assert index.status_code == 200, index.text
+    platforms = sorted(m["platform"]["architecture"] for m in index.json()["manifests"])
+    assert platforms == ["amd64", "arm64"], index.text
+    dockerd.docker("rmi", amd64, arm64)
+    dockerd.docker("pull", multi)
+    assert image_id(dockerd, multi) == wanted != other
+    dockerd.docker("rmi", multi)
+
+
 def test_ctr_pulls_what_docker_pushed_and_pushes_it_on(dockerd, host, repo, client, tmp_path):
     found = require("ctr")
     ref, copy = f"{host}/{repo}:1", f"{host}/{repo}-ctr:1"
