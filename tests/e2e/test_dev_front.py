@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -28,18 +29,31 @@ from workerd_proc import stop_process_group
 TLS_HELLO = bytes([0x16, 0x03, 0x01, 0x00, 0x2F, 0x01, 0x00, 0x00, 0x2B, 0x03, 0x03]) + bytes(32)
 
 
-def wait_served(url: str, proc: subprocess.Popen) -> None:
+SERVING = re.compile(r"wrangler listens on (\d+) behind a front")
+
+
+def read_lines(proc: subprocess.Popen) -> tuple[list[str], threading.Thread]:
+    """scripts/dev's output, collected as it comes."""
+    lines: list[str] = []
+
+    def pump():
+        for line in proc.stdout:
+            lines.append(line)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return lines, thread
+
+
+def wait_served(proc: subprocess.Popen, lines: list[str]) -> int:
+    """Waits until scripts/dev says it serves (past its settings check): wrangler's port."""
     deadline = time.monotonic() + DEV_TIMEOUT
-    with requests.Session() as s:
-        s.trust_env = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if s.get(url, timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-    pytest.fail(f"scripts/dev did not serve {url} (exit {proc.poll()})")
+    while time.monotonic() < deadline and proc.poll() is None:
+        for line in list(lines):
+            if found := SERVING.search(line):
+                return int(found.group(1))
+        time.sleep(0.5)
+    pytest.fail(f"scripts/dev did not serve (exit {proc.poll()}):\n{''.join(lines)[-3000:]}")
 
 
 def tls_hello_answer(port: int) -> bytes | None:
@@ -61,8 +75,9 @@ def tls_hello_answer(port: int) -> bytes | None:
 def test_scripts_dev_refuses_tls_at_once_and_serves_http_through_its_front():
     with tempfile.TemporaryDirectory(prefix="edge-registry-dev-") as state:
         proc, port = start_dev(state)
+        lines, reader = read_lines(proc)
         try:
-            wait_served(f"http://127.0.0.1:{port}/v2/", proc)
+            inner = wait_served(proc, lines)
             # A plain-HTTP answer, which Go clients (docker) report as "server gave HTTP
             # response to HTTPS client" and fall back on.
             answer = tls_hello_answer(port)
@@ -79,10 +94,9 @@ def test_scripts_dev_refuses_tls_at_once_and_serves_http_through_its_front():
                     capture_output=True, text=True, timeout=60, env=dict(os.environ, NO_PROXY="*"))
                 assert run.returncode != 0 and "manifest unknown" in run.stderr, run.stderr
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal signals the whole group
-            output, _ = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         finally:
             stop_process_group(proc)
+            reader.join(timeout=10)
         wait_port_closed(port)
-        inner = re.search(r"wrangler listens on (\d+) behind a front", output or "")
-        assert inner, f"scripts/dev did not say where wrangler listens:\n{(output or '')[-2000:]}"
-        wait_port_closed(int(inner.group(1)))
+        wait_port_closed(inner)
