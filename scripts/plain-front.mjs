@@ -37,7 +37,8 @@ if (!upstreamAt) {
 }
 
 function splice(client, first) {
-  const upstream = net.connect(upstreamAt.port, upstreamAt.host);
+  // Half-open on both sides: a client that ends its request (FIN) still gets the answer.
+  const upstream = net.connect({ port: upstreamAt.port, host: upstreamAt.host, allowHalfOpen: true });
   upstream.setNoDelay(true);
   upstream.on("connect", () => {
     upstream.write(first);
@@ -50,7 +51,7 @@ function splice(client, first) {
   upstream.on("close", () => client.destroy());
 }
 
-const server = net.createServer({ allowHalfOpen: false }, (client) => {
+const server = net.createServer({ allowHalfOpen: true }, (client) => {
   client.setNoDelay(true);
   client.once("data", (first) => {
     // Hold what follows until the upstream connection is there; pipe() resumes.

@@ -3,8 +3,8 @@ first on a registry without TLS and fall back to HTTP only when that fails; work
 answers a TLS hello on its HTTP port, so each command used to wait ~10 s for a timeout. The
 front on the dev port answers a TLS hello with a plain-HTTP 400 at once and splices plain
 HTTP to wrangler: the registry is served through it (skopeo reaches it with
-`--tls-verify=false`), a TLS hello is refused rather than left hanging, and Ctrl-C stops the
-front with wrangler.
+`--tls-verify=false`), a request whose client half-closes still gets its answer, a TLS hello
+is refused rather than left hanging, and Ctrl-C stops the front with wrangler.
 """
 
 from __future__ import annotations
@@ -83,6 +83,14 @@ def test_scripts_dev_refuses_tls_at_once_and_serves_http_through_its_front():
             answer = tls_hello_answer(port)
             assert answer is not None, "the dev port left a TLS hello hanging"
             assert answer.startswith(b"HTTP/1.1 400 "), answer
+            # A client that ends its side once the request is sent still gets the answer.
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                raw.sendall(b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                raw.shutdown(socket.SHUT_WR)
+                answer = b""
+                while chunk := raw.recv(4096):
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 200 "), answer
             # Plain HTTP on the same port after a refused TLS attempt: the fallback works.
             with requests.Session() as s:
                 s.trust_env = False
