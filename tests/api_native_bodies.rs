@@ -136,11 +136,15 @@ fn the_road_depends_on_how_the_client_sends() {
     let range = format!("0-{}", data.len() - 1);
     assert_eq!(send(&reg, "PATCH", &location, &[("content-range", &range)], &data).status, 202);
     assert_eq!(reg.blob_store().native_puts(), 1);
-    // No Content-Length: through wasm.
+    // A body only wasm can read: through wasm.
     let location = start_upload(&reg, "a");
     assert_eq!(send_stream(&reg, "PATCH", &location, &[], stream(Feed::Pieces(data.clone(), 4096))).status, 202);
     assert_eq!(reg.blob_store().native_puts(), 1);
+    // No Content-Length (docker): cut into parts by the store, one part here.
+    let location = start_upload(&reg, "a");
+    assert_eq!(send_chunked(&reg, "PATCH", &location, Feed::Pieces(data.clone(), 4096)).status, 202);
+    assert_eq!(reg.blob_store().native_puts(), 2);
     // Whole blobs with a digest: native.
     push_blob(&reg, "a", &data);
-    assert_eq!(reg.blob_store().native_puts(), 2);
+    assert_eq!(reg.blob_store().native_puts(), 3);
 }

@@ -7,7 +7,6 @@
 mod common;
 use common::inflight::InFlight;
 use common::*;
-use edge_registry::storage::BlobStore;
 use futures::executor::block_on;
 
 const HOUR: u64 = 3_600_000;
@@ -23,34 +22,6 @@ fn range(start: usize, len: usize) -> String {
 
 fn put(reg: &TestRegistry, location: &str, data: &[u8]) -> Answer {
     send(reg, "PUT", &format!("{location}?digest={}", sha256(data)), &[], b"")
-}
-
-#[track_caller]
-fn assert_blob(reg: &TestRegistry, data: &[u8]) {
-    let got = send(reg, "GET", &format!("/v2/a/blobs/{}", sha256(data)), &[], b"");
-    assert_eq!(got.status, 200);
-    assert!(got.body == data, "the published blob is not the bytes its digest names");
-}
-
-/// No session object, tail, multipart upload or assembled object that no blob pointer
-/// names is left behind.
-#[track_caller]
-fn assert_nothing_left(reg: &TestRegistry) {
-    let store = reg.blob_store();
-    let named: Vec<String> = store
-        .keys()
-        .iter()
-        .filter(|k| k.starts_with("blobs/sha256/"))
-        .filter_map(|k| block_on(store.head(k)).unwrap()?.metadata.get("assembled").cloned())
-        .collect();
-    let left: Vec<String> = store
-        .keys()
-        .into_iter()
-        .filter(|k| k.starts_with("uploads/") || k.starts_with("blobs/multipart/"))
-        .filter(|k| !named.contains(k))
-        .collect();
-    assert_eq!(store.pending_multipart_uploads(), 0, "multipart uploads left open");
-    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

@@ -61,6 +61,22 @@ impl ApiError {
         .with_header("allow", list.join(", "))
     }
 
+    /// `413 SIZE_INVALID` for a request body over the platform's limit (declared, or counted
+    /// as it arrived), saying how to push instead; `OCI-Chunk-Max-Length` names the limit.
+    pub fn body_too_large(limit: u64, declared: Option<u64>) -> Self {
+        let body = match declared {
+            Some(length) => format!("request body of {length} bytes"),
+            None => "request body".to_owned(),
+        };
+        let message = format!(
+            "{body} is over this registry's {limit}-byte limit (MAX_REQUEST_BODY_MB); upload the blob in chunks \
+             (PATCH with Content-Range) of at most {limit} bytes: docker, podman and containerd send a layer in one \
+             request, so push such a layer with edge-push (scripts/push in the registry's repository) or regctl"
+        );
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SizeInvalid, message)
+            .with_header("oci-chunk-max-length", limit.to_string())
+    }
+
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -99,6 +115,7 @@ impl From<RegistryError> for ApiError {
                 return ApiError::new(S::RANGE_NOT_SATISFIABLE, C::SizeInvalid, message)
                     .with_header("content-range", format!("bytes */{size}"));
             }
+            RegistryError::BodyTooLarge(limit) => return ApiError::body_too_large(*limit, None),
             RegistryError::BodyInterrupted(_) => (S::BAD_REQUEST, C::BlobUploadInvalid),
             // A backend failure is ours, never the client's, and passes: "503 Service
             // Unavailable" with `Retry-After` tells clients to retry (RFC 9110 15.6.4).

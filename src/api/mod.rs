@@ -39,7 +39,7 @@ use crate::auth::{Action, Auth, BlobTokenStore, Identity, TokenStore};
 use crate::registry::{Registry, RequestBody};
 use crate::replication::admin::ReplicationAdmin;
 use crate::storage::{BlobStore, MetaStore};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response};
 use params::Query;
 
 /// A request as the handlers see it; `N` is the store's native body type.
@@ -149,15 +149,7 @@ async fn answer<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin>(
 fn check_body_limit<N: 'static>(limit: Option<u64>, call: &Call<N>) -> Result<(), ApiError> {
     let declared = call.header("content-length").and_then(|l| l.trim().parse::<u64>().ok());
     match (limit, declared) {
-        (Some(limit), Some(length)) if length > limit => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            crate::oci::ErrorCode::SizeInvalid,
-            format!(
-                "request body of {length} bytes is over this registry's {limit}-byte limit; \
-                 upload the blob in chunks (PATCH) of at most {limit} bytes"
-            ),
-        )
-        .with_header("oci-chunk-max-length", limit.to_string())),
+        (Some(limit), Some(length)) if length > limit => Err(ApiError::body_too_large(limit, Some(length))),
         _ => Ok(()),
     }
 }

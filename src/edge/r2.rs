@@ -1,12 +1,12 @@
 //! The [`BlobStore`] port over an R2 bucket. Object bodies are handed on as JavaScript
 //! streams (`ResponseBody::Stream`), so blob bytes never pass through wasm on a pull.
 
-use super::native::{digest_of_stream, TrackedBody};
+use super::native::{digest_of_stream, RuntimeCutter, TrackedBody};
 use crate::oci::digest::{from_hex, to_hex};
 use crate::oci::{Algorithm, Digest};
 use crate::storage::put_failure::classify_put_failure;
 use crate::storage::{
-    BlobStore, ByteRange, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
+    BlobStore, ByteRange, CutPart, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
     StorageError, StorageResult,
 };
 use std::collections::HashMap;
@@ -35,23 +35,39 @@ fn info(object: &worker::Object) -> ObjectInfo {
 /// Puts a request body, counted on its way in, and says whose fault a failure was: the
 /// rule is [`classify_put_failure`]'s (a body that broke or ended short, or R2's BadDigest
 /// code, is the client's; anything else is R2's and an `Err`).
+/// What a counted put checks: R2 verifies a checksum, or the runtime hashes the body.
+enum Check {
+    Checksum(Algorithm, Vec<u8>),
+    Hash(Algorithm),
+}
+
+/// Puts a request body, counted on its way in, and says whose fault a failure was; with
+/// [`Check::Hash`], also the digest of the bytes stored.
 async fn counted_put(
     bucket: &Bucket,
     key: &str,
     body: ReadableStream,
     length: u64,
-    checksum: Option<(Algorithm, Vec<u8>)>,
-) -> StorageResult<NativePut<()>> {
-    let tracked = TrackedBody::new(body, length);
+    check: Check,
+) -> StorageResult<NativePut<Option<Digest>>> {
+    let hashing = match check {
+        Check::Hash(algorithm) => Some(algorithm),
+        Check::Checksum(..) => None,
+    };
+    let tracked = TrackedBody::new(body, length, hashing);
     let put = bucket.put(key, Data::ReadableStream(tracked.stream.clone()));
-    let put = match checksum {
-        Some((Algorithm::Sha256, raw)) => put.sha256(raw),
-        Some((Algorithm::Sha512, raw)) => put.sha512(raw),
-        None => put,
+    let put = match check {
+        Check::Checksum(Algorithm::Sha256, raw) => put.sha256(raw),
+        Check::Checksum(Algorithm::Sha512, raw) => put.sha512(raw),
+        Check::Hash(_) => put,
     };
     match put.execute().await {
-        Ok(_) => Ok(NativePut::Stored(())),
-        Err(e) => classify_put_failure(&e.to_string(), &tracked.report(), length),
+        Ok(_) => Ok(NativePut::Stored(tracked.digest().await)),
+        Err(e) => Ok(match classify_put_failure(&e.to_string(), &tracked.report(), length)? {
+            NativePut::Stored(()) => NativePut::Stored(None),
+            NativePut::DigestMismatch => NativePut::DigestMismatch,
+            NativePut::Interrupted(reason) => NativePut::Interrupted(reason),
+        }),
     }
 }
 
@@ -153,14 +169,26 @@ impl BlobStore for R2Store {
         digest: &Digest,
     ) -> StorageResult<NativePut<()>> {
         let raw = from_hex(digest.hex()).ok_or_else(|| backend("digest is not hex"))?;
-        counted_put(&self.bucket, key, body, length, Some((digest.algorithm(), raw))).await
+        Ok(match counted_put(&self.bucket, key, body, length, Check::Checksum(digest.algorithm(), raw)).await? {
+            NativePut::Stored(_) => NativePut::Stored(()),
+            NativePut::DigestMismatch => NativePut::DigestMismatch,
+            NativePut::Interrupted(reason) => NativePut::Interrupted(reason),
+        })
     }
 
-    async fn put_native(&self, key: &str, body: ReadableStream, length: u64) -> StorageResult<NativePut<()>> {
-        match counted_put(&self.bucket, key, body, length, None).await? {
+    async fn put_native(
+        &self,
+        key: &str,
+        body: ReadableStream,
+        length: u64,
+        algorithm: Algorithm,
+    ) -> StorageResult<NativePut<Digest>> {
+        match counted_put(&self.bucket, key, body, length, Check::Hash(algorithm)).await? {
+            NativePut::Stored(Some(digest)) => Ok(NativePut::Stored(digest)),
+            NativePut::Stored(None) => Err(backend(format!("put of {key} stored, but its body was not hashed"))),
             // No checksum was sent, so R2 cannot have refused one: not the client's.
             NativePut::DigestMismatch => Err(backend(format!("put of {key} refused as a checksum mismatch"))),
-            outcome => Ok(outcome),
+            NativePut::Interrupted(reason) => Ok(NativePut::Interrupted(reason)),
         }
     }
 
@@ -188,6 +216,28 @@ impl BlobStore for R2Store {
         let objects = list.execute().await.map_err(backend)?;
         let keys = objects.objects().iter().map(|o| ListedKey { key: o.key(), metadata: info(o).metadata }).collect();
         Ok(ListPage { keys, truncated: objects.truncated() })
+    }
+
+    type Cutter = RuntimeCutter;
+
+    fn cut_parts(
+        &self,
+        body: ReadableStream,
+        algorithm: Algorithm,
+        limit: Option<u64>,
+    ) -> Result<RuntimeCutter, ReadableStream> {
+        Ok(RuntimeCutter::new(body, algorithm, limit))
+    }
+
+    async fn upload_cut_part(
+        &self,
+        cutter: &mut RuntimeCutter,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        part_size: u64,
+    ) -> StorageResult<CutPart> {
+        cutter.upload_next(self.bucket.as_ref(), key, upload_id, number, part_size).await.map_err(backend)
     }
 
     async fn create_multipart(&self, key: &str) -> StorageResult<String> {

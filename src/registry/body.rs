@@ -53,6 +53,19 @@ impl<N> RequestBody<N> {
         }
     }
 
+    /// What `take` makes of the native body and its declared length, if this body can be
+    /// taken natively and `take` accepts it (it hands the body back when it does not);
+    /// the body back otherwise.
+    pub fn into_native_with<T>(self, take: impl FnOnce(N, Option<u64>) -> Result<T, N>) -> Result<T, Self> {
+        match self.source {
+            Source::Native(body, to_stream) => match take(body, self.length) {
+                Ok(taken) => Ok(taken),
+                Err(body) => Err(RequestBody { source: Source::Native(body, to_stream), length: self.length }),
+            },
+            source => Err(RequestBody { source, length: self.length }),
+        }
+    }
+
     /// The native body and its length, when both are available and the length is at most
     /// `max` (what the store takes in one put); the body back otherwise.
     pub fn into_native(self, max: u64) -> Result<(N, u64), Self> {

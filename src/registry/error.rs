@@ -29,6 +29,8 @@ pub enum RegistryError {
     ManifestTooLarge(usize),
     #[error("requested range is not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
+    #[error("request body is over this registry's {0}-byte limit")]
+    BodyTooLarge(u64),
     #[error("request body broke off: {0}")]
     BodyInterrupted(String),
     #[error(transparent)]

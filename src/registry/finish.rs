@@ -17,9 +17,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// committed state lists by the etag their upload returned (R2 completes a multipart
     /// upload only with those, and refuses one whose part was uploaded again), a tail
     /// checked against its saved etag and size, and an assembled object of exactly
-    /// `offset` bytes. Anything else (a native chunk, a session taken over from a writer
-    /// that may still be uploading, a size that does not add up) is hashed again by the
-    /// store before anything is visible under the digest.
+    /// `offset` bytes. So is the digest the store took of a native chunk as it stored it
+    /// (`stored_digest`: the same request wrote and hashed those bytes). Anything else (a
+    /// native chunk of unknown digest, a session taken over from a writer that may still be
+    /// uploading, a size that does not add up) is hashed again by the store before anything
+    /// is visible under the digest.
     pub(crate) async fn finish(
         &self,
         repo: &RepositoryName,
@@ -35,8 +37,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let running =
             hasher.filter(|h| h.algorithm() == expected.algorithm() && !session.native_chunk && !session.reverify);
         let mut verified = false;
-        if let Some(hasher) = running {
-            let actual = hasher.finish();
+        if let Some(actual) = running.map(Hasher::finish).or_else(|| stored_digest(session, expected)) {
             if actual != *expected {
                 self.end_session(session).await?;
                 return Err(mismatch(&actual, expected));
@@ -90,7 +91,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Also says whether the result holds exactly `offset` bytes.
     async fn assemble(&self, session: &mut UploadSession, tail: Vec<u8>) -> RegistryResult<(Assembled, bool)> {
         if session.native_chunk {
-            return Ok((Assembled::Object(session.object_key()), false));
+            // Whole as stored: the store's digest, if it took one, covers exactly its bytes.
+            return Ok((Assembled::Object(session.object_key()), session.stored_digest.is_some()));
         }
         let Some(multipart_id) = session.multipart_id.clone() else {
             let whole = tail.len() as u64 == session.offset;
@@ -149,6 +151,13 @@ enum Assembled {
     Object(String),
     /// Small enough to have stayed in the tail: written under the digest key directly.
     Tail(Vec<u8>),
+}
+
+/// The digest the store took of the session's native chunk as it stored it, when it is of
+/// the client's algorithm and the session was not taken over from another writer.
+fn stored_digest(session: &UploadSession, expected: &Digest) -> Option<Digest> {
+    let stored: Digest = session.stored_digest.as_deref()?.parse().ok()?;
+    (session.native_chunk && !session.reverify && stored.algorithm() == expected.algorithm()).then_some(stored)
 }
 
 fn mismatch(actual: &Digest, expected: &Digest) -> RegistryError {

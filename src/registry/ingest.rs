@@ -14,15 +14,18 @@ use futures::StreamExt;
 pub(crate) struct BodyTail {
     /// The bytes past the last full part: the session's new tail.
     pub tail: Vec<u8>,
-    /// Why the client stream broke, if it did (`None`: the body was read to its end).
-    pub interrupted: Option<String>,
+    /// Why reading stopped early, if it did (`None`: the body was read to its end): the
+    /// client stream broke ([`RegistryError::BodyInterrupted`]) or the body crossed the
+    /// request limit ([`RegistryError::BodyTooLarge`]).
+    pub interrupted: Option<RegistryError>,
 }
 
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Streams `body` into the claimed session: hashes every byte, uploads each full part
     /// and checkpoints the state after it. Returns the bytes past the last full part (the
-    /// new tail) and, if the client stream broke, why; `session.offset` and `hasher` then
-    /// cover exactly the bytes received.
+    /// new tail) and, if the client stream broke or the body crossed the request limit (a
+    /// body without `Content-Length` is counted as it comes), why; `session.offset` and
+    /// `hasher` then cover exactly the bytes received (up to the limit).
     pub(crate) async fn receive(
         &self,
         session: &mut UploadSession,
@@ -30,10 +33,18 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         mut body: ByteStream,
     ) -> RegistryResult<BodyTail> {
         let mut tail = self.load_tail(session).await?;
+        let mut room = self.config.max_request_bytes.unwrap_or(u64::MAX);
         while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(chunk) => self.take_in(session, hasher, &mut tail, &chunk, true).await?,
-                Err(reason) => return Ok(BodyTail { tail, interrupted: Some(reason) }),
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(reason) => return Ok(BodyTail { tail, interrupted: Some(RegistryError::BodyInterrupted(reason)) }),
+            };
+            let take = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            self.take_in(session, hasher, &mut tail, &chunk[..take], true).await?;
+            room -= take as u64;
+            if take < chunk.len() {
+                let limit = self.config.max_request_bytes.unwrap_or(u64::MAX);
+                return Ok(BodyTail { tail, interrupted: Some(RegistryError::BodyTooLarge(limit)) });
             }
         }
         Ok(BodyTail { tail, interrupted: None })
@@ -74,6 +85,15 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
     /// Uploads the next part, numbered by the committed state.
     pub(crate) async fn upload_part(&self, session: &mut UploadSession, part: Vec<u8>) -> RegistryResult<()> {
+        let (multipart_id, number) = self.next_part(session).await?;
+        let receipt = self.blobs.upload_part(&session.object_key(), &multipart_id, number, part).await?;
+        session.parts.push(receipt);
+        Ok(())
+    }
+
+    /// The session's multipart upload (begun under this generation's key if there is none
+    /// yet) and the number its next part takes, from the committed state.
+    pub(crate) async fn next_part(&self, session: &mut UploadSession) -> RegistryResult<(String, u16)> {
         let multipart_id = match &session.multipart_id {
             Some(id) => id.clone(),
             None => {
@@ -88,9 +108,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         if number > crate::storage::limits::R2_MAX_PARTS {
             return Err(RegistryError::UploadInvalid("blob exceeds the largest size this registry stores".into()));
         }
-        let receipt = self.blobs.upload_part(&session.object_key(), &multipart_id, number, part).await?;
-        session.parts.push(receipt);
-        Ok(())
+        Ok((multipart_id, number))
     }
 
     /// Adds `chunk` to the running hash and the tail, uploading every full part. The hash
@@ -131,9 +149,14 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// chunk, once.
     pub(crate) async fn running_hash(&self, session: &mut UploadSession) -> RegistryResult<Hasher> {
         let mut hasher = session.hasher()?;
+        if session.parts_unhashed {
+            // Parts a dead request cut natively: assembled, then read back as a native chunk.
+            self.seal_cut_parts(session, None).await?;
+        }
         if !session.native_chunk {
             return Ok(hasher);
         }
+        session.stored_digest = None;
         let native = session.object_key();
         let size = session.offset;
         session.offset = 0;

@@ -4,6 +4,7 @@
 
 mod blobs;
 mod body;
+mod cut;
 mod error;
 mod expiry;
 mod finish;

@@ -56,6 +56,16 @@ pub struct UploadSession {
     /// assembled object; its `offset` bytes are hashed by the store when the session closes.
     #[serde(default)]
     pub native_chunk: bool,
+    /// The digest of the native chunk's bytes, taken by the store as it stored them (in
+    /// the same request, so of exactly those bytes); `None`: the store hashes the object
+    /// when the session closes.
+    #[serde(default)]
+    pub stored_digest: Option<String>,
+    /// The listed parts were cut and hashed by the store in a request that has not
+    /// finished (a checkpoint of docker's PATCH): `hash_state` does not cover them. Only a
+    /// request that takes the session over finds this, and reads the parts back.
+    #[serde(default)]
+    pub parts_unhashed: bool,
     /// Bumped by every claim; names the objects the claimant writes. 0 for sessions opened
     /// before generations existed.
     #[serde(default)]
@@ -124,6 +134,8 @@ impl UploadSession {
             parts: Vec::new(),
             started_at_ms: now_ms,
             native_chunk: false,
+            stored_digest: None,
+            parts_unhashed: false,
             generation: 1,
             object_key: None,
             tail_key: None,
@@ -330,9 +342,11 @@ mod tests {
             "offset",
             "part_size",
             "parts",
+            "parts_unhashed",
             "repository",
             "reverify",
             "started_at_ms",
+            "stored_digest",
             "tail_etag",
             "tail_key",
             "tail_len",

@@ -70,9 +70,10 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         // A first chunk without Content-Range is how skopeo, podman and docker send a whole
         // layer: it takes the native road. A client that numbers its chunks will send more,
         // so its bytes go through wasm from the start rather than be read back later.
-        let body = if session.is_empty() && range.is_none() && body.length().is_some_and(|l| l > 0) {
-            match body.into_native(self.blobs.max_single_put()) {
-                Ok((native, length)) => return self.write_native_chunk(session, native, length).await,
+        let body = if session.is_empty() && range.is_none() && body.length() != Some(0) {
+            match self.take_first_chunk(session, body)? {
+                Ok(FirstChunk::Whole(native, length)) => return self.write_native_chunk(session, native, length).await,
+                Ok(FirstChunk::Cut(cutter)) => return self.write_cut_chunk(session, cutter).await,
                 Err(body) => body,
             }
         } else {
@@ -85,14 +86,29 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         self.store_tail(session, &received.tail).await?;
         session.set_hasher(&hasher);
         session.commit(&self.blobs, self.now()).await?;
-        if let Some(reason) = received.interrupted {
-            return Err(RegistryError::BodyInterrupted(reason));
+        if let Some(interruption) = received.interrupted {
+            return Err(interruption);
         }
         check_declared_length(range, session.offset)
     }
 
-    /// The first chunk of a session, stored as it comes under this generation's key;
-    /// hashed by the store on close.
+    /// How the store takes a session's first chunk natively: in one put when its length is
+    /// known and fits, else cut into parts by the store's cutter; the body back (to be read
+    /// through wasm) when the store can do neither.
+    fn take_first_chunk(
+        &self,
+        session: &UploadSession,
+        body: RequestBody<B::Native>,
+    ) -> RegistryResult<TakenFirstChunk<B>> {
+        let (max, algorithm) = (self.blobs.max_single_put(), session.algorithm()?);
+        Ok(body.into_native_with(|native, length| match length {
+            Some(length) if length <= max => Ok(FirstChunk::Whole(native, length)),
+            _ => self.blobs.cut_parts(native, algorithm, self.config.max_request_bytes).map(FirstChunk::Cut),
+        }))
+    }
+
+    /// The first chunk of a session, stored as it comes under this generation's key and
+    /// hashed by the store on the way in.
     async fn write_native_chunk(
         &self,
         session: &mut UploadSession,
@@ -100,10 +116,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         length: u64,
     ) -> RegistryResult<()> {
         let key = session.new_object_key();
-        match self.blobs.put_native(&key, native, length).await? {
-            NativePut::Stored(()) => {
+        match self.blobs.put_native(&key, native, length, session.algorithm()?).await? {
+            NativePut::Stored(digest) => {
                 session.offset = length;
                 session.native_chunk = true;
+                session.stored_digest = Some(digest.to_string());
                 session.object_key = Some(key);
                 session.commit(&self.blobs, self.now()).await
             }
@@ -133,7 +150,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 self.drop_superseded(session, before).await;
                 Ok(())
             }
-            Err(e @ RegistryError::BodyInterrupted(_)) | Err(e @ RegistryError::UploadInvalid(_)) => {
+            Err(e @ (RegistryError::BodyInterrupted(_) | RegistryError::BodyTooLarge(_)))
+            | Err(e @ RegistryError::UploadInvalid(_)) => {
                 if session.claimed_at_ms.is_none() {
                     self.drop_superseded(session, before).await;
                 }
@@ -230,8 +248,12 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         body: RequestBody<B::Native>,
     ) -> RegistryResult<()> {
         let body = if session.is_empty() {
-            match body.into_native(self.blobs.max_single_put()) {
-                Ok((native, length)) => {
+            match self.take_first_chunk(session, body)? {
+                Ok(FirstChunk::Cut(cutter)) => {
+                    self.write_cut_chunk(session, cutter).await?;
+                    return self.finish(repo, session, None, Vec::new(), expected).await;
+                }
+                Ok(FirstChunk::Whole(native, length)) => {
                     let outcome = self.put_whole(repo, expected, native, length).await;
                     // A backend failure keeps the session: the client retries the PUT.
                     if !matches!(outcome, Err(RegistryError::Storage(_))) {
@@ -250,13 +272,13 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         }
         let mut hasher = self.running_hash(session).await?;
         let received = self.receive(session, &mut hasher, body.into_stream()).await?;
-        if let Some(reason) = received.interrupted {
+        if let Some(interruption) = received.interrupted {
             // Keep the chunks accepted before, and what this body brought: the client may
             // resume from the offset a status request reports.
             self.store_tail(session, &received.tail).await?;
             session.set_hasher(&hasher);
             session.commit(&self.blobs, self.now()).await?;
-            return Err(RegistryError::BodyInterrupted(reason));
+            return Err(interruption);
         }
         self.finish(repo, session, Some(hasher), received.tail, expected).await
     }
@@ -288,20 +310,29 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         expected: &Digest,
         body: RequestBody<B::Native>,
     ) -> RegistryResult<()> {
-        let body = match body.into_native(self.blobs.max_single_put()) {
-            Ok((native, length)) => return self.put_whole(repo, expected, native, length).await,
-            Err(body) => body,
-        };
-        // Through wasm: a session of its own, claimed from the start, so that the parts it
-        // uploads are checkpointed and found by the expiry job if this request dies.
+        // Natively, or else through wasm; either way but the first, in a session of its own,
+        // claimed from the start, so that the parts it uploads are checkpointed and found by
+        // the expiry job if this request dies.
         let mut session = self.new_session(repo, expected.algorithm());
         session.claimed_at_ms = Some(self.now());
+        let body = match self.take_first_chunk(&session, body)? {
+            Ok(FirstChunk::Whole(native, length)) => return self.put_whole(repo, expected, native, length).await,
+            Ok(FirstChunk::Cut(cutter)) => {
+                session.create(&self.blobs, self.now()).await?;
+                if let Err(e) = self.write_cut_chunk(&mut session, cutter).await {
+                    let _ = self.end_session(&mut session).await;
+                    return Err(e);
+                }
+                return self.finish(repo, &mut session, None, Vec::new(), expected).await;
+            }
+            Err(body) => body,
+        };
         session.create(&self.blobs, self.now()).await?;
         let mut hasher = session.hasher()?;
         let received = self.receive(&mut session, &mut hasher, body.into_stream()).await?;
-        if let Some(reason) = received.interrupted {
+        if let Some(interruption) = received.interrupted {
             self.end_session(&mut session).await?;
-            return Err(RegistryError::BodyInterrupted(reason));
+            return Err(interruption);
         }
         self.finish(repo, &mut session, Some(hasher), received.tail, expected).await
     }
@@ -351,6 +382,18 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     fn new_session(&self, repo: &RepositoryName, algorithm: Algorithm) -> UploadSession {
         UploadSession::new(UploadId::fresh(&*self.ids), repo, algorithm, self.config.part_size, self.clock.now_millis())
     }
+}
+
+/// A first chunk the store took natively, or the body back when it cannot.
+type TakenFirstChunk<B> =
+    Result<FirstChunk<<B as BlobStore>::Native, <B as BlobStore>::Cutter>, RequestBody<<B as BlobStore>::Native>>;
+
+/// A first chunk the store takes natively.
+enum FirstChunk<N, C> {
+    /// Of known length, stored in one put.
+    Whole(N, u64),
+    /// Of unknown length (or too long for one put), cut into parts by the store.
+    Cut(C),
 }
 
 /// Checks a chunk's `Content-Range` against the session and its `Content-Length` before

@@ -7,8 +7,8 @@ use super::routing::Routing;
 use crate::oci::{Algorithm, Digest};
 use crate::storage::fields::{POINTER_TARGET, WRITTEN_AT};
 use crate::storage::{
-    keys, BlobStore, ByteRange, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
-    StorageError, StorageResult,
+    keys, BlobStore, ByteRange, CutPart, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt,
+    PutIf, StorageError, StorageResult,
 };
 use futures::future::{select, Either, LocalBoxFuture};
 use std::cell::RefCell;
@@ -395,10 +395,16 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
         Ok(outcome)
     }
 
-    async fn put_native(&self, key: &str, body: S::Native, length: u64) -> StorageResult<NativePut<()>> {
+    async fn put_native(
+        &self,
+        key: &str,
+        body: S::Native,
+        length: u64,
+        algorithm: Algorithm,
+    ) -> StorageResult<NativePut<Digest>> {
         let i = self.write_target(key)?;
-        let outcome = self.run(i, false, self.replicas[i].store.put_native(key, body, length)).await?;
-        if outcome == NativePut::Stored(()) {
+        let outcome = self.run(i, false, self.replicas[i].store.put_native(key, body, length, algorithm)).await?;
+        if matches!(outcome, NativePut::Stored(_)) {
             self.record(key, ChangeKind::Put, i);
         }
         Ok(outcome)
@@ -412,6 +418,25 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
         self.merged_list(prefix, start_after, limit).await
+    }
+
+    type Cutter = S::Cutter;
+
+    fn cut_parts(&self, body: S::Native, algorithm: Algorithm, limit: Option<u64>) -> Result<S::Cutter, S::Native> {
+        self.replicas[0].store.cut_parts(body, algorithm, limit)
+    }
+
+    /// Parts go where the session's multipart upload is, as [`BlobStore::upload_part`]'s do.
+    async fn upload_cut_part(
+        &self,
+        cutter: &mut S::Cutter,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        part_size: u64,
+    ) -> StorageResult<CutPart> {
+        let i = self.write_target(key)?;
+        self.run(i, false, self.replicas[i].store.upload_cut_part(cutter, key, upload_id, number, part_size)).await
     }
 
     async fn create_multipart(&self, key: &str) -> StorageResult<String> {

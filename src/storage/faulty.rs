@@ -4,7 +4,7 @@
 //! R2 bucket would. Nothing in production builds one.
 
 use super::{
-    BlobStore, ByteRange, ListPage, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf, StorageError,
+    BlobStore, ByteRange, CutPart, ListPage, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf, StorageError,
     StorageResult,
 };
 use crate::oci::{Algorithm, Digest};
@@ -161,9 +161,15 @@ impl<B: BlobStore> BlobStore for FaultyBlobStore<B> {
         self.check(Op::PutVerified, key)?;
         self.inner.put_verified(key, body, length, digest).await
     }
-    async fn put_native(&self, key: &str, body: B::Native, length: u64) -> StorageResult<NativePut<()>> {
+    async fn put_native(
+        &self,
+        key: &str,
+        body: B::Native,
+        length: u64,
+        algorithm: Algorithm,
+    ) -> StorageResult<NativePut<Digest>> {
         self.check(Op::PutNative, key)?;
-        self.inner.put_native(key, body, length).await
+        self.inner.put_native(key, body, length, algorithm).await
     }
     async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>> {
         self.check(Op::DigestObject, key)?;
@@ -173,6 +179,24 @@ impl<B: BlobStore> BlobStore for FaultyBlobStore<B> {
         self.check(Op::List, prefix)?;
         self.inner.list(prefix, start_after, limit).await
     }
+    type Cutter = B::Cutter;
+
+    fn cut_parts(&self, body: B::Native, algorithm: Algorithm, limit: Option<u64>) -> Result<B::Cutter, B::Native> {
+        self.inner.cut_parts(body, algorithm, limit)
+    }
+
+    async fn upload_cut_part(
+        &self,
+        cutter: &mut B::Cutter,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        part_size: u64,
+    ) -> StorageResult<CutPart> {
+        self.check(Op::UploadPart, key)?;
+        self.inner.upload_cut_part(cutter, key, upload_id, number, part_size).await
+    }
+
     async fn create_multipart(&self, key: &str) -> StorageResult<String> {
         self.check(Op::CreateMultipart, key)?;
         self.inner.create_multipart(key).await

@@ -2,10 +2,11 @@
 //! limits (key and value sizes, equal multipart parts) so the core cannot rely on anything
 //! the real stores would refuse.
 
+use super::cutter::StreamCutter;
 use super::limits::*;
 use super::{
-    BlobStore, ByteRange, ByteStream, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
-    StorageError, StorageResult,
+    BlobStore, ByteRange, ByteStream, CutPart, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo,
+    PartReceipt, PutIf, StorageError, StorageResult,
 };
 use crate::oci::{Algorithm, Digest};
 use futures::StreamExt;
@@ -35,6 +36,7 @@ pub struct MemoryBlobStore {
     /// R2's 5 GiB single-put limit, lowered by tests that check what happens above it.
     single_put_limit: Cell<Option<u64>>,
     native_puts: Cell<u64>,
+    hash_reads: Cell<u64>,
 }
 
 fn limit(message: String) -> StorageError {
@@ -63,9 +65,15 @@ impl MemoryBlobStore {
         self.single_put_limit.set(Some(bytes));
     }
 
-    /// How many bodies were taken natively (`put_verified`, `put_native`).
+    /// How many bodies, or parts of a body cut by the store, were taken natively
+    /// (`put_verified`, `put_native`, `upload_cut_part`).
     pub fn native_puts(&self) -> u64 {
         self.native_puts.get()
+    }
+
+    /// How many stored objects were read back to be hashed (`digest_object`).
+    pub fn hash_reads(&self) -> u64 {
+        self.hash_reads.get()
     }
 
     /// All keys currently stored, for tests that check nothing leaked.
@@ -205,18 +213,26 @@ impl BlobStore for MemoryBlobStore {
         Ok(NativePut::Stored(()))
     }
 
-    async fn put_native(&self, key: &str, body: ByteStream, length: u64) -> StorageResult<NativePut<()>> {
+    async fn put_native(
+        &self,
+        key: &str,
+        body: ByteStream,
+        length: u64,
+        algorithm: Algorithm,
+    ) -> StorageResult<NativePut<Digest>> {
         self.native_puts.set(self.native_puts.get() + 1);
         let bytes = match collect(body, length).await {
             Ok(bytes) => bytes,
             Err(reason) => return Ok(NativePut::Interrupted(reason)),
         };
+        let digest = algorithm.digest_of(&bytes);
         self.put_bytes(key, bytes, Metadata::new()).await?;
-        Ok(NativePut::Stored(()))
+        Ok(NativePut::Stored(digest))
     }
 
     async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>> {
         check_key(key)?;
+        self.hash_reads.set(self.hash_reads.get() + 1);
         Ok(self.objects.borrow().get(key).map(|o| algorithm.digest_of(&o.bytes)))
     }
 
@@ -234,6 +250,33 @@ impl BlobStore for MemoryBlobStore {
             .collect();
         let truncated = matching.next().is_some();
         Ok(ListPage { keys, truncated })
+    }
+
+    type Cutter = StreamCutter;
+
+    fn cut_parts(
+        &self,
+        body: ByteStream,
+        algorithm: Algorithm,
+        limit: Option<u64>,
+    ) -> Result<StreamCutter, ByteStream> {
+        Ok(StreamCutter::new(body, algorithm, limit))
+    }
+
+    async fn upload_cut_part(
+        &self,
+        cutter: &mut StreamCutter,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        part_size: u64,
+    ) -> StorageResult<CutPart> {
+        let part = cutter.fill(part_size).await;
+        if part.is_empty() {
+            return Ok(cutter.outcome());
+        }
+        self.native_puts.set(self.native_puts.get() + 1);
+        Ok(CutPart::Uploaded(self.upload_part(key, upload_id, number, part).await?))
     }
 
     async fn create_multipart(&self, key: &str) -> StorageResult<String> {

@@ -7,6 +7,7 @@
 //! without `Send` bounds on purpose: on Workers everything runs on one thread, and the
 //! JavaScript handles behind R2 and KV are not `Send`.
 
+pub mod cutter;
 pub mod faulty;
 pub mod fields;
 pub mod keys;
@@ -14,6 +15,8 @@ pub mod limits;
 pub mod memory;
 pub mod memory_kv;
 pub mod put_failure;
+
+pub use cutter::CutPart;
 
 use crate::oci::{Algorithm, Digest};
 use std::collections::BTreeMap;
@@ -155,13 +158,42 @@ pub trait BlobStore {
         digest: &Digest,
     ) -> StorageResult<NativePut<()>>;
     /// Stores `length` bytes of `body` under `key` as they come (not visible under any
-    /// digest: the caller verifies with [`BlobStore::digest_object`] before publishing).
-    async fn put_native(&self, key: &str, body: Self::Native, length: u64) -> StorageResult<NativePut<()>>;
+    /// digest), and hashes them with `algorithm` on the way in: the digest of exactly the
+    /// bytes stored, for the caller to check before publishing them under a digest.
+    async fn put_native(
+        &self,
+        key: &str,
+        body: Self::Native,
+        length: u64,
+        algorithm: Algorithm,
+    ) -> StorageResult<NativePut<Digest>>;
     /// The digest of a stored object, computed by the store (on Workers by the runtime's
     /// `crypto.DigestStream` over the R2 stream, never in wasm); `None` if there is none.
     async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>>;
     /// Lists keys under `prefix` strictly after `start_after`, at most `limit` (<= 1000).
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage>;
+
+    /// The store's reader of a body of unknown length (see [`cutter`]); the body back when
+    /// this store has none, and it is read through wasm instead. `limit`: the most bytes
+    /// one request body may bring.
+    type Cutter;
+    fn cut_parts(
+        &self,
+        body: Self::Native,
+        algorithm: Algorithm,
+        limit: Option<u64>,
+    ) -> Result<Self::Cutter, Self::Native>;
+    /// Reads the next `part_size` bytes (fewer at the end) from `cutter` and uploads them
+    /// as part `number` of the multipart upload `upload_id` of `key`; once the body is
+    /// read, says how it ended.
+    async fn upload_cut_part(
+        &self,
+        cutter: &mut Self::Cutter,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        part_size: u64,
+    ) -> StorageResult<CutPart>;
 
     async fn create_multipart(&self, key: &str) -> StorageResult<String>;
     async fn upload_part(

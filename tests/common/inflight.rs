@@ -25,7 +25,24 @@ impl<'a> InFlight<'a> {
         length: Option<u64>,
     ) -> Self {
         let (feed, body) = mpsc::unbounded();
-        let body = RequestBody::stream(body.boxed_local(), length);
+        Self::begin(reg, method, uri, headers, RequestBody::stream(body.boxed_local(), length), feed)
+    }
+
+    /// Starts a request whose body the store may take natively, without `Content-Length`
+    /// (docker's PATCH): the store's cutter reads it.
+    pub fn start_chunked(reg: &'a TestRegistry, method: &str, uri: &str) -> Self {
+        let (feed, body) = mpsc::unbounded();
+        Self::begin(reg, method, uri, &[], RequestBody::native(body.boxed_local(), None, |s| s), feed)
+    }
+
+    fn begin(
+        reg: &'a TestRegistry,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: RequestBody<edge_registry::storage::ByteStream>,
+        feed: mpsc::UnboundedSender<Result<Vec<u8>, String>>,
+    ) -> Self {
         let request = request(method, uri, headers, body);
         let future = api::handle(reg, None, request).map(answer).boxed_local();
         let mut flight = InFlight { future, feed: Some(feed) };

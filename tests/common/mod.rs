@@ -156,6 +156,12 @@ fn native_body(body: &[u8]) -> RequestBody<ByteStream> {
     RequestBody::native(stream(Feed::Pieces(body.to_vec(), 64 * 1024)), Some(length), |s| s)
 }
 
+/// Sends `body` as the worker hands over a request without `Content-Length` (docker's
+/// PATCH, chunked transfer encoding): a native stream of `piece`-byte pieces, no length.
+pub fn send_chunked<B: TestStore>(reg: &AnyRegistry<B>, method: &str, uri: &str, feed: Feed) -> Answer {
+    send_body(reg, method, uri, &[], RequestBody::native(stream(feed), None, |s| s))
+}
+
 /// Sends a native body that breaks after `bytes`, though it declared `declared` bytes.
 pub fn send_broken_native<B: TestStore>(
     reg: &AnyRegistry<B>,
@@ -297,4 +303,33 @@ pub fn push_image<B: TestStore>(reg: &AnyRegistry<B>, repo: &str, reference: &st
         send(reg, "PUT", &format!("/v2/{repo}/manifests/{reference}"), &[("content-type", OCI_MANIFEST)], &manifest);
     assert_eq!(a.status, 201, "push manifest: {:?}", String::from_utf8_lossy(&a.body));
     a.header("docker-content-digest").unwrap().to_owned()
+}
+
+/// The blob `data` is published in repository `a` and serves exactly those bytes.
+#[track_caller]
+pub fn assert_blob(reg: &TestRegistry, data: &[u8]) {
+    let got = send(reg, "GET", &format!("/v2/a/blobs/{}", sha256(data)), &[], b"");
+    assert_eq!(got.status, 200);
+    assert!(got.body == data, "the published blob is not the bytes its digest names");
+}
+
+/// No session object, tail, multipart upload or assembled object that no blob pointer
+/// names is left behind.
+#[track_caller]
+pub fn assert_nothing_left(reg: &TestRegistry) {
+    let store = reg.blob_store();
+    let named: Vec<String> = store
+        .keys()
+        .iter()
+        .filter(|k| k.starts_with("blobs/sha256/"))
+        .filter_map(|k| futures::executor::block_on(store.head(k)).unwrap()?.metadata.get("assembled").cloned())
+        .collect();
+    let left: Vec<String> = store
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("uploads/") || k.starts_with("blobs/multipart/"))
+        .filter(|k| !named.contains(k))
+        .collect();
+    assert_eq!(store.pending_multipart_uploads(), 0, "multipart uploads left open");
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -3,9 +3,10 @@
 //! thread interleave exactly: all read, then all write. It records what happened.
 
 use edge_registry::oci::{Algorithm, Digest};
+use edge_registry::storage::cutter::StreamCutter;
 use edge_registry::storage::memory::MemoryBlobStore;
 use edge_registry::storage::{
-    BlobStore, ByteRange, ByteStream, ListPage, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
+    BlobStore, ByteRange, ByteStream, CutPart, ListPage, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
     StorageResult,
 };
 use std::cell::{Cell, RefCell};
@@ -109,14 +110,39 @@ impl BlobStore for Gated {
     ) -> StorageResult<NativePut<()>> {
         self.inner.put_verified(key, body, length, digest).await
     }
-    async fn put_native(&self, key: &str, body: ByteStream, length: u64) -> StorageResult<NativePut<()>> {
-        self.inner.put_native(key, body, length).await
+    async fn put_native(
+        &self,
+        key: &str,
+        body: ByteStream,
+        length: u64,
+        algorithm: Algorithm,
+    ) -> StorageResult<NativePut<Digest>> {
+        self.inner.put_native(key, body, length, algorithm).await
     }
     async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>> {
         self.inner.digest_object(key, algorithm).await
     }
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
         self.inner.list(prefix, start_after, limit).await
+    }
+    type Cutter = StreamCutter;
+    fn cut_parts(
+        &self,
+        body: ByteStream,
+        algorithm: Algorithm,
+        limit: Option<u64>,
+    ) -> Result<StreamCutter, ByteStream> {
+        self.inner.cut_parts(body, algorithm, limit)
+    }
+    async fn upload_cut_part(
+        &self,
+        cutter: &mut StreamCutter,
+        key: &str,
+        id: &str,
+        number: u16,
+        part_size: u64,
+    ) -> StorageResult<CutPart> {
+        self.inner.upload_cut_part(cutter, key, id, number, part_size).await
     }
     async fn create_multipart(&self, key: &str) -> StorageResult<String> {
         self.inner.create_multipart(key).await
