@@ -18,11 +18,14 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub headers: Vec<(&'static str, String)>,
+    /// An error listed before this one in the body, for clients that act on the first
+    /// error only (see [`ApiError::body_too_large`]).
+    pub leading: Option<(ErrorCode, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), headers: Vec::new() }
+        ApiError { status, code, message: message.into(), headers: Vec::new(), leading: None }
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Self {
@@ -62,19 +65,25 @@ impl ApiError {
     }
 
     /// `413 SIZE_INVALID` for a request body over the platform's limit (declared, or counted
-    /// as it arrived), saying how to push instead; `OCI-Chunk-Max-Length` names the limit.
+    /// as it arrived); `OCI-Chunk-Max-Length` names the limit. An `UNSUPPORTED` error comes
+    /// first, saying how to push instead: docker acts on the first error only, and retries
+    /// `SIZE_INVALID` four more times over about a minute (the same body, refused each
+    /// time), while it gives up on `UNSUPPORTED` at once and shows its message.
     pub fn body_too_large(limit: u64, declared: Option<u64>) -> Self {
         let body = match declared {
-            Some(length) => format!("request body of {length} bytes"),
-            None => "request body".to_owned(),
+            Some(length) => format!("a request body of {length} bytes"),
+            None => "a request body".to_owned(),
         };
-        let message = format!(
-            "{body} is over this registry's {limit}-byte limit (MAX_REQUEST_BODY_MB); upload the blob in chunks \
-             (PATCH with Content-Range) of at most {limit} bytes: docker, podman and containerd send a layer in one \
-             request, so push such a layer with edge-push (scripts/push in the registry's repository) or regctl"
+        let advice = format!(
+            "this registry takes at most {limit} bytes per request (MAX_REQUEST_BODY_MB), and {body} went past it: \
+             upload the blob in chunks (PATCH with Content-Range) of at most {limit} bytes. docker, podman and \
+             containerd send a layer in one request: push such a layer with edge-push (scripts/push) or regctl"
         );
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SizeInvalid, message)
-            .with_header("oci-chunk-max-length", limit.to_string())
+        let mut error =
+            Self::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SizeInvalid, format!("{body} is over {limit} bytes"))
+                .with_header("oci-chunk-max-length", limit.to_string());
+        error.leading = Some((ErrorCode::Unsupported, advice));
+        error
     }
 
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -83,9 +92,10 @@ impl ApiError {
 
     /// The JSON body: `{"errors":[{"code":...,"message":...,"detail":...}]}`.
     pub fn body(&self) -> Vec<u8> {
-        let body = serde_json::json!({
-            "errors": [{ "code": self.code.as_str(), "message": self.message, "detail": null }]
-        });
+        let entry = |code: ErrorCode, message: &str| serde_json::json!({ "code": code.as_str(), "message": message, "detail": null });
+        let mut errors: Vec<serde_json::Value> = self.leading.iter().map(|(c, m)| entry(*c, m)).collect();
+        errors.push(entry(self.code, &self.message));
+        let body = serde_json::json!({ "errors": errors });
         serde_json::to_vec(&body).expect("error bodies always serialise")
     }
 }

@@ -16,6 +16,7 @@ pub mod admin;
 mod blobs;
 mod discovery;
 mod drain;
+pub use drain::DRAIN_LIMIT;
 pub mod endpoint;
 pub mod error;
 mod manifests;

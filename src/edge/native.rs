@@ -128,13 +128,14 @@ fn digest_from_raw(algorithm: Algorithm, raw: &[u8]) -> Option<Digest> {
 
 #[wasm_bindgen(inline_js = r#"
 export class PartCutter {
-  constructor(source, algorithm, limit) {
+  constructor(source, algorithm, limit, drain) {
     this.reader = source.getReader();
     this.hashing = new crypto.DigestStream(algorithm);
     this.hash = this.hashing.getWriter();
     this.pending = null;
     this.read = 0;
     this.limit = limit;
+    this.drain = drain;
     this.end = null;
     this.inflight = null;
   }
@@ -160,7 +161,7 @@ export class PartCutter {
         if (this.limit >= 0 && this.read + chunk.byteLength > this.limit) {
           chunk = chunk.subarray(0, this.limit - this.read);
           this.end = { end: "over-limit" };
-          this.reader.cancel().catch(() => {});
+          await this.discard(this.limit + this.drain - this.read - next.value.byteLength);
         }
         await this.hash.write(chunk);
         this.read += chunk.byteLength;
@@ -173,6 +174,20 @@ export class PartCutter {
       this.pending = n < this.pending.byteLength ? this.pending.subarray(n) : null;
     }
     return part.subarray(0, filled);
+  }
+
+  // Reads and drops up to `room` more bytes: a client still sending when the answer goes
+  // out may lose it to a reset (Go's HTTP client then reports an empty body). Past that,
+  // the rest is abandoned.
+  async discard(room) {
+    try {
+      while (room > 0) {
+        const next = await this.reader.read();
+        if (next.done) return;
+        room -= next.value.byteLength;
+      }
+      this.reader.cancel().catch(() => {});
+    } catch (e) {}
   }
 
   // Returns part `number`'s receipt. The next part is read while that one uploads, so
@@ -216,7 +231,7 @@ extern "C" {
     /// that upload before it goes further, so at most two parts are held.
     type PartCutter;
     #[wasm_bindgen(constructor)]
-    fn new(source: ReadableStream, algorithm: &str, limit: f64) -> PartCutter;
+    fn new(source: ReadableStream, algorithm: &str, limit: f64, drain: f64) -> PartCutter;
     /// A promise of `{etag, size}` for an uploaded part, or, once the body is read,
     /// `{end: "ended", digest}`, `{end: "broke", reason}` or `{end: "over-limit"}`.
     #[wasm_bindgen(method, js_name = uploadNext)]
@@ -240,7 +255,8 @@ pub struct RuntimeCutter {
 impl RuntimeCutter {
     pub fn new(source: ReadableStream, algorithm: Algorithm, limit: Option<u64>) -> Self {
         let js_limit = limit.map_or(-1.0, |l| l as f64);
-        RuntimeCutter { cutter: PartCutter::new(source, runtime_name(algorithm), js_limit), algorithm, limit }
+        let drain = crate::api::DRAIN_LIMIT as f64;
+        RuntimeCutter { cutter: PartCutter::new(source, runtime_name(algorithm), js_limit, drain), algorithm, limit }
     }
 
     /// One step: uploads the next part into `bucket`, or says how the body ended. An

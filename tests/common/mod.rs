@@ -99,6 +99,20 @@ impl Answer {
         self.json()["errors"][0]["code"].as_str().unwrap_or("").to_owned()
     }
 
+    /// `413` for a body over the request limit: `UNSUPPORTED` first (what docker acts on),
+    /// with advice on how to push instead, then `SIZE_INVALID`; the limit in
+    /// `OCI-Chunk-Max-Length`.
+    #[track_caller]
+    pub fn assert_over_limit(&self, limit: usize) {
+        assert_eq!(self.status, 413, "status; body {}", String::from_utf8_lossy(&self.body));
+        let errors = self.json()["errors"].as_array().cloned().unwrap_or_default();
+        let codes: Vec<&str> = errors.iter().map(|e| e["code"].as_str().unwrap_or("")).collect();
+        assert_eq!(codes, ["UNSUPPORTED", "SIZE_INVALID"]);
+        let advice = errors[0]["message"].as_str().unwrap_or("");
+        assert!(advice.contains("chunks") && advice.contains("edge-push"), "says what to do instead: {advice}");
+        assert_eq!(self.header("oci-chunk-max-length"), Some(limit.to_string().as_str()));
+    }
+
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "status; body {}", String::from_utf8_lossy(&self.body));
