@@ -40,7 +40,7 @@ CHUNK = 88 * MIB
 STOP_AT = CHUNK + 32 * MIB
 KNOB_EXIT = 86
 TIMEOUT = 600
-FINAL_LINE = re.compile(r"pushed in (\d+) chunks(?:, resumed at byte ([\d, ]+))?, sent (\d+) bytes")
+FINAL_LINE = re.compile(r"pushed in (\d+) chunks?(?:, resumed at byte ([\d, ]+))?, sent (\d+) bytes")
 DOCKER_DIGEST = re.compile(r"Digest: (sha256:[0-9a-f]{64})")
 
 

@@ -80,7 +80,8 @@ impl BlobBar<'_> {
                 } else {
                     format!(", resumed at byte {}", resumed.join(", "))
                 };
-                format!("{}  {size}  pushed in {chunks} chunks{resumed}, sent {sent} bytes", self.label)
+                let plural = if *chunks == 1 { "" } else { "s" };
+                format!("{}  {size}  pushed in {chunks} chunk{plural}{resumed}, sent {sent} bytes", self.label)
             }
             Err(_) => format!("{}  {size}  failed", self.label),
         };

@@ -39,7 +39,7 @@ impl TarFiles {
             let mut archive = tar::Archive::new(&file);
             let iter = archive.entries_with_seek().map_err(|e| format!("not a tar archive: {e}"))?;
             for entry in iter {
-                let entry = entry.map_err(|e| format!("reading the tar archive: {e}"))?;
+                let entry = entry.map_err(|e| format!("not a readable tar archive (docker save writes one): {e}"))?;
                 let raw = entry.path().map_err(|e| format!("a tar entry's name: {e}"))?;
                 let path = normalize(&raw.to_string_lossy());
                 let kind = entry.header().entry_type();
