@@ -9,7 +9,8 @@ upload session from exactly the offset the registry reports (its status `Range`)
 only the rest. docker then pulls the image back after `docker rmi`: same image id, and the
 digest docker reports is the one the tool printed. An OCI layout holding a two-platform
 index is pushed with `oci:` and `--platform`, its manifest served byte for byte; and the
-access-controlled instance takes a writer's push (token flow, credentials from the
+tool survives a connection cut in the middle of a chunk (a proxy closes it), continuing in
+the same run from the session's status. The access-controlled instance takes a writer's push (token flow, credentials from the
 environment or a docker config file) and refuses a reader's and a wrong password.
 
 The binary is $E2E_PUSH_BIN (scripts/test builds it; default target/tool/edge-push).
@@ -21,13 +22,15 @@ import base64
 import json
 import os
 import re
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from helpers import Client, random_repo
-from layout import write_oci_layout_index
+from layout import write_oci_layout_image, write_oci_layout_index
 from test_docker import build, dockerd, front_for, image_id  # noqa: F401 (dockerd is a fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -183,6 +186,77 @@ def test_big_layer_push_stopped_resumed_and_pulled_back(dockerd, registry, big_i
     again = run_tool(env, "--state-dir", str(state), f"docker-daemon:{ref}", f"{registry.host}/{repo}:2")
     assert again.stdout.decode().strip() == digest
     assert again.stderr.decode().count("already in the repository, skipped") == 2, again.stderr.decode()
+
+
+class CuttingProxy:
+    """A loopback TCP proxy to the registry that cuts the connection carrying the client's
+    byte number `cut_at` (both directions closed, no answer), once: a network failure in the
+    middle of a chunk, while the tool keeps running."""
+
+    def __init__(self, registry, cut_at: int):
+        self.target = ("127.0.0.1", int(registry.host.rsplit(":", 1)[1]))
+        self.cut_at, self.sent, self.cut = cut_at, 0, False
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(upstream, conn, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(conn, upstream, True), daemon=True).start()
+
+    def _pump(self, src, dst, counted):
+        try:
+            while data := src.recv(1 << 16):
+                if counted:
+                    with self.lock:
+                        cut = not self.cut and self.sent + len(data) >= self.cut_at
+                        self.sent += len(data)
+                        self.cut = self.cut or cut
+                    if cut:
+                        break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.listener.close()
+
+
+def test_a_connection_cut_mid_chunk_is_resumed_from_the_registry_status(registry, tmp_path):
+    """One 24 MiB layer in 8 MiB chunks through a proxy that cuts the connection 12 MiB in:
+    the same run asks the session's status and continues from there."""
+    layout = write_oci_layout_image(tmp_path / "layout", tag="1", n_layers=1, layer_size=24 * MIB)
+    layer = json.loads(layout.manifest)["layers"][0]
+    proxy = CuttingProxy(registry, cut_at=12 * MIB)
+    repo = random_repo("push-tool-cut")
+    try:
+        proc = run_tool({"PATH": os.environ["PATH"]}, "--state-dir", str(tmp_path / "s"), "--chunk-size", "8MiB",
+                        "-j", "1", f"oci:{layout.path}", f"{proxy.host}/{repo}:1")
+    finally:
+        proxy.close()
+    assert proxy.cut, "the proxy cut the upload"
+    said = proc.stderr.decode()
+    assert "asking the registry where the upload stands" in said, said
+    _, resumed_at, sent = final_line(proc, layer["digest"])
+    assert resumed_at and all(8 * MIB <= at <= 12 * MIB for at in resumed_at), said
+    assert sent >= layer["size"], said
+    assert proc.stdout.decode().strip() == layout.digest
+    client = Client(registry.url)
+    assert client.get(f"/v2/{repo}/manifests/1").content == layout.manifest
+    blob = client.head(f"/v2/{repo}/blobs/{layer['digest']}")
+    assert blob.status_code == 200 and int(blob.headers["Content-Length"]) == layer["size"]
 
 
 def test_oci_layout_index_pushes_the_platform_asked_for(registry, tmp_path):

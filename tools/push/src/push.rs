@@ -27,7 +27,11 @@ pub fn run(args: &PushArgs) -> Result<String, String> {
     }
     let image = image?;
     let total: u64 = image.layers.iter().map(|l| l.size).sum();
-    progress.line(&format!("{}: {} layers, {}", image.describe, image.layers.len(), HumanBytes(total)));
+    let layers = match image.layers.len() {
+        1 => "1 layer".to_string(),
+        n => format!("{n} layers"),
+    };
+    progress.line(&format!("{}: {layers}, {}", image.describe, HumanBytes(total)));
 
     let target = &args.target;
     let client = Client::new(&target.base_url(args.plain_http), &target.repository, credentials(args)?);
