@@ -45,10 +45,24 @@ function splice(client, first) {
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  upstream.on("error", () => client.destroy());
+  upstream.on("error", () => linger(client));
   client.on("error", () => upstream.destroy());
   client.on("close", () => upstream.destroy());
-  upstream.on("close", () => client.destroy());
+  upstream.on("close", () => linger(client));
+}
+
+// Once the upstream is gone, the client gets the end of the answer (FIN) and what it still
+// sends is read and dropped for a while, rather than the connection reset: a reset can make
+// the client lose an answer it has not read yet (a 413 for a body still being sent, which
+// docker then reports as an empty body).
+const LINGER_MS = 5000;
+function linger(client) {
+  if (client.destroyed) return;
+  client.unpipe();
+  client.end();
+  client.on("data", () => {});
+  client.resume();
+  setTimeout(() => client.destroy(), LINGER_MS).unref();
 }
 
 const server = net.createServer({ allowHalfOpen: true }, (client) => {

@@ -16,7 +16,6 @@ pub mod admin;
 mod blobs;
 mod discovery;
 mod drain;
-pub use drain::DRAIN_LIMIT;
 pub mod endpoint;
 pub mod error;
 mod manifests;

@@ -3,6 +3,7 @@
 //! everything else; nothing calls it. It alone reads the environment: the settings once per
 //! isolate ([`settings`]), the bindings per event.
 
+mod background;
 mod cache;
 mod convert;
 mod kv;
@@ -15,6 +16,7 @@ mod settings;
 use crate::api;
 use crate::registry::{Clock, RandomIds, Registry};
 use crate::settings::RegistrySettings;
+use background::Background;
 use worker::{event, Context, Env, Request, Response};
 
 /// R2 bucket binding holding blob bytes, manifests, tags and upload state.
@@ -38,9 +40,13 @@ fn start() {
 }
 
 /// The registry over the one bucket, `BLOBS`.
-fn registry(env: &Env, settings: &RegistrySettings) -> worker::Result<Registry<r2::R2Store, kv::KvIndex>> {
+fn registry(
+    env: &Env,
+    settings: &RegistrySettings,
+    background: &Background,
+) -> worker::Result<Registry<r2::R2Store, kv::KvIndex>> {
     Ok(Registry::new(
-        r2::R2Store::new(env.bucket(BLOBS_BINDING)?),
+        r2::R2Store::new(env.bucket(BLOBS_BINDING)?, background.clone()),
         kv::KvIndex::new(env.kv(META_BINDING)?),
         Box::new(WorkerClock),
         Box::new(RandomIds),
@@ -81,10 +87,12 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Respo
     if let Some(replicas) = &settings.replication {
         return replication::fetch(request, &env, &ctx, settings, replicas, auth).await;
     }
-    let registry = registry(&env, &settings.registry)?;
+    let background = Background::default();
+    let registry = registry(&env, &settings.registry, &background)?;
     let request = convert::to_http(request)?;
     let path = request.uri().path().to_owned();
     let response = api::handle(&registry, auth, request).await;
+    background.hand_to(&ctx);
     let mut response = convert::to_worker(response)?;
     cache::keep(&ctx, &path, &mut response)?;
     Ok(response)

@@ -128,14 +128,16 @@ fn digest_from_raw(algorithm: Algorithm, raw: &[u8]) -> Option<Digest> {
 
 #[wasm_bindgen(inline_js = r#"
 export class PartCutter {
-  constructor(source, algorithm, limit, drain) {
+  constructor(source, algorithm, limit, drainBeforeAnswer) {
     this.reader = source.getReader();
     this.hashing = new crypto.DigestStream(algorithm);
     this.hash = this.hashing.getWriter();
     this.pending = null;
     this.read = 0;
     this.limit = limit;
-    this.drain = drain;
+    this.drainBeforeAnswer = drainBeforeAnswer;
+    this.draining = null;
+    this.rest = null;
     this.end = null;
     this.inflight = null;
   }
@@ -161,7 +163,7 @@ export class PartCutter {
         if (this.limit >= 0 && this.read + chunk.byteLength > this.limit) {
           chunk = chunk.subarray(0, this.limit - this.read);
           this.end = { end: "over-limit" };
-          await this.discard(this.limit + this.drain - this.read - next.value.byteLength);
+          this.draining = this.discard(this.drainBeforeAnswer);
         }
         await this.hash.write(chunk);
         this.read += chunk.byteLength;
@@ -176,18 +178,21 @@ export class PartCutter {
     return part.subarray(0, filled);
   }
 
-  // Reads and drops up to `room` more bytes: a client still sending when the answer goes
-  // out may lose it to a reset (Go's HTTP client then reports an empty body). Past that,
-  // the rest is abandoned.
+  // Reads and drops up to `room` bytes of the rest of a refused body; true once it ended.
+  // An answer that goes out while the client still sends can be lost to a reset on the
+  // way (docker then reports an empty 413 body), so the rest is read before answering, up
+  // to a bound; past it, the answer goes out and the reading goes on in the background.
   async discard(room) {
     try {
       while (room > 0) {
         const next = await this.reader.read();
-        if (next.done) return;
+        if (next.done) return true;
         room -= next.value.byteLength;
       }
-      this.reader.cancel().catch(() => {});
-    } catch (e) {}
+    } catch (e) {
+      return true;
+    }
+    return false;
   }
 
   // Returns part `number`'s receipt. The next part is read while that one uploads, so
@@ -216,6 +221,9 @@ export class PartCutter {
 
   async outcome() {
     const end = this.end || { end: "ended" };
+    if (this.draining !== null && !(await this.draining)) {
+      this.rest = this.discard(Infinity);
+    }
     if (end.end === "ended") {
       await this.hash.close();
       end.digest = new Uint8Array(await this.hashing.digest);
@@ -231,7 +239,10 @@ extern "C" {
     /// that upload before it goes further, so at most two parts are held.
     type PartCutter;
     #[wasm_bindgen(constructor)]
-    fn new(source: ReadableStream, algorithm: &str, limit: f64, drain: f64) -> PartCutter;
+    fn new(source: ReadableStream, algorithm: &str, limit: f64, drain_before_answer: f64) -> PartCutter;
+    /// The reading of the rest of a body refused over the limit (a promise), or `null`.
+    #[wasm_bindgen(method, getter)]
+    fn rest(this: &PartCutter) -> JsValue;
     /// A promise of `{etag, size}` for an uploaded part, or, once the body is read,
     /// `{end: "ended", digest}`, `{end: "broke", reason}` or `{end: "over-limit"}`.
     #[wasm_bindgen(method, js_name = uploadNext)]
@@ -245,6 +256,10 @@ extern "C" {
     ) -> js_sys::Promise;
 }
 
+/// How much of a body refused over the limit is read (and dropped) before the `413` goes
+/// out: up to this, the client has finished sending when it gets the answer.
+const DRAIN_BEFORE_ANSWER: u64 = 1 << 30;
+
 /// A body of unknown length cut into multipart parts and hashed by the runtime.
 pub struct RuntimeCutter {
     cutter: PartCutter,
@@ -255,8 +270,14 @@ pub struct RuntimeCutter {
 impl RuntimeCutter {
     pub fn new(source: ReadableStream, algorithm: Algorithm, limit: Option<u64>) -> Self {
         let js_limit = limit.map_or(-1.0, |l| l as f64);
-        let drain = crate::api::DRAIN_LIMIT as f64;
+        let drain = DRAIN_BEFORE_ANSWER as f64;
         RuntimeCutter { cutter: PartCutter::new(source, runtime_name(algorithm), js_limit, drain), algorithm, limit }
+    }
+
+    /// Once the body was refused over the limit: the reading of its rest, still running,
+    /// for the request to keep alive past its answer.
+    pub fn rest(&self) -> Option<js_sys::Promise> {
+        self.cutter.rest().dyn_into().ok()
     }
 
     /// One step: uploads the next part into `bucket`, or says how the body ended. An

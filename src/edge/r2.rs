@@ -1,6 +1,7 @@
 //! The [`BlobStore`] port over an R2 bucket. Object bodies are handed on as JavaScript
 //! streams (`ResponseBody::Stream`), so blob bytes never pass through wasm on a pull.
 
+use super::background::Background;
 use super::native::{digest_of_stream, RuntimeCutter, TrackedBody};
 use crate::oci::digest::{from_hex, to_hex};
 use crate::oci::{Algorithm, Digest};
@@ -15,11 +16,13 @@ use worker::{Bucket, Cache, Conditional, Data, Include, Range, ResponseBody, Upl
 
 pub struct R2Store {
     bucket: Bucket,
+    /// Where work that outlives the request goes (see [`Background`]).
+    background: Background,
 }
 
 impl R2Store {
-    pub fn new(bucket: Bucket) -> Self {
-        R2Store { bucket }
+    pub fn new(bucket: Bucket, background: Background) -> Self {
+        R2Store { bucket, background }
     }
 }
 
@@ -237,7 +240,12 @@ impl BlobStore for R2Store {
         number: u16,
         part_size: u64,
     ) -> StorageResult<CutPart> {
-        cutter.upload_next(self.bucket.as_ref(), key, upload_id, number, part_size).await.map_err(backend)
+        let step =
+            cutter.upload_next(self.bucket.as_ref(), key, upload_id, number, part_size).await.map_err(backend)?;
+        if let (CutPart::OverLimit(_), Some(rest)) = (&step, cutter.rest()) {
+            self.background.add(rest);
+        }
+        Ok(step)
     }
 
     async fn create_multipart(&self, key: &str) -> StorageResult<String> {

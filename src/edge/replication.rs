@@ -3,6 +3,7 @@
 //! and fault plan in the home replica's bucket (the switch cached per isolate for a few
 //! seconds), and each replica's health kept per isolate.
 
+use super::background::Background;
 use super::kv::KvIndex;
 use super::r2::R2Store;
 use super::scheduled::{run, Replicas};
@@ -54,11 +55,12 @@ impl ReplicationQueue for WorkerQueue {
     }
 }
 
-fn cluster(env: &Env, settings: &ReplicationSettings) -> worker::Result<Cluster<R2Store>> {
+fn cluster(env: &Env, settings: &ReplicationSettings, background: &Background) -> worker::Result<Cluster<R2Store>> {
     let specs = &settings.specs;
     let mut replicas = Vec::with_capacity(specs.len());
     for spec in specs.iter() {
-        replicas.push(Replica { name: spec.name.clone(), store: R2Store::new(env.bucket(&spec.binding)?) });
+        let store = R2Store::new(env.bucket(&spec.binding)?, background.clone());
+        replicas.push(Replica { name: spec.name.clone(), store });
     }
     let health = HEALTH
         .with(|h| h.borrow_mut().get_or_insert_with(|| Rc::new(Health::new(specs.len(), settings.backoff_ms))).clone());
@@ -105,7 +107,8 @@ pub async fn fetch(
     replicas: &ReplicationSettings,
     auth: Option<&Auth>,
 ) -> worker::Result<Response> {
-    let cluster = cluster(env, replicas)?;
+    let background = Background::default();
+    let cluster = cluster(env, replicas, &background)?;
     let meta = Rc::new(KvIndex::new(env.kv(META_BINDING)?));
     let (switch, faults) = controls(replicas.test_hooks, &cluster, &meta).await;
     let pin = if replicas.test_hooks { request.headers().get(PIN_HEADER)? } else { None };
@@ -124,6 +127,7 @@ pub async fn fetch(
     let http = convert::to_http(request)?;
     let path = http.uri().path().to_owned();
     let response = api::handle_with(&registry, auth, Some(&admin), http).await;
+    background.hand_to(ctx);
     let changes = registry.blob_store().take_changes();
     if !changes.is_empty() {
         // Awaited before answering: once the client sees success, the change is recorded
@@ -150,7 +154,7 @@ pub async fn consume(
         batch.ack_all();
         return Ok(());
     };
-    let cluster = cluster(env, replicas)?;
+    let cluster = cluster(env, replicas, &Background::default())?; // no request body: nothing outlives it
     let meta = KvIndex::new(env.kv(META_BINDING)?);
     let (switch, faults) = controls(replicas.test_hooks, &cluster, &meta).await;
     let store = cluster.maintenance(&switch, &faults);
@@ -189,7 +193,7 @@ pub async fn scheduled(
     replicas: &ReplicationSettings,
     jobs: &[ScheduledJob],
 ) -> worker::Result<()> {
-    let cluster = cluster(env, replicas)?;
+    let cluster = cluster(env, replicas, &Background::default())?; // no request body: nothing outlives it
     let meta = Rc::new(KvIndex::new(env.kv(META_BINDING)?));
     let (switch, faults) = controls(replicas.test_hooks, &cluster, &meta).await;
     let registry = Registry::new(

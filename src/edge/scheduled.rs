@@ -35,7 +35,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 
 /// The cron jobs without replicas: run over the one bucket.
 async fn one_bucket(env: &Env, settings: &Settings, jobs: &[ScheduledJob]) -> worker::Result<()> {
-    let registry = super::registry(env, &settings.registry)?;
+    let registry = super::registry(env, &settings.registry, &super::Background::default())?;
     run(jobs, &registry, None).await;
     Ok(())
 }

@@ -23,6 +23,18 @@ NOT_TLS = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Len
            b"Connection: close\r\n\r\nthis port speaks plain HTTP\n")
 
 
+def _linger(src: socket.socket) -> None:
+    """The other side is gone: read and drop what `src` still sends for a while instead
+    of resetting it, which can make the client lose an answer it has not read yet (a 413
+    for a body still being sent, which docker then reports as an empty body)."""
+    src.settimeout(LINGER_SECONDS)
+    try:
+        while src.recv(1 << 16):
+            pass
+    except OSError:
+        pass
+
+
 class PlainHttpFront:
     def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
         self.target = (target_host, target_port)
@@ -72,13 +84,20 @@ class PlainHttpFront:
         self.listener.close()
 
 
+LINGER_SECONDS = 5.0
+
+
 def _pump(src: socket.socket, dst: socket.socket) -> None:
     try:
         while True:
             data = src.recv(1 << 16)
             if not data:
                 break
-            dst.sendall(data)
+            try:
+                dst.sendall(data)
+            except OSError:
+                _linger(src)
+                break
     except OSError:
         pass
     finally:

@@ -188,6 +188,26 @@ def test_big_layer_push_stopped_resumed_and_pulled_back(dockerd, registry, big_i
     assert again.stderr.decode().count("already in the repository, skipped") == 2, again.stderr.decode()
 
 
+def test_docker_push_of_a_layer_over_the_limit_fails_at_once_saying_what_to_do(dockerd, registry, big_image):
+    """docker sends the 300 MiB layer in one PATCH: the registry refuses it with 413 as soon
+    as the count passes the 100 MB limit, its first error UNSUPPORTED (docker retries a
+    first SIZE_INVALID four more times over a minute), so docker stops after one attempt
+    and prints the advice."""
+    ref, _ = big_image
+    front = front_for(registry)
+    try:
+        target = f"{front.host}/{random_repo('push-tool-docker-over')}:1"
+        dockerd.docker("tag", ref, target)
+        failed = dockerd.docker("push", target, check="fail")
+        said = failed.stdout.decode() + failed.stderr.decode()
+        assert "unsupported: this registry takes at most 100000000 bytes per request" in said, said
+        assert "edge-push" in said, said
+        assert "Retrying in" not in said, f"one attempt only: {said}"
+        dockerd.docker("rmi", target)
+    finally:
+        front.close()
+
+
 class CuttingProxy:
     """A loopback TCP proxy to the registry that cuts the connection carrying the client's
     byte number `cut_at` (both directions closed, no answer), once: a network failure in the
