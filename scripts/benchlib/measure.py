@@ -30,6 +30,10 @@ from .workloads import Image
 READY_TIMEOUT = 180.0
 SETTLE = 0.5  # seconds of quiet before each measured operation
 MAX_ATTEMPTS = 3  # a measurement is taken again when wrangler restarted workerd during it
+# What wrangler's proxy answers a non-GET request whose fetch to the worker's workerd failed
+# (its ProxyWorker says so for any failed fetch to a path other than "/", restart or not).
+# Such a measurement is taken again too, and the row counts these answers (`proxy_503s`).
+PROXY_503 = "Your worker restarted mid-request"
 ERRORS = (BenchError, requests.RequestException, OSError)
 
 
@@ -112,6 +116,7 @@ class WorkloadRun:
         elif needs is not None and "error" in needs:
             row.update(error=f"skipped: {needs['client']} {needs['op']} failed", attempts=0)
         else:
+            row["proxy_503s"] = 0
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     fn = prepare(attempt)
@@ -119,10 +124,13 @@ class WorkloadRun:
                     got = {"error": f"preparing: {exc.__class__.__name__}: {exc}"}
                     break
                 got = measure(inst, fn)
-                if not got["worker_restarted"] or attempt == MAX_ATTEMPTS:
+                proxy_503 = PROXY_503 in got.get("error", "")
+                row["proxy_503s"] += proxy_503
+                if not (got["worker_restarted"] or proxy_503) or attempt == MAX_ATTEMPTS:
                     break
-                log(f"run {run} {img.name} {client_} {op}: the worker's workerd restarted during "
-                    f"the measurement (wrangler reload?): measuring again")
+                why = ("a 503 from wrangler's proxy (its fetch to the worker failed)" if proxy_503 else
+                       "the worker's workerd restarted during the measurement (wrangler reload?)")
+                log(f"run {run} {img.name} {client_} {op}: {why}: measuring again")
             if "error" not in got and after is not None:
                 try:
                     after()
@@ -134,7 +142,7 @@ class WorkloadRun:
             log(f"run {run} {img.name} {client_} {op}: {what}")
         else:
             row["mib_s"] = img.total_bytes / MiB / row["seconds"]
-            log(f"run {run} {img.name:>14} {client_:>6} {op:<16} {row['seconds']:8.3f} s "
+            log(f"run {run} {img.name:>14} {client_:>6} {op:<21} {row['seconds']:8.3f} s "
                 f"{row['mib_s']:8.1f} MiB/s  RSS+ {row['rss_growth'] / MiB:7.1f} MiB  "
                 f"cpu {row['cpu_s']:.2f} s"
                 + ("  (worker restarted during it!)" if row["worker_restarted"] else ""))
