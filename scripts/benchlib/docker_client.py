@@ -33,6 +33,8 @@ from .workloads import Image
 
 PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64}) size:")
 PULLED_DIGEST = re.compile(r"Digest: (sha256:[0-9a-f]{64})")
+# dockerd's log line for a layer it sends or fetches again after a failed attempt.
+RETRIED = re.compile(r"(Upload|Download) failed, retrying")
 # The images the issue names (1 MiB as the small case); 1 GiB through vfs (build context,
 # layer, push, pull and unpack each copy it) would add minutes per run for no new road.
 DOCKER_WORKLOADS = ("1MiB", "50MiB-3layers", "200MiB")
@@ -53,6 +55,7 @@ class Docker:
 
     def __init__(self, disabled: str = ""):
         self.daemon: Dockerd | None = None
+        self.retries = 0  # of the last push or pull
         self.unavailable = disabled or why_unavailable()
         if self.unavailable:
             log(f"docker rows skipped: {self.unavailable}")
@@ -116,11 +119,29 @@ class Docker:
         return self.digest_said(PULLED_DIGEST, "pull", ref)
 
     def digest_said(self, pattern: re.Pattern, command: str, ref: str) -> str:
+        """Runs `docker command ref`: the digest it printed; `retries` the layer transfers
+        dockerd retried meanwhile (docker retries a failed layer itself, up to 5 times)."""
+        start = self.log_size()
         out = self.run(command, ref)
+        self.retries = len(RETRIED.findall(self.log_since(start)))
         found = pattern.search(out)
         if not found:
             raise BenchError(f"docker {command} {ref}: no digest in its output: {out[-800:]}")
         return found.group(1)
+
+    def log_size(self) -> int:
+        try:
+            return self.daemon.log_path.stat().st_size
+        except (OSError, AttributeError):
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        try:
+            with open(self.daemon.log_path, "rb") as fh:
+                fh.seek(offset)
+                return fh.read().decode(errors="replace")
+        except (OSError, AttributeError):
+            return ""
 
     def remove(self, ref: str) -> None:
         """`docker rmi ref`, then checks the image is gone, so a pull fetches every layer."""

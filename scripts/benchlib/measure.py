@@ -108,7 +108,8 @@ class WorkloadRun:
     def record(self, client_: str, op: str, inst: Instance, prepare, needs: dict | None = None,
                skip: str = "", after=None) -> dict:
         """prepare(attempt) sets up (outside the timing) and returns the callable to time;
-        after(), if given, checks the outcome (outside the timing too)."""
+        after(), if given, checks the outcome (outside the timing too) and may return more
+        fields for the row."""
         img, run = self.img, self.run
         row = {"workload": img.name, "client": client_, "op": op, "run": run}
         if skip:
@@ -133,7 +134,7 @@ class WorkloadRun:
                 log(f"run {run} {img.name} {client_} {op}: {why}: measuring again")
             if "error" not in got and after is not None:
                 try:
-                    after()
+                    got.update(after() or {})
                 except ERRORS as exc:
                     got["error"] = f"checking: {exc.__class__.__name__}: {exc}"
             row.update(got, attempts=attempt, bytes=img.total_bytes)
@@ -225,6 +226,7 @@ class WorkloadRun:
 
             def push():
                 state["docker-digest"] = docker.push(ref)
+                state["push-retries"] = docker.retries
             return push
 
         def pushed_as_printed():
@@ -234,12 +236,14 @@ class WorkloadRun:
             if resp.headers.get("Docker-Content-Digest") != state["docker-digest"]:
                 raise BenchError(f"docker push printed {state['docker-digest']}, the registry serves "
                                  f"{resp.headers.get('Docker-Content-Digest')}")
+            return {"docker_retries": state["push-retries"]}
 
         def pull_prep(attempt):
             docker.remove(state["docker"])
 
             def pull():
                 state["docker-pulled"] = docker.pull(state["docker"])
+                state["pull-retries"] = docker.retries
             return pull
 
         def pulled_the_same():
@@ -250,6 +254,7 @@ class WorkloadRun:
             if docker.image_id(ref) != state["docker-id"]:
                 raise BenchError(f"docker pull {ref}: image id differs from the built one")
             docker.remove(ref)
+            return {"docker_retries": state["pull-retries"]}
 
         push = self.record("docker", "push", self.registry, push_prep, skip=skip,
                            after=pushed_as_printed)

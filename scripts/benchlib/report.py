@@ -38,6 +38,7 @@ SLOWER = 1.25  # a ratio over this is "slower" in the notes
 # The registry copies a blob up to this size into the Workers cache (a tee of the R2 stream)
 # when it first serves it: src/edge/cache.rs, CACHE_MAX_BYTES. A first pull pays for that.
 CACHE_MAX_BYTES = 32 * MiB
+COUNTED = ("proxy_503s", "docker_retries")  # summed over a row's runs
 
 
 def summarize(results: list, workloads: list[str]) -> list[dict]:
@@ -50,8 +51,8 @@ def summarize(results: list, workloads: list[str]) -> list[dict]:
             errors = sum(1 for r in results if r["workload"] == name and r["client"] == client
                          and r["op"] == op and "error" in r)
             row = {"workload": name, "client": client, "op": op, "runs": len(ok), "errors": errors,
-                   "proxy_503s": sum(r.get("proxy_503s", 0) for r in results if r["workload"] == name
-                                     and r["client"] == client and r["op"] == op)}
+                   **{key: sum(r.get(key, 0) for r in results if r["workload"] == name
+                               and r["client"] == client and r["op"] == op) for key in COUNTED}}
             first = next((r["error"] for r in results if r["workload"] == name
                           and r["client"] == client and r["op"] == op and "error" in r), None)
             if first:
@@ -111,6 +112,8 @@ def print_table(rows: list[dict]) -> None:
         note = f"  ({r['errors']} failed)" if r["errors"] else ""
         if r.get("proxy_503s"):
             note += f"  ({r['proxy_503s']} proxy 503s, measured again)"
+        if r.get("docker_retries"):
+            note += f"  (docker retried {r['docker_retries']} layer transfers)"
         if "x_raw_multipart" in r:
             note += f"  ({r['x_raw_multipart']:.2f} x raw {r['raw_multipart_op']})"
         print(f"{r['workload']:<14} {r['client']:<7} {r['op']:<21} {r['seconds']:9.3f} "

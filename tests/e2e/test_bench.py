@@ -151,6 +151,7 @@ def test_bench_report_takes_medians_against_raw_and_prints_every_row(capsys):
         _measurement("raw", "put", 1.0), _measurement("raw", "put", 3.0, run=2),
         _measurement("raw", "put-multipart", 2.0),
         _measurement("python", "push-chunked", 4.0, proxy_503s=2),
+        _measurement("docker", "push", 3.0, docker_retries=1),
         {"workload": "small", "client": "skopeo", "op": "push", "run": 1,
          "error": "skipped: a 200 MiB body is over the registry's OCI-Chunk-Max-Length"},
         {"workload": "small", "client": "python", "op": "pull", "run": 1,
@@ -172,6 +173,7 @@ def test_bench_report_takes_medians_against_raw_and_prints_every_row(capsys):
     table = {tuple(line.split()[1:3]): line for line in lines[2:]}
     assert table[("python", "push-chunked")].endswith(
         "(2 proxy 503s, measured again)  (2.00 x raw put-multipart)")
+    assert table[("docker", "push")].endswith("  (docker retried 1 layer transfers)")
     assert "  -  skipped: a 200 MiB body" in table[("skopeo", "push")]
     assert table[("python", "pull")].endswith("ERROR  (1 failed runs) -> 503, expected (200,)")
 
