@@ -2,7 +2,8 @@
 // workerd. No routing, no hashing, no checks beyond what R2 needs.
 //   PUT /<key>  (Content-Length required) -> R2 put of request.body, 201
 //   PUT /<key>?part-mib=N -> the body as an R2 multipart upload of N MiB parts (the way the
-//                registry stores a blob pushed in chunks), 201
+//                registry stores a blob pushed in chunks or with no length), 201; the body
+//                may come with a Content-Length or chunked (as docker sends a layer)
 //   GET /<key>  -> the R2 object body straight out, with Content-Length, or 404
 //   GET /       -> 200 "ok" (readiness probe)
 export default {
@@ -13,10 +14,10 @@ export default {
       return new Response("ok");
     }
     if (request.method === "PUT") {
-      if (!request.headers.has("content-length")) {
+      const partMib = Number(url.searchParams.get("part-mib") || 0);
+      if (partMib <= 0 && !request.headers.has("content-length")) {
         return new Response("Content-Length required\n", { status: 411 });
       }
-      const partMib = Number(url.searchParams.get("part-mib") || 0);
       if (partMib > 0) {
         await putMultipart(env.BUCKET, key, request.body, partMib * 1024 * 1024);
         return new Response(null, { status: 201 });

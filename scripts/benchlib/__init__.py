@@ -2,16 +2,17 @@
 
 - `workloads`: the images to move (random layer files, re-stamped before each push).
 - `clients`: what moves them: raw PUT/GET through the baseline worker, the registry API
-  from Python, skopeo.
+  from Python (numbered chunks, docker's road, one request), skopeo.
+- `docker_client`: docker itself, against a private dockerd: build, push, remove, pull.
 - `measure`: the two `wrangler dev` instances, one measurement under an RSS sampler, and
   the rows of one workload's run.
-- `report`: medians, the table, the JSON file, the git commit.
+- `report`: medians, the table, the notes under it, the JSON file, the git commit.
 - `cli`: the flags and the whole run (setup, start, warm up, measure, always stop).
 
 What tests/e2e already has is imported from there, not written again: `workerd_proc`
 (wrangler instances, finding and sampling the worker's workerd), `helpers` (digests, media
 types, the HTTP client), `layout` (OCI image layouts), `clientrun` (running skopeo in
-isolation). Importing this package puts tests/e2e on sys.path. Only stdlib + requests.
+isolation), `dockerd` (a private docker daemon). Importing this package puts tests/e2e on sys.path. Only stdlib + requests (and the skopeo and docker commands).
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 `main` parses the flags, runs `scripts/setup --test` and `scripts/build` (unless
 --skip-setup), starts the baseline and the registry under `wrangler dev` on free ports,
 writes the workloads, warms both workers up (which also reads the registry's
-OCI-Chunk-Max-Length and lets each instance's worker workerd be found), measures every
-workload --runs times, and always stops both instances (on errors, Ctrl-C and SIGTERM
-too) before it prints the report. Exit status: 0, 1 if a measurement failed, 2 on a
+OCI-Chunk-Max-Length and lets each instance's worker workerd be found), starts a private
+dockerd for the docker rows (unless --no-docker, or docker is not installed: those rows
+are then skipped), measures every workload --runs times, and always stops both instances
+and the dockerd (on errors, Ctrl-C and SIGTERM too) before it prints the report. Exit status: 0, 1 if a measurement failed, 2 on a
 BenchError, 130 when interrupted.
 """
 
@@ -26,7 +27,8 @@ from workerd_proc import free_ports, status_kib
 
 from . import REPO, BenchError, log
 from .clients import OCTET, Skopeo, check, client
-from .measure import Instance, run_workload
+from .docker_client import Docker
+from .measure import Instance, WorkloadRun
 from .report import git_info, loads, print_report, summarize, write_json
 from .workloads import WORKLOADS, Image
 
@@ -47,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="run only this workload (repeatable): " + ", ".join(n for n, _ in WORKLOADS))
     ap.add_argument("--skip-setup", action="store_true",
                     help="do not run scripts/setup --test and scripts/build (use build/ as it is)")
+    ap.add_argument("--no-docker", action="store_true",
+                    help="skip the docker rows (no private dockerd is started)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (data, state, logs)")
     args = ap.parse_args(argv)
     if args.runs < 1:
@@ -124,6 +128,7 @@ def main(argv=None) -> int:
     build_stamp = build_fingerprint()
     tmp = Path(tempfile.mkdtemp(prefix="edge-registry-bench-"))
     instances: list[Instance] = []
+    docker = Docker("--no-docker was given" if args.no_docker else "")
     results: list = []
     failed = True
     try:
@@ -139,6 +144,7 @@ def main(argv=None) -> int:
         log("generating test data (os.urandom)")
         images = [Image(name, sizes, tmp / "data") for name, sizes in workloads]
         skopeo = Skopeo(tmp / "skopeo-home")
+        docker.start()
         for inst in instances:
             inst.wait_ready()
         warm_up(baseline, registry)
@@ -149,13 +155,17 @@ def main(argv=None) -> int:
 
         for run in range(1, args.runs + 1):
             for img in images:
-                run_workload(img, run, baseline, registry, skopeo, tmp, results)
+                WorkloadRun(img, run, baseline, registry, skopeo, docker, tmp, results).all_rows()
         failed = False
     except KeyboardInterrupt:
         log("interrupted: stopping wrangler")
         failed = True
         raise
     finally:
+        try:
+            docker.stop()
+        except Exception as exc:  # keep stopping wrangler
+            log(f"docker: stop failed: {exc}")
         for inst in instances:
             try:
                 inst.stop()

@@ -1,10 +1,13 @@
 """What the bench times: the clients that move a workload's image.
 
 - raw: every blob PUT into / streamed out of R2 by the baseline worker
-  (scripts/bench-baseline), optionally stored as multipart objects (`?part-mib=`).
+  (scripts/bench-baseline), optionally stored as multipart objects (`?part-mib=`), and then
+  optionally sent as docker sends a layer (chunked, no Content-Length).
 - python: the registry's API over HTTP, a chunked push (POST, a PATCH per PATCH_CHUNK
-  streamed from the file, PUT ?digest=), a monolithic one (one POST ?digest=), and a pull
-  that streams every blob into sha256.
+  streamed from the file with Content-Range, PUT ?digest=), docker's road (POST, one PATCH
+  of the whole blob with `Transfer-Encoding: chunked` and no Content-Length, PUT ?digest=
+  with an empty body), a monolithic one (one POST ?digest=), and a pull that streams every
+  blob into sha256.
 - skopeo: `skopeo copy` between an OCI layout and the registry, isolated (private HOME and
   auth file, no proxies) the way the e2e tests run it.
 
@@ -18,6 +21,7 @@ import hashlib
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import requests
 import urllib3
@@ -68,11 +72,26 @@ def verify_pull(resp: requests.Response, blob_digest: str, size: int, what: str)
 
 # ------------------------------------------------------------------------------ raw
 
-def raw_put(c: Client, img: Image, key: str, part_mib: int = 0) -> None:
+def unsized(body) -> Iterator[bytes]:
+    """The blocks of a body, as a generator: requests sends it with `Transfer-Encoding:
+    chunked` and no Content-Length, as docker sends a layer."""
+    if isinstance(body, bytes):
+        yield body
+    else:
+        yield from body
+
+
+def raw_put(c: Client, img: Image, key: str, part_mib: int = 0, chunked: bool = False) -> None:
+    """Every blob, then the manifest, into R2 through the baseline worker: as single objects,
+    or with part_mib as multipart objects; chunked sends each blob as docker does (no
+    Content-Length, `Transfer-Encoding: chunked`; the worker takes that for multipart only)."""
     query = f"?part-mib={part_mib}" if part_mib else ""
     for b in img.blobs:
-        check(c.put(f"/{key}/{b.digest}{query}", data=b.body(),
-                    headers={"Content-Length": str(b.size)}), 201)
+        if chunked:
+            resp = c.put(f"/{key}/{b.digest}{query}", data=unsized(b.body()))
+        else:
+            resp = c.put(f"/{key}/{b.digest}{query}", data=b.body(), headers={"Content-Length": str(b.size)})
+        check(resp, 201)
     check(c.put(f"/{key}/manifest", data=img.manifest), 201)
 
 
@@ -88,8 +107,14 @@ def raw_get(c: Client, img: Image, key: str) -> None:
 
 # --------------------------------------------------------------------------- python
 
+PUSH_MODES = ("chunked", "docker-road", "mono")
+
+
 def py_push(c: Client, img: Image, repo: str, mode: str) -> None:
-    """Push img to repo: every blob "chunked" (POST, PATCHes, PUT) or "mono" (one POST)."""
+    """Push img to repo, every blob "chunked" (POST, numbered PATCHes, PUT), "docker-road"
+    (POST, one unsized PATCH, PUT) or "mono" (one POST)."""
+    if mode not in PUSH_MODES:
+        raise ValueError(f"push mode {mode!r}, not one of {PUSH_MODES}")
     for b in img.blobs:
         uploads = f"/v2/{repo}/blobs/uploads/"
         if mode == "mono":
@@ -98,10 +123,14 @@ def py_push(c: Client, img: Image, repo: str, mode: str) -> None:
         else:
             resp = check(c.post(uploads, headers={"Content-Length": "0"}), 202)
             loc = c.url(resp.headers["Location"])
-            for off in range(0, b.size, PATCH_CHUNK):
-                n = min(PATCH_CHUNK, b.size - off)
-                resp = check(patch_chunk(c, loc, b.body(off, n), off), 202)
+            if mode == "docker-road":
+                resp = check(c.patch(loc, data=unsized(b.body()), headers=OCTET), 202)
                 loc = c.url(resp.headers["Location"])
+            else:
+                for off in range(0, b.size, PATCH_CHUNK):
+                    n = min(PATCH_CHUNK, b.size - off)
+                    resp = check(patch_chunk(c, loc, b.body(off, n), off), 202)
+                    loc = c.url(resp.headers["Location"])
             resp = c.put(with_query(loc, {"digest": b.digest}), headers={"Content-Length": "0"})
         check(resp, 201)
         if resp.headers.get("Docker-Content-Digest") != b.digest:
