@@ -53,10 +53,10 @@ class Dockerd:
         raise RuntimeError(f"dockerd did not answer within {START_TIMEOUT:.0f}s:\n{self.log_tail()}")
 
     def docker(self, *args: str, check: bool | str = True, input: bytes | None = None,
-               cwd: Path | None = None) -> subprocess.CompletedProcess:
+               cwd: Path | None = None, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
         """Runs `docker args...`; check True asserts success, "fail" asserts failure."""
         proc = subprocess.run([self.docker_bin, *args], env=self.env, capture_output=True,
-                              input=input, cwd=cwd, timeout=COMMAND_TIMEOUT)
+                              input=input, cwd=cwd, timeout=timeout)
         said = (f"docker {' '.join(args)} -> {proc.returncode}\nstdout: {proc.stdout.decode()[-3000:]}"
                 f"\nstderr: {proc.stderr.decode()[-3000:]}")
         if check is True:

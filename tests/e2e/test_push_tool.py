@@ -36,6 +36,7 @@ from test_docker import build, dockerd, front_for, image_id  # noqa: F401 (docke
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 LAYER_BYTES = 300 * MIB
+PULL_TIMEOUT = 150  # seconds; the pull takes 5-7 s here
 # What the tool cuts under the 100 MB limit: the largest multiple of the registry's 8 MiB
 # OCI-Chunk-Min-Length that fits in its OCI-Chunk-Max-Length of 100,000,000 bytes.
 CHUNK = 88 * MIB
@@ -173,7 +174,16 @@ def test_big_layer_push_stopped_resumed_and_pulled_back(dockerd, registry, big_i
     try:
         pulled_ref = f"{front.host}/{repo}:1"
         started = time.monotonic()
-        pulled = dockerd.docker("pull", pulled_ref).stdout.decode()
+        try:
+            pulled = dockerd.docker("pull", pulled_ref, timeout=PULL_TIMEOUT).stdout.decode()
+        except subprocess.TimeoutExpired:
+            # Seen twice in about ten runs of the suite: the 300 MiB layer's GET answered
+            # 200 and its body then stalled for good inside `wrangler dev` (the local R2
+            # simulator's read of a multipart object; wrangler logged the GET after 600 s).
+            # Recorded, then pulled again: the layer must still come back whole.
+            measure("docker pull of the 300 MiB image stalled, pulled again", f"after {PULL_TIMEOUT} s")
+            started = time.monotonic()
+            pulled = dockerd.docker("pull", pulled_ref, timeout=PULL_TIMEOUT).stdout.decode()
         measure("docker pull of the 300 MiB image pushed by edge-push", f"{time.monotonic() - started:.1f} s")
         assert DOCKER_DIGEST.search(pulled).group(1) == digest, pulled
         assert image_id(dockerd, pulled_ref) == built
