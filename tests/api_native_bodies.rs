@@ -27,6 +27,7 @@ fn a_native_first_chunk_closed_by_an_empty_put() {
         assert_eq!(status.header("range").unwrap(), format!("0-{}", size - 1));
         let d = sha256(&data);
         assert_eq!(send(&reg, "PUT", &format!("{location}?digest={d}"), &[], b"").status, 201);
+        assert_eq!(reg.blob_store().hash_reads(), 0, "hashed as it was stored, not read back to be hashed");
         assert_eq!(send(&reg, "GET", &format!("/v2/a/blobs/{d}"), &[], b"").body, data);
         let range = send(&reg, "GET", &format!("/v2/a/blobs/{d}"), &[("range", "bytes=0-0")], b"");
         assert_eq!(range.body, &data[..1]);

@@ -66,11 +66,7 @@ async fn counted_put(
     };
     match put.execute().await {
         Ok(_) => Ok(NativePut::Stored(tracked.digest().await)),
-        Err(e) => Ok(match classify_put_failure(&e.to_string(), &tracked.report(), length)? {
-            NativePut::Stored(()) => NativePut::Stored(None),
-            NativePut::DigestMismatch => NativePut::DigestMismatch,
-            NativePut::Interrupted(reason) => NativePut::Interrupted(reason),
-        }),
+        Err(e) => Ok(classify_put_failure(&e.to_string(), &tracked.report(), length)?.map(|()| None)),
     }
 }
 
@@ -172,11 +168,8 @@ impl BlobStore for R2Store {
         digest: &Digest,
     ) -> StorageResult<NativePut<()>> {
         let raw = from_hex(digest.hex()).ok_or_else(|| backend("digest is not hex"))?;
-        Ok(match counted_put(&self.bucket, key, body, length, Check::Checksum(digest.algorithm(), raw)).await? {
-            NativePut::Stored(_) => NativePut::Stored(()),
-            NativePut::DigestMismatch => NativePut::DigestMismatch,
-            NativePut::Interrupted(reason) => NativePut::Interrupted(reason),
-        })
+        let check = Check::Checksum(digest.algorithm(), raw);
+        Ok(counted_put(&self.bucket, key, body, length, check).await?.map(|_| ()))
     }
 
     async fn put_native(

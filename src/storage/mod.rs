@@ -105,6 +105,17 @@ pub enum NativePut<T> {
     Interrupted(String),
 }
 
+impl<T> NativePut<T> {
+    /// The same outcome with what a stored put returns changed by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> NativePut<U> {
+        match self {
+            NativePut::Stored(t) => NativePut::Stored(f(t)),
+            NativePut::DigestMismatch => NativePut::DigestMismatch,
+            NativePut::Interrupted(reason) => NativePut::Interrupted(reason),
+        }
+    }
+}
+
 /// Object storage with R2's semantics: strong consistency, sorted listings, multipart
 /// uploads whose parts are all the same size except the last.
 #[allow(async_fn_in_trait)]
