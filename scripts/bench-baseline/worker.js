@@ -4,6 +4,9 @@
 //   PUT /<key>?part-mib=N -> the body as an R2 multipart upload of N MiB parts (the way the
 //                registry stores a blob pushed in chunks or with no length), 201; the body
 //                may come with a Content-Length or chunked (as docker sends a layer)
+//   PUT /<key>?part-mib=N&hash=sha256 -> the same, with every byte also hashed by
+//                crypto.DigestStream on the way (as the registry must), 201 with the digest
+//                in `Docker-Content-Digest`: the limit for a road that stores and hashes
 //   GET /<key>  -> the R2 object body straight out, with Content-Length, or 404
 //   GET /       -> 200 "ok" (readiness probe)
 export default {
@@ -19,8 +22,9 @@ export default {
         return new Response("Content-Length required\n", { status: 411 });
       }
       if (partMib > 0) {
-        await putMultipart(env.BUCKET, key, request.body, partMib * 1024 * 1024);
-        return new Response(null, { status: 201 });
+        const hash = url.searchParams.get("hash");
+        const digest = await putMultipart(env.BUCKET, key, request.body, partMib * 1024 * 1024, hash);
+        return new Response(null, { status: 201, headers: digest ? { "docker-content-digest": digest } : {} });
       }
       const obj = await env.BUCKET.put(key, request.body);
       return new Response(null, { status: 201, headers: { etag: obj.httpEtag } });
@@ -39,8 +43,10 @@ export default {
 };
 
 // Cuts a body into parts of `partSize` bytes (the last one smaller) and uploads them as one
-// multipart object.
-async function putMultipart(bucket, key, body, partSize) {
+// multipart object; with `hash` ("sha256"), also hashes every byte and returns the digest.
+async function putMultipart(bucket, key, body, partSize, hash) {
+  const hashing = hash ? new crypto.DigestStream(hash.toUpperCase().replace("SHA", "SHA-")) : null;
+  const hasher = hashing ? hashing.getWriter() : null;
   const upload = await bucket.createMultipartUpload(key);
   const parts = [];
   let buffer = new Uint8Array(partSize);
@@ -54,6 +60,10 @@ async function putMultipart(bucket, key, body, partSize) {
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
+    if (hasher) {
+      hasher.write(value).catch(() => {});
+      if (hasher.desiredSize !== null && hasher.desiredSize <= 0) await hasher.ready;
+    }
     let offset = 0;
     while (offset < value.length) {
       const n = Math.min(partSize - filled, value.length - offset);
@@ -65,4 +75,8 @@ async function putMultipart(bucket, key, body, partSize) {
   }
   if (filled > 0 || parts.length === 0) await flush();
   await upload.complete(parts);
+  if (!hasher) return null;
+  await hasher.close();
+  const bytes = new Uint8Array(await hashing.digest);
+  return `${hash}:${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }

@@ -81,17 +81,24 @@ def unsized(body) -> Iterator[bytes]:
         yield from body
 
 
-def raw_put(c: Client, img: Image, key: str, part_mib: int = 0, chunked: bool = False) -> None:
+def raw_put(c: Client, img: Image, key: str, part_mib: int = 0, chunked: bool = False,
+            hashed: bool = False) -> None:
     """Every blob, then the manifest, into R2 through the baseline worker: as single objects,
     or with part_mib as multipart objects; chunked sends each blob as docker does (no
-    Content-Length, `Transfer-Encoding: chunked`; the worker takes that for multipart only)."""
+    Content-Length, `Transfer-Encoding: chunked`; the worker takes that for multipart only);
+    hashed has the worker also hash each blob with the runtime's DigestStream (checked here)."""
     query = f"?part-mib={part_mib}" if part_mib else ""
+    if hashed:
+        query += "&hash=sha256"
     for b in img.blobs:
         if chunked:
             resp = c.put(f"/{key}/{b.digest}{query}", data=unsized(b.body()))
         else:
             resp = c.put(f"/{key}/{b.digest}{query}", data=b.body(), headers={"Content-Length": str(b.size)})
         check(resp, 201)
+        if hashed and resp.headers.get("docker-content-digest") != b.digest:
+            raise BenchError(f"raw hashed put: the worker hashed {b.digest} to "
+                             f"{resp.headers.get('docker-content-digest')}")
     check(c.put(f"/{key}/manifest", data=img.manifest), 201)
 
 

@@ -154,14 +154,16 @@ class WorkloadRun:
         img, run, slug, state = self.img, self.run, self.slug, self.state
         # op, part size, sent chunked, then read back as: the chunked multipart put is docker's
         # road's own limit (its object reads like any multipart one, so it is not read again).
-        puts = (("put", 0, False, "get"), ("put-multipart", MULTIPART_PART_MIB, False, "get-multipart"),
-                ("put-multipart-chunked", MULTIPART_PART_MIB, True, ""))
+        # The hashed one also hashes with the runtime's DigestStream, as any road of ours must.
+        puts = (("put", 0, False, False, "get"), ("put-multipart", MULTIPART_PART_MIB, False, False, "get-multipart"),
+                ("put-multipart-chunked", MULTIPART_PART_MIB, True, False, ""),
+                ("put-multipart-chunked-hashed", MULTIPART_PART_MIB, True, True, ""))
         with closing(client(self.baseline.url)) as raw:
-            for op, part_mib, chunked, get_op in puts:
-                def prep(attempt, op=op, part_mib=part_mib, chunked=chunked):
+            for op, part_mib, chunked, hashed, get_op in puts:
+                def prep(attempt, op=op, part_mib=part_mib, chunked=chunked, hashed=hashed):
                     img.stamp(f"run{run}-raw-{op}-{attempt}")
                     key = state[op] = f"{slug}-{run}-{attempt}-{op}"
-                    return lambda: raw_put(raw, img, key, part_mib=part_mib, chunked=chunked)
+                    return lambda: raw_put(raw, img, key, part_mib=part_mib, chunked=chunked, hashed=hashed)
                 put = self.record("raw", op, self.baseline, prep)
                 if get_op:
                     self.record("raw", get_op, self.baseline,

@@ -24,7 +24,7 @@ from .workloads import WORKLOADS
 WORKLOAD_SIZES = dict(WORKLOADS)
 
 ROW_ORDER = [("raw", "put"), ("raw", "get"), ("raw", "put-multipart"), ("raw", "get-multipart"),
-             ("raw", "put-multipart-chunked"),
+             ("raw", "put-multipart-chunked"), ("raw", "put-multipart-chunked-hashed"),
              ("skopeo", "push"), ("skopeo", "pull"),
              ("python", "push-chunked"), ("python", "pull"),
              ("python", "push-docker-road"), ("python", "pull-docker-road"), ("python", "push-mono"),
@@ -140,6 +140,9 @@ def notes(rows: list[dict]) -> list[str]:
                     f"{'met' if s('put-multipart') / road['seconds'] >= DOCKER_ROAD_TARGET else 'NOT met'})")
             if s("put-multipart-chunked"):
                 line += f", {s('put-multipart-chunked') / road['seconds']:.2f} of raw put-multipart-chunked"
+            if s("put-multipart-chunked-hashed"):
+                line += (f", {s('put-multipart-chunked-hashed') / road['seconds']:.2f} of raw "
+                         "put-multipart-chunked-hashed (the same with the runtime's hash)")
             if s("put"):
                 line += f", {s('put') / road['seconds']:.2f} of raw put"
             pulled = got.get(("python", "pull-docker-road"))

@@ -165,7 +165,10 @@ export class PartCutter {
           this.end = { end: "over-limit" };
           this.draining = this.discard(this.drainBeforeAnswer);
         }
-        await this.hash.write(chunk);
+        // Not awaited chunk by chunk (a microtask and a stream step each): the hash's
+        // queue is waited for only when it is full, which keeps the backpressure.
+        this.hash.write(chunk).catch(() => {});
+        if (this.hash.desiredSize !== null && this.hash.desiredSize <= 0) await this.hash.ready;
         this.read += chunk.byteLength;
         this.pending = chunk.byteLength > 0 ? chunk : null;
         continue;

@@ -11,9 +11,14 @@ use super::Registry;
 use crate::oci::Digest;
 use crate::storage::{BlobStore, CutPart, MetaStore, StorageError};
 
+/// How often a cutting request checkpoints its session: a sixth of
+/// [`CLAIM_LEASE_MS`](super::session::CLAIM_LEASE_MS), so the claim never lapses.
+pub const CUT_CHECKPOINT_EVERY_MS: u64 = 10_000;
+
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
-    /// Streams a body of unknown length into the claimed, empty session. After each full
-    /// part the state is checkpointed (renewing the claim), marked `parts_unhashed` so
+    /// Streams a body of unknown length into the claimed, empty session. After a full part,
+    /// once [`CUT_CHECKPOINT_EVERY_MS`] passed since the last one, the state is
+    /// checkpointed (renewing the claim), marked `parts_unhashed` so
     /// that a request taking over from this one, should it die, knows its hash state does
     /// not cover them. Whatever arrives is kept, also from a body that broke or crossed
     /// the limit: the client may resume from the offset a status request reports.
@@ -32,7 +37,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                     session.offset += receipt.size;
                     session.parts.push(receipt);
                     session.parts_unhashed = true;
-                    if full {
+                    if full && self.checkpoint_due(session) {
                         session.checkpoint(&self.blobs, self.now_millis()).await?;
                     }
                     continue;
@@ -53,6 +58,15 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             session.commit(&self.blobs, self.now_millis()).await?;
             return failure.map_or(Ok(()), Err);
         }
+    }
+
+    /// Whether the claim was last renewed [`CUT_CHECKPOINT_EVERY_MS`] ago or more. A state
+    /// write per 8 MiB part costs more than a part's upload saves, so only a request that
+    /// dies loses (the record of) the parts it uploaded since: its client resumes from the
+    /// last checkpoint, and the claim, renewed well inside its lease, never lapses.
+    fn checkpoint_due(&self, session: &UploadSession) -> bool {
+        let since = self.now_millis().saturating_sub(session.claimed_at_ms.unwrap_or(0));
+        since >= CUT_CHECKPOINT_EVERY_MS
     }
 
     /// Assembles the session's cut parts into its object, which becomes its native chunk,

@@ -16,6 +16,7 @@ mod session;
 mod uploads;
 
 pub use blobs::{BlobRead, BlobStat};
+pub use cut::CUT_CHECKPOINT_EVERY_MS;
 pub use error::RegistryError;
 pub use expiry::ExpiryReport;
 pub use listing::Page;
