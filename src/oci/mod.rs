@@ -8,9 +8,11 @@ pub mod error_code;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
+pub mod pattern;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use error_code::ErrorCode;
 pub use manifest::{Descriptor, ManifestError, ParsedManifest};
 pub use media_type::MediaType;
 pub use name::{Reference, RepositoryName, Tag};
+pub use pattern::{Pattern, PatternError};
