@@ -130,7 +130,9 @@ impl From<RegistryError> for ApiError {
             // A backend failure is ours, never the client's, and passes: "503 Service
             // Unavailable" with `Retry-After` tells clients to retry (RFC 9110 15.6.4).
             // Nothing already accepted is undone by it.
-            RegistryError::Storage(StorageError::Backend(_)) => {
+            // Content the collector is deleting cannot be stored again until it is gone,
+            // which takes one of its steps: a retry after a short while succeeds.
+            RegistryError::BeingCollected(_) | RegistryError::Storage(StorageError::Backend(_)) => {
                 return ApiError::new(S::SERVICE_UNAVAILABLE, C::Unsupported, message)
                     .with_header("retry-after", RETRY_AFTER_SECONDS.to_string());
             }

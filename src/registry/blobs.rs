@@ -33,6 +33,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Size of a blob that `repo` may serve.
     pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<BlobStat> {
         let located = self.locate(repo, digest).await?;
+        // A push asks before it skips an upload: content the collector is deleting is
+        // unknown (the client uploads it again), condemned content is rescued.
+        if !self.blob_usable(digest).await? {
+            return Err(RegistryError::BlobUnknown(digest.clone()));
+        }
         Ok(BlobStat { size: located.size })
     }
 

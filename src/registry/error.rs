@@ -33,6 +33,8 @@ pub enum RegistryError {
     BodyTooLarge(u64),
     #[error("request body broke off: {0}")]
     BodyInterrupted(String),
+    #[error("{0} is being deleted by the garbage collector (unreferenced for longer than the grace period); retry in a minute and it can be pushed again")]
+    BeingCollected(Digest),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -31,6 +31,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         expected: &Digest,
     ) -> RegistryResult<()> {
         let blob_key = keys::blob(expected);
+        // Before anything is stored or linked under the digest (see `collected`).
+        self.before_storing_blob(expected).await?;
         // The running hash settles it now when it is of the client's algorithm. Otherwise
         // (`digest-algorithm` is only a hint, "SHOULD include") the store hashes the
         // assembled bytes below, still before anything is visible under the digest.

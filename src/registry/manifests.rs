@@ -61,6 +61,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             Reference::Tag(_) => crate::oci::Algorithm::Sha256.digest_of(&bytes),
         };
         let missing_empty_json = self.check_references(repo, &parsed).await?;
+        self.before_storing_manifest(&digest).await?;
 
         if let Some(empty) = missing_empty_json {
             self.store_empty_json(repo, &empty).await?;
@@ -166,7 +167,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let mut missing_empty_json = None;
         for blob in &parsed.blobs {
             if self.blobs.head(&keys::repository_blob(repo, &blob.digest)).await?.is_some() {
-                continue;
+                // Linked, but the collector may be deleting it (`collected`).
+                if self.blob_usable(&blob.digest).await? {
+                    continue;
+                }
+                return Err(RegistryError::ManifestBlobUnknown(blob.digest.clone()));
             }
             if Self::is_empty_json(&blob.digest) {
                 missing_empty_json = Some(blob.digest.clone());
@@ -175,7 +180,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             return Err(RegistryError::ManifestBlobUnknown(blob.digest.clone()));
         }
         for child in &parsed.manifests {
-            if self.blobs.head(&keys::repository_manifest(repo, &child.digest)).await?.is_none() {
+            if self.blobs.head(&keys::repository_manifest(repo, &child.digest)).await?.is_none()
+                || !self.manifest_usable(&child.digest).await?
+            {
                 return Err(RegistryError::ManifestBlobUnknown(child.digest.clone()));
             }
         }
@@ -184,6 +191,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
     async fn store_empty_json(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
         let key = keys::blob(digest);
+        self.before_storing_blob(digest).await?;
         if self.blobs.head(&key).await?.is_none() {
             self.blobs.put_bytes(&key, b"{}".to_vec(), Metadata::new()).await?;
         }

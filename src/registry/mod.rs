@@ -4,6 +4,7 @@
 
 mod blobs;
 mod body;
+mod collected;
 mod cut;
 mod error;
 mod expiry;
@@ -47,14 +48,15 @@ pub struct Config {
     /// 200 MB on Business, 500 MB on Enterprise); `None` for no limit. Advertised as
     /// `OCI-Chunk-Max-Length` so that clients split bigger layers into chunks.
     pub max_request_bytes: Option<u64>,
-    /// Most references (blobs and child manifests) one manifest may have. Each costs a
-    /// storage call when the manifest is pushed, and one request may make at most 1,000
-    /// calls to Cloudflare services, so the default, 500, leaves room for the rest.
+    /// Most references (blobs and child manifests) one manifest may have. Each costs two
+    /// storage calls when the manifest is pushed (its link, and its state with the garbage
+    /// collector), and one request may make at most 1,000 calls to Cloudflare services, so
+    /// the default, 400, leaves room for the rest.
     pub max_manifest_references: usize,
 }
 
 /// The default [`Config::max_manifest_references`].
-pub const DEFAULT_MAX_MANIFEST_REFERENCES: usize = 500;
+pub const DEFAULT_MAX_MANIFEST_REFERENCES: usize = 400;
 
 impl Default for Config {
     fn default() -> Self {

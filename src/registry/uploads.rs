@@ -345,6 +345,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         native: B::Native,
         length: u64,
     ) -> RegistryResult<()> {
+        self.before_storing_blob(expected).await?;
         match self.blobs.put_verified(&keys::blob(expected), native, length, expected).await? {
             NativePut::Stored(()) => self.link_blob(repo, expected).await,
             NativePut::DigestMismatch => Err(RegistryError::DigestInvalid(format!(
@@ -368,7 +369,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 return Ok(false);
             }
         }
-        if self.blobs.head(&keys::blob(digest)).await?.is_none() {
+        if self.blobs.head(&keys::blob(digest)).await?.is_none() || !self.blob_usable(digest).await? {
             return Ok(false);
         }
         self.link_blob(repo, digest).await?;

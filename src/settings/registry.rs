@@ -9,7 +9,8 @@ use crate::registry::{Config, DEFAULT_MAX_MANIFEST_REFERENCES};
 /// 0 or unset for none.
 pub const MAX_REQUEST_BODY_MB: &str = "MAX_REQUEST_BODY_MB";
 /// Var: the most references (blobs, child manifests) one manifest may have; 0 or unset for
-/// the default, 500, below the 1,000 calls to Cloudflare services one request may make.
+/// the default, 400: two calls each stay below the 1,000 calls to Cloudflare services one
+/// request may make.
 pub const MAX_MANIFEST_REFERENCES: &str = "MAX_MANIFEST_REFERENCES";
 /// Var: seconds an upload session may stay idle before the scheduled job discards it.
 pub const UPLOAD_EXPIRY_SECONDS: &str = "UPLOAD_EXPIRY_SECONDS";
@@ -20,7 +21,7 @@ pub const DEFAULT_UPLOAD_EXPIRY_SECONDS: u64 = 24 * 3600;
 const BODY_HINT: &str = "set your plan's request body limit (100 on Free and Pro, 200 on Business, 500 on \
                          Enterprise), or 0 for none";
 const REFERENCES_HINT: &str = "set the most blobs and child manifests one manifest may reference, or 0 for the \
-                               default (500)";
+                               default (400)";
 const EXPIRY_HINT: &str = "set how long an upload session may stay idle, e.g. 86400 for a day (the default)";
 
 /// The core's section.

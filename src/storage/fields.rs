@@ -127,6 +127,16 @@ pub const TOMBSTONE_KEY: TextField = TextField("key");
 /// job, which removes old records (one without it counts as deleted at the epoch).
 pub const TOMBSTONE_DELETED_AT: NumberField = NumberField("deleted-at");
 
+/// On the collector's state of a content key
+/// ([`keys::content_state`](super::keys::content_state)): `condemned`, `rescued` or `dead`
+/// (see `storage::content_state`). Written by the collector (condemned, dead) and by any
+/// push that relies on the content (rescued); read by both.
+pub const GC_STATE: TextField = TextField("gc-state");
+
+/// On a condemned state: when the collector condemned the content (ms since the epoch);
+/// it may delete the content only once a later run's mark started a grace period after.
+pub const GC_CONDEMNED_AT: NumberField = NumberField("condemned-at");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +154,7 @@ mod tests {
             (MARKER_KEY, "key"),
             (MARKER_KIND, "kind"),
             (TOMBSTONE_KEY, "key"),
+            (GC_STATE, "gc-state"),
         ];
         for (field, name) in text {
             assert_eq!(field.name(), name);
@@ -155,6 +166,7 @@ mod tests {
             (MARKER_ENQUEUED_AT, "enqueued-at"),
             (MARKER_SENT_AT, "sent-at"),
             (TOMBSTONE_DELETED_AT, "deleted-at"),
+            (GC_CONDEMNED_AT, "condemned-at"),
         ];
         for (field, name) in numbers {
             assert_eq!(field.name(), name);

@@ -236,6 +236,82 @@ pub const KV_ROUTING: &str = "replication/routing";
 /// once), and now a copy written after each change.
 pub const KV_FAULTS: &str = "replication/faults";
 
+/// R2: prefix of the garbage collector's records (its job, its runs' marks, the state of
+/// content it condemned); never content, never replicated.
+pub const GC_PREFIX: &str = "gc/";
+
+/// R2: prefix of the collector's states of content keys.
+pub const GC_STATE_PREFIX: &str = "gc/state/";
+
+/// R2: the collector's state of the content key `content` (a blob or a manifest's bytes):
+/// condemned, rescued or dead (see `storage::content_state`); absent for most content.
+/// Named after the key, so a listing of states runs in the content's order.
+pub fn content_state(content: &str) -> String {
+    format!("{GC_STATE_PREFIX}{content}")
+}
+
+/// The content key a state key is of; `None` for any other key.
+pub fn content_of_state(key: &str) -> Option<&str> {
+    key.strip_prefix(GC_STATE_PREFIX)
+}
+
+/// R2: the collector's job (JSON): the run in progress and its cursor, or the last one's
+/// report; changed only by compare-and-swap on its etag.
+pub fn gc_job() -> String {
+    format!("{GC_PREFIX}job")
+}
+
+/// R2: prefix of everything one collector run writes (its marks), removed when it ends.
+pub fn gc_run_prefix(run: u64) -> String {
+    format!("{GC_PREFIX}runs/{run:020}/")
+}
+
+/// R2: marks that run `run` found `content` reachable. Named after the content key, so
+/// that a listing of the marks runs in the content's order and a sweep merges the two.
+pub fn gc_live(run: u64, content: &str) -> String {
+    format!("{}live/{content}", gc_run_prefix(run))
+}
+
+/// R2: marks that run `run` deleted `content`, so that its later steps remove the links to
+/// it and then forget its state.
+pub fn gc_dead(run: u64, content: &str) -> String {
+    format!("{}dead/{content}", gc_run_prefix(run))
+}
+
+/// The content key a run's live or dead mark names; `None` for any other key.
+pub fn content_of_mark<'a>(run: u64, kind: &str, key: &'a str) -> Option<&'a str> {
+    key.strip_prefix(&gc_run_prefix(run))?.strip_prefix(kind)?.strip_prefix('/')
+}
+
+/// R2: the report of a finished collector run (JSON), kept for the admin endpoint.
+pub fn gc_report(run: u64) -> String {
+    format!("{GC_PREFIX}reports/{run:020}")
+}
+
+/// R2: prefix of a repository's blob links, listed by the collector to remove links to
+/// blobs it deleted.
+pub fn repository_blobs_prefix(repo: &RepositoryName) -> String {
+    format!("{}/_blobs/", repository(repo))
+}
+
+/// R2: prefix of a repository's manifest links, listed by the collector's mark.
+pub fn repository_manifests_prefix(repo: &RepositoryName) -> String {
+    format!("{}/_manifests/", repository(repo))
+}
+
+/// The digest a repository's blob or manifest link names; `None` for any other key.
+pub fn linked_digest_of(key: &str) -> Option<Digest> {
+    let rest = key.strip_prefix("repositories/")?;
+    let (_, tail) = rest.rsplit_once("/_blobs/").or_else(|| rest.rsplit_once("/_manifests/"))?;
+    let (algorithm, hex) = tail.split_once('/')?;
+    format!("{algorithm}:{hex}").parse().ok()
+}
+
+/// The repository a catalog entry names; `None` for any other key.
+pub fn repository_of_catalog_entry(key: &str) -> Option<RepositoryName> {
+    RepositoryName::parse(key.strip_prefix(CATALOG_PREFIX)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +382,24 @@ mod tests {
                 })
         );
         assert!(tombstone("catalog/x").starts_with("replication/tombstones/") && tombstone("a") != tombstone("b"));
+        let content = blob(&d());
+        assert_eq!(content_state(&content), format!("gc/state/blobs/sha256/{hex}"));
+        assert_eq!(content_of_state(&content_state(&content)), Some(content.as_str()));
+        assert_eq!(gc_job(), "gc/job");
+        assert_eq!(gc_run_prefix(17), "gc/runs/00000000000000000017/");
+        assert_eq!(gc_live(17, &content), format!("gc/runs/00000000000000000017/live/blobs/sha256/{hex}"));
+        assert_eq!(gc_dead(17, &content), format!("gc/runs/00000000000000000017/dead/blobs/sha256/{hex}"));
+        assert_eq!(content_of_mark(17, "live", &gc_live(17, &content)), Some(content.as_str()));
+        assert_eq!(content_of_mark(17, "dead", &gc_live(17, &content)), None);
+        assert_eq!(content_of_mark(18, "live", &gc_live(17, &content)), None);
+        assert_eq!(gc_report(17), "gc/reports/00000000000000000017");
+        assert_eq!(repository_blobs_prefix(&repo), "repositories/team/app/_blobs/");
+        assert_eq!(repository_manifests_prefix(&repo), "repositories/team/app/_manifests/");
+        assert_eq!(linked_digest_of(&repository_blob(&repo, &d())), Some(d()));
+        assert_eq!(linked_digest_of(&repository_manifest(&repo, &d())), Some(d()));
+        assert_eq!(linked_digest_of(&tag(&repo, &Tag::parse("v1").unwrap())), None);
+        assert_eq!(repository_of_catalog_entry(&catalog_entry(&repo)), Some(repo.clone()));
+        assert!(!CONTENT_PREFIXES.iter().any(|p| GC_PREFIX.starts_with(p)));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! without `Send` bounds on purpose: on Workers everything runs on one thread, and the
 //! JavaScript handles behind R2 and KV are not `Send`.
 
+pub mod content_state;
 pub mod cutter;
 pub mod faulty;
 pub mod fields;
