@@ -29,6 +29,7 @@
 pub mod api;
 pub mod auth;
 pub mod ids;
+pub mod lifecycle;
 pub mod oci;
 pub mod registry;
 pub mod replication;

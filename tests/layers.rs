@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("storage", &["oci", "ids"]),
     ("auth", &["oci", "ids", "storage"]),
     ("registry", &["oci", "ids", "storage"]),
+    ("lifecycle", &["oci", "ids", "storage"]),
     ("replication", &["oci", "ids", "storage"]),
     ("settings", &["oci", "auth", "registry", "replication"]),
     ("api", &["oci", "ids", "storage", "auth", "registry", "replication::admin", "settings"]),

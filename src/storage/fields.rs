@@ -137,6 +137,12 @@ pub const GC_STATE: TextField = TextField("gc-state");
 /// it may delete the content only once a later run's mark started a grace period after.
 pub const GC_CONDEMNED_AT: NumberField = NumberField("condemned-at");
 
+/// On a tag and on a repository's link to a manifest: when it was pushed (ms since the
+/// epoch). Written by manifest pushes; read by the collector (a referrer whose subject is
+/// gone is removed only once its link is older than the grace period) and by retention
+/// (one without it counts as pushed at the epoch).
+pub const PUSHED_AT: NumberField = NumberField("pushed-at");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +173,7 @@ mod tests {
             (MARKER_SENT_AT, "sent-at"),
             (TOMBSTONE_DELETED_AT, "deleted-at"),
             (GC_CONDEMNED_AT, "condemned-at"),
+            (PUSHED_AT, "pushed-at"),
         ];
         for (field, name) in numbers {
             assert_eq!(field.name(), name);

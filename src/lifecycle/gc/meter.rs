@@ -1,0 +1,100 @@
+//! The storage calls one collector step makes, counted as they are made, so that a step
+//! stops before the platform's per-invocation limit (1,000 calls to Cloudflare services on
+//! a Paid plan): the collector reaches storage only through a [`Meter`].
+
+use crate::storage::{content_state, BlobStore, ListPage, MetaStore, Metadata, ObjectInfo, PutIf, StorageResult};
+use std::cell::Cell;
+
+/// The stores of one step, with a count of the calls made through them and the budget.
+pub struct Meter<'a, B, M> {
+    pub(super) blobs: &'a B,
+    meta: &'a M,
+    spent: Cell<u64>,
+    budget: u64,
+}
+
+impl<'a, B: BlobStore, M: MetaStore> Meter<'a, B, M> {
+    pub fn new(blobs: &'a B, meta: &'a M, budget: u64) -> Self {
+        Meter { blobs, meta, spent: Cell::new(0), budget }
+    }
+
+    /// Calls made so far.
+    pub fn spent(&self) -> u64 {
+        self.spent.get()
+    }
+
+    /// Whether `calls` more still fit the budget.
+    pub fn affords(&self, calls: u64) -> bool {
+        self.spent.get() + calls <= self.budget
+    }
+
+    fn count(&self, calls: u64) {
+        self.spent.set(self.spent.get() + calls);
+    }
+
+    pub async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
+        self.count(1);
+        self.blobs.head(key).await
+    }
+
+    pub async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>> {
+        self.count(1);
+        self.blobs.get_bytes(key).await
+    }
+
+    pub async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
+        self.count(1);
+        self.blobs.list(prefix, after, limit).await
+    }
+
+    pub async fn put(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo> {
+        self.count(1);
+        self.blobs.put_bytes(key, bytes, metadata).await
+    }
+
+    pub async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        metadata: Metadata,
+        condition: PutIf<'_>,
+    ) -> StorageResult<Option<ObjectInfo>> {
+        self.count(1);
+        self.blobs.put_bytes_if(key, bytes, metadata, condition).await
+    }
+
+    pub async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.count(1);
+        self.blobs.delete(key).await
+    }
+
+    pub async fn delete_indexed(&self, key: &str) -> StorageResult<()> {
+        self.count(1);
+        self.meta.delete(key).await
+    }
+
+    pub async fn state(&self, content: &str) -> StorageResult<content_state::ContentState> {
+        self.count(1);
+        content_state::read(self.blobs, content).await
+    }
+
+    pub async fn condemn(&self, content: &str, current: &content_state::ContentState, now: u64) -> StorageResult<bool> {
+        self.count(1);
+        content_state::condemn(self.blobs, content, current, now).await
+    }
+
+    pub async fn absolve(&self, content: &str, etag: &str) -> StorageResult<bool> {
+        self.count(1);
+        content_state::absolve(self.blobs, content, etag).await
+    }
+
+    pub async fn kill(&self, content: &str, etag: &str) -> StorageResult<bool> {
+        self.count(1);
+        content_state::kill(self.blobs, content, etag).await
+    }
+
+    pub async fn forget(&self, content: &str) -> StorageResult<()> {
+        self.count(1);
+        content_state::forget(self.blobs, content).await
+    }
+}
