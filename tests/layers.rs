@@ -15,6 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("auth", &["oci", "ids", "storage"]),
     ("registry", &["oci", "ids", "storage"]),
     ("replication", &["oci", "ids", "storage"]),
+    ("lifecycle", &["oci", "ids", "storage"]),
     ("settings", &["oci", "auth", "registry", "replication"]),
     ("api", &["oci", "ids", "storage", "auth", "registry", "replication::admin", "settings"]),
     ("edge", &["*"]),
