@@ -159,101 +159,89 @@ enum Early {
     Follows(Digest),
 }
 
-/// Decides `inventory` by `policy` (see the module [`super`] for the rules).
-pub(super) fn plan(
-    policy: &Policy,
-    inventory: &Inventory<'_>,
+/// What one evaluation knows: the policy, the time, the manifests by digest.
+struct Facts<'a> {
+    policy: &'a Policy,
     timing: Timing,
-    is_immutable: &dyn Fn(&Tag) -> bool,
-) -> Plan {
-    let age = |at_ms: u64| timing.now_ms.saturating_sub(at_ms);
-    let in_grace = |at_ms: u64| age(at_ms) <= timing.grace_ms;
-    let manifests: BTreeMap<&Digest, &ManifestInfo> = inventory.manifests.iter().map(|m| (&m.digest, m)).collect();
-    let pulled_within = |digest: &Digest| {
-        let Some(days) = policy.keep_pulled_within_days else { return false };
-        let pulled = manifests.get(digest).and_then(|m| m.pulled_at_ms);
-        pulled.is_some_and(|at| age(at) <= u64::from(days) * DAY_MS)
-    };
+    manifests: BTreeMap<&'a Digest, &'a ManifestInfo>,
+}
 
-    let mut tags: Vec<&TagInfo> = inventory.tags.iter().collect();
-    tags.sort_by(|a, b| a.name.cmp(&b.name));
-    let attached = |t: &TagInfo| attached_subject(&t.name).filter(|d| manifests.contains_key(d));
-    let mut ranked: Vec<&TagInfo> = tags.iter().copied().filter(|t| attached(t).is_none()).collect();
-    ranked.sort_by(|a, b| b.pushed_at_ms.cmp(&a.pushed_at_ms).then_with(|| a.name.cmp(&b.name)));
-    let rank_of: BTreeMap<&Tag, u32> = ranked.iter().zip(1..).map(|(t, rank)| (&t.name, rank)).collect();
-    let early: Vec<Early> = tags
-        .iter()
-        .map(|t| {
-            let keep = |reason| Early::Decided(Verdict::Keep(reason));
-            if is_immutable(&t.name) {
-                return keep(Keep::Immutable);
-            }
-            if !policy.deletes_tags() {
-                return keep(Keep::NoTagRule);
-            }
-            if let Some(pattern) = policy.keep_tags.iter().find(|p| p.matches(t.name.as_str())) {
-                return keep(Keep::MatchesKeepTags(pattern.clone()));
-            }
-            if in_grace(t.pushed_at_ms) {
-                return keep(Keep::WithinGrace);
-            }
-            if let Some(subject) = attached(t) {
-                return Early::Follows(subject);
-            }
-            match rank_of.get(&t.name) {
-                Some(&rank) if policy.keep_last.is_some_and(|n| rank <= n) => keep(Keep::AmongLast(rank)),
-                _ if pulled_within(&t.digest) => keep(Keep::PulledWithin),
-                _ => Early::Decided(Verdict::Delete(Delete::MatchesNoKeepRule)),
-            }
-        })
-        .collect();
-
-    // Manifests that stand on their own: a kept tag's target, or by their own times.
-    let mut live: BTreeMap<&Digest, Keep> = BTreeMap::new();
-    for (t, verdict) in tags.iter().zip(&early) {
-        if matches!(verdict, Early::Decided(Verdict::Keep(_))) && manifests.contains_key(&t.digest) {
-            live.entry(&t.digest).or_insert_with(|| Keep::TaggedBy(t.name.clone()));
-        }
+impl Facts<'_> {
+    fn age(&self, at_ms: u64) -> u64 {
+        self.timing.now_ms.saturating_sub(at_ms)
     }
-    for (digest, m) in &manifests {
-        let own = if in_grace(m.pushed_at_ms) {
-            Some(Keep::WithinGrace)
-        } else if pulled_within(digest) {
-            Some(Keep::PulledWithin)
-        } else {
-            match policy.untagged_older_than_days {
-                None => Some(Keep::NoUntaggedRule),
-                Some(days) if age(m.pushed_at_ms) <= u64::from(days) * DAY_MS => Some(Keep::NotOldEnough),
-                Some(_) => None,
-            }
-        };
-        if let Some(own) = own {
-            live.entry(digest).or_insert(own);
+
+    fn in_grace(&self, at_ms: u64) -> bool {
+        self.age(at_ms) <= self.timing.grace_ms
+    }
+
+    fn pulled_within(&self, digest: &Digest) -> bool {
+        let Some(days) = self.policy.keep_pulled_within_days else { return false };
+        let pulled = self.manifests.get(digest).and_then(|m| m.pulled_at_ms);
+        pulled.is_some_and(|at| self.age(at) <= u64::from(days) * DAY_MS)
+    }
+
+    /// The manifest a signing tool's tag names, when it is one of this repository.
+    fn attached(&self, tag: &TagInfo) -> Option<Digest> {
+        attached_subject(&tag.name).filter(|d| self.manifests.contains_key(d))
+    }
+
+    /// A tag's verdict by the rules that do not depend on the manifests; `rank` is its
+    /// place among the tags by push time (none for a signing tool's tag).
+    fn tag_verdict(&self, tag: &TagInfo, rank: Option<u32>, is_immutable: &dyn Fn(&Tag) -> bool) -> Early {
+        let keep = |reason| Early::Decided(Verdict::Keep(reason));
+        let policy = self.policy;
+        if is_immutable(&tag.name) {
+            return keep(Keep::Immutable);
+        }
+        if !policy.deletes_tags() {
+            return keep(Keep::NoTagRule);
+        }
+        if let Some(pattern) = policy.keep_tags.iter().find(|p| p.matches(tag.name.as_str())) {
+            return keep(Keep::MatchesKeepTags(pattern.clone()));
+        }
+        if self.in_grace(tag.pushed_at_ms) {
+            return keep(Keep::WithinGrace);
+        }
+        if let Some(subject) = self.attached(tag) {
+            return Early::Follows(subject);
+        }
+        match rank {
+            Some(rank) if policy.keep_last.is_some_and(|n| rank <= n) => keep(Keep::AmongLast(rank)),
+            _ if self.pulled_within(&tag.digest) => keep(Keep::PulledWithin),
+            _ => Early::Decided(Verdict::Delete(Delete::MatchesNoKeepRule)),
         }
     }
 
-    // What the live ones reach: an index's children, a manifest's referrers (by `subject`
-    // or by a signing tool's tag), breadth first from the roots in digest order.
-    let mut referrers: BTreeMap<&Digest, BTreeSet<&Digest>> = BTreeMap::new();
-    for m in manifests.values() {
-        if let Some(subject) = &m.subject {
-            referrers.entry(subject).or_default().insert(&m.digest);
+    /// Why an untagged manifest stands on its own, if it does: by its times alone.
+    fn standing(&self, manifest: &ManifestInfo) -> Option<Keep> {
+        if self.in_grace(manifest.pushed_at_ms) {
+            return Some(Keep::WithinGrace);
+        }
+        if self.pulled_within(&manifest.digest) {
+            return Some(Keep::PulledWithin);
+        }
+        match self.policy.untagged_older_than_days {
+            None => Some(Keep::NoUntaggedRule),
+            Some(days) if self.age(manifest.pushed_at_ms) <= u64::from(days) * DAY_MS => Some(Keep::NotOldEnough),
+            Some(_) => None,
         }
     }
-    for (t, verdict) in tags.iter().zip(&early) {
-        if let Early::Follows(subject) = verdict {
-            if let Some((subject, _)) = manifests.get_key_value(subject) {
-                referrers.entry(*subject).or_default().insert(&t.digest);
-            }
-        }
-    }
-    let mut queue: VecDeque<&Digest> = live.keys().copied().collect();
-    while let Some(digest) = queue.pop_front() {
-        let children: BTreeSet<&Digest> = manifests[digest].children.iter().collect();
-        let reached = children.into_iter().map(|c| (c, Keep::ChildOf(digest.clone())));
-        let referred = referrers.get(digest).into_iter().flatten().map(|r| (*r, Keep::ReferrerOf(digest.clone())));
-        for (target, reason) in reached.chain(referred) {
-            if let Some((known, _)) = manifests.get_key_value(target) {
+
+    /// Adds to `live` what it reaches: an index's children and a manifest's referrers
+    /// (`referrers`: subject -> referrers), breadth first from the roots in digest order.
+    fn reach<'a>(
+        &'a self,
+        live: &mut BTreeMap<&'a Digest, Keep>,
+        referrers: &BTreeMap<&'a Digest, BTreeSet<&'a Digest>>,
+    ) {
+        let mut queue: VecDeque<&Digest> = live.keys().copied().collect();
+        while let Some(digest) = queue.pop_front() {
+            let children: BTreeSet<&Digest> = self.manifests[digest].children.iter().collect();
+            let reached = children.into_iter().map(|c| (c, Keep::ChildOf(digest.clone())));
+            let referred = referrers.get(digest).into_iter().flatten().map(|r| (*r, Keep::ReferrerOf(digest.clone())));
+            for (target, reason) in reached.chain(referred) {
+                let Some((known, _)) = self.manifests.get_key_value(target) else { continue };
                 if !live.contains_key(known) {
                     live.insert(known, reason);
                     queue.push_back(known);
@@ -261,9 +249,57 @@ pub(super) fn plan(
             }
         }
     }
+}
+
+/// Decides `inventory` by `policy` (see the module [`super`] for the rules).
+pub(super) fn plan(
+    policy: &Policy,
+    inventory: &Inventory<'_>,
+    timing: Timing,
+    is_immutable: &dyn Fn(&Tag) -> bool,
+) -> Plan {
+    let manifests = inventory.manifests.iter().map(|m| (&m.digest, m)).collect();
+    let facts = Facts { policy, timing, manifests };
+
+    let mut tags: Vec<&TagInfo> = inventory.tags.iter().collect();
+    tags.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut ranked: Vec<&TagInfo> = tags.iter().copied().filter(|t| facts.attached(t).is_none()).collect();
+    ranked.sort_by(|a, b| b.pushed_at_ms.cmp(&a.pushed_at_ms).then_with(|| a.name.cmp(&b.name)));
+    let rank_of: BTreeMap<&Tag, u32> = ranked.iter().zip(1..).map(|(t, rank)| (&t.name, rank)).collect();
+    let early: Vec<Early> =
+        tags.iter().map(|t| facts.tag_verdict(t, rank_of.get(&t.name).copied(), is_immutable)).collect();
+
+    // The roots: the targets of kept tags, then the manifests standing on their own.
+    let mut live: BTreeMap<&Digest, Keep> = BTreeMap::new();
+    for (t, verdict) in tags.iter().zip(&early) {
+        if matches!(verdict, Early::Decided(Verdict::Keep(_))) && facts.manifests.contains_key(&t.digest) {
+            live.entry(&t.digest).or_insert_with(|| Keep::TaggedBy(t.name.clone()));
+        }
+    }
+    for (digest, manifest) in &facts.manifests {
+        if let Some(reason) = facts.standing(manifest) {
+            live.entry(digest).or_insert(reason);
+        }
+    }
+    // Referrers by `subject`, and by a signing tool's tag naming the manifest.
+    let mut referrers: BTreeMap<&Digest, BTreeSet<&Digest>> = BTreeMap::new();
+    for m in facts.manifests.values() {
+        if let Some(subject) = &m.subject {
+            referrers.entry(subject).or_default().insert(&m.digest);
+        }
+    }
+    for (t, verdict) in tags.iter().zip(&early) {
+        if let Early::Follows(subject) = verdict {
+            if let Some((subject, _)) = facts.manifests.get_key_value(subject) {
+                referrers.entry(*subject).or_default().insert(&t.digest);
+            }
+        }
+    }
+    facts.reach(&mut live, &referrers);
 
     let days = policy.untagged_older_than_days.unwrap_or(0);
-    let manifest_decisions = manifests
+    let manifest_decisions = facts
+        .manifests
         .keys()
         .map(|digest| ManifestDecision {
             digest: (*digest).clone(),
