@@ -15,6 +15,8 @@
 //!   tokens of the Docker token protocol, anonymous pull).
 //! - [`replication`]: opt-in geo-replication across R2 buckets: routing by location,
 //!   read fallback, health back-off, queue-driven verified copies and a repair job.
+//! - [`lifecycle`]: garbage collection, retention policies and repository delete, over
+//!   the storage ports.
 //! - [`oci`]: names, tags, digests, media types and manifests, validated by the spec's rules.
 //! - [`ids`]: the injected source of fresh ids and the validated upload-session id, below
 //!   `storage`, `registry` and `replication`, which all depend on its format.
