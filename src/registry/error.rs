@@ -1,5 +1,6 @@
 //! The domain's one error enum. `api::error` maps each variant once to a status and a spec code.
 
+use super::immutable::ImmutableRefusal;
 use crate::oci::Digest;
 use crate::storage::StorageError;
 
@@ -33,6 +34,8 @@ pub enum RegistryError {
     BodyTooLarge(u64),
     #[error("request body broke off: {0}")]
     BodyInterrupted(String),
+    #[error("{0}")]
+    Immutable(ImmutableRefusal),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
