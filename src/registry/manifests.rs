@@ -41,8 +41,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// write when the tag already points elsewhere, else by the tag's create-only put,
     /// which a racing push may win. Refused that late, the push leaves its manifest bytes,
     /// KV entry and repository link (an untagged manifest, harmless, collectable like any
-    /// other) and any tags written before the refused one (immutable tags go first, so no
-    /// mutable tag moved); no immutable tag changed.
+    /// other) and any new immutable tags of the same push created before the refused one
+    /// (immutable tags go first, so no mutable tag moved); no existing tag changed.
     pub async fn put_manifest(
         &self,
         repo: &RepositoryName,
