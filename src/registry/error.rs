@@ -1,5 +1,6 @@
 //! The domain's one error enum. `api::error` maps each variant once to a status and a spec code.
 
+use super::immutable::ImmutableRefusal;
 use crate::oci::Digest;
 use crate::storage::StorageError;
 
@@ -35,6 +36,8 @@ pub enum RegistryError {
     BodyInterrupted(String),
     #[error("{0} is being deleted by the garbage collector (unreferenced for longer than the grace period); retry in a minute and it can be pushed again")]
     BeingCollected(Digest),
+    #[error("{0}")]
+    Immutable(ImmutableRefusal),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -4,14 +4,16 @@
 //! client": bytes go to R2 untouched and are served back byte for byte; parsing is for
 //! validation and indexing only. Writes go in an order that never lets a tag or index
 //! entry point at something not yet stored: bytes, repository link, referrer, tags.
+//! Tags and links are stamped with when they were pushed (`pushed-at`, for retention).
+//! Immutable tags (`immutable.rs`) are never moved or deleted.
 
 use super::error::{RegistryError, RegistryResult};
 use super::Registry;
 use crate::oci::manifest::{self, ParsedManifest};
 use crate::oci::MediaType;
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
-use crate::storage::fields::{MANIFEST_MEDIA_TYPE, TAG_DIGEST};
-use crate::storage::{self, keys, BlobStore, MetaStore, Metadata};
+use crate::storage::fields::{MANIFEST_MEDIA_TYPE, PUSHED_AT, TAG_DIGEST};
+use crate::storage::{self, keys, BlobStore, ListedKey, MetaStore, Metadata};
 
 /// The outcome of a manifest push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +36,13 @@ pub struct ManifestContent {
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Stores a manifest under `reference` plus any extra `tags` (end-7a, end-7b), given the
     /// media type the request's `Content-Type` names, if any.
+    ///
+    /// A push that would move an immutable tag is refused with `Immutable`: before any
+    /// write when the tag already points elsewhere, else by the tag's create-only put,
+    /// which a racing push may win. Refused that late, the push leaves its manifest bytes,
+    /// KV entry and repository link (an untagged manifest, harmless, collectable like any
+    /// other) and any new immutable tags of the same push created before the refused one
+    /// (immutable tags go first, so no mutable tag moved); no existing tag changed.
     pub async fn put_manifest(
         &self,
         repo: &RepositoryName,
@@ -61,6 +70,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             Reference::Tag(_) => crate::oci::Algorithm::Sha256.digest_of(&bytes),
         };
         let missing_empty_json = self.check_references(repo, &parsed).await?;
+        let tags = self.tags_to_write(repo, reference, extra_tags);
+        self.refuse_moving_immutable_tags(repo, &tags, &digest).await?;
         self.before_storing_manifest(&digest).await?;
 
         if let Some(empty) = missing_empty_json {
@@ -69,25 +80,33 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let media = Metadata::from([MANIFEST_MEDIA_TYPE.entry(parsed.media_type.to_string())]);
         self.blobs.put_bytes(&keys::manifest(&digest), bytes.clone(), media.clone()).await?;
         self.meta.put(&keys::kv_manifest(&digest), bytes, Some(parsed.media_type.to_string())).await?;
-        self.blobs.put_bytes(&keys::repository_manifest(repo, &digest), Vec::new(), media).await?;
+        let pushed_at = self.clock.now_millis();
+        let mut link = media;
+        PUSHED_AT.set(&mut link, pushed_at);
+        self.blobs.put_bytes(&keys::repository_manifest(repo, &digest), Vec::new(), link).await?;
         if let Some(subject) = &parsed.subject {
             self.add_referrer(repo, &subject.digest, &digest, &parsed).await?;
         }
-        let mut tags: Vec<Tag> = Vec::new();
-        if let Reference::Tag(tag) = reference {
-            tags.push(tag.clone());
+        for tag in &tags {
+            let pointer = Metadata::from([TAG_DIGEST.entry(digest.to_string()), PUSHED_AT.entry(pushed_at)]);
+            self.write_tag(repo, tag, &digest, pointer).await?;
         }
-        for tag in extra_tags {
+        self.ensure_in_catalog(repo).await?;
+        Ok(PushedManifest { digest, subject: parsed.subject.map(|s| s.digest), tags })
+    }
+
+    /// The tags a push points at its manifest, each once: the reference's, then the extra
+    /// ones, immutable tags first.
+    fn tags_to_write(&self, repo: &RepositoryName, reference: &Reference, extra_tags: &[Tag]) -> Vec<Tag> {
+        let mut tags: Vec<Tag> = Vec::new();
+        let named = if let Reference::Tag(tag) = reference { Some(tag) } else { None };
+        for tag in named.into_iter().chain(extra_tags) {
             if !tags.contains(tag) {
                 tags.push(tag.clone());
             }
         }
-        for tag in &tags {
-            let pointer = Metadata::from([TAG_DIGEST.entry(digest.to_string())]);
-            self.blobs.put_bytes(&keys::tag(repo, tag), digest.to_string().into_bytes(), pointer).await?;
-        }
-        self.ensure_in_catalog(repo).await?;
-        Ok(PushedManifest { digest, subject: parsed.subject.map(|s| s.digest), tags })
+        tags.sort_by_key(|tag| self.config.immutable_tags.rule_for(repo, tag).is_none());
+        tags
     }
 
     /// Fetches a manifest by tag or digest (end-3).
@@ -104,13 +123,16 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         Ok(ManifestContent { digest, media_type, bytes })
     }
 
-    /// Deletes a tag, or a manifest with its tags and referrer entry (end-9).
+    /// Deletes a tag, or a manifest with its tags and referrer entry (end-9). An immutable
+    /// tag, and a manifest an immutable tag points at, are refused (`Immutable`) before
+    /// anything is deleted.
     pub async fn delete_manifest(&self, repo: &RepositoryName, reference: &Reference) -> RegistryResult<()> {
         let unknown = || RegistryError::ManifestUnknown(reference.to_string());
         let digest = match reference {
             Reference::Tag(tag) => {
                 let key = keys::tag(repo, tag);
                 self.blobs.head(&key).await?.ok_or_else(unknown)?;
+                self.refuse_deleting_tag(repo, tag)?;
                 self.blobs.delete(&key).await?;
                 return Ok(());
             }
@@ -118,6 +140,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         };
         let link = keys::repository_manifest(repo, &digest);
         let info = self.blobs.head(&link).await?.ok_or_else(unknown)?;
+        let pointing = self.tags_pointing_at(repo, &digest).await?;
+        self.refuse_deleting_tagged(repo, &digest, &pointing)?;
         if let Some((_, bytes)) = self.blobs.get_bytes(&keys::manifest(&digest)).await? {
             let media_type = MANIFEST_MEDIA_TYPE.get(&info.metadata).unwrap_or_default();
             if let Ok(parsed) = manifest::parse(&bytes, MediaType::from_content_type(media_type).as_ref()) {
@@ -126,7 +150,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 }
             }
         }
-        self.delete_tags_pointing_at(repo, &digest).await?;
+        for tag in pointing {
+            self.blobs.delete(&tag.key).await?;
+        }
         self.blobs.delete(&link).await?;
         Ok(())
     }
@@ -198,13 +224,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         self.link_blob(repo, digest).await
     }
 
-    async fn delete_tags_pointing_at(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
+    /// The tags of `repo` pointing at `digest`, as listed.
+    async fn tags_pointing_at(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<Vec<ListedKey>> {
         let target = digest.to_string();
-        for entry in storage::list_all(&self.blobs, &keys::tags_prefix(repo)).await? {
-            if TAG_DIGEST.get(&entry.metadata) == Some(target.as_str()) {
-                self.blobs.delete(&entry.key).await?;
-            }
-        }
-        Ok(())
+        let mut tags = storage::list_all(&self.blobs, &keys::tags_prefix(repo)).await?;
+        tags.retain(|entry| TAG_DIGEST.get(&entry.metadata) == Some(target.as_str()));
+        Ok(tags)
     }
 }

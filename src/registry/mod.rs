@@ -9,6 +9,7 @@ mod cut;
 mod error;
 mod expiry;
 mod finish;
+mod immutable;
 mod ingest;
 mod listing;
 mod manifests;
@@ -20,6 +21,7 @@ pub use blobs::{BlobRead, BlobStat};
 pub use cut::CUT_CHECKPOINT_EVERY_MS;
 pub use error::RegistryError;
 pub use expiry::ExpiryReport;
+pub use immutable::{ImmutableRefusal, ImmutableRule, ImmutableTags, Refused};
 pub use listing::Page;
 pub use manifests::{ManifestContent, PushedManifest};
 pub use uploads::UploadProgress;
@@ -53,6 +55,8 @@ pub struct Config {
     /// collector), and one request may make at most 1,000 calls to Cloudflare services, so
     /// the default, 400, leaves room for the rest.
     pub max_manifest_references: usize,
+    /// Tags that never move and are never deleted (`IMMUTABLE_TAGS`); none by default.
+    pub immutable_tags: ImmutableTags,
 }
 
 /// The default [`Config::max_manifest_references`].
@@ -65,6 +69,7 @@ impl Default for Config {
             max_manifest_bytes: 4 * 1024 * 1024,
             max_request_bytes: None,
             max_manifest_references: DEFAULT_MAX_MANIFEST_REFERENCES,
+            immutable_tags: ImmutableTags::default(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! routing switch as last read, the timer and clock), from which each request or job gets
 //! its [`Replicated`] view and the [`Control`] store of the switch and fault plan.
 
-use super::config::{Location, ReplicaSpec};
+use super::config::{home_of, Location, ReplicaSpec};
 use super::control::{Control, FaultPlan, HomeFault, RoutingSwitch};
 use super::health::Health;
 use super::routing::{Now, ReplicaIds, Routing};
@@ -51,7 +51,7 @@ impl<S: crate::storage::BlobStore> Cluster<S> {
 
     /// The index of the home replica (exactly one is declared home).
     pub fn home(&self) -> usize {
-        self.specs.iter().position(|s| s.home).unwrap_or(0)
+        home_of(&self.specs)
     }
 
     /// The store of the routing switch and the fault plan: the home replica's bucket

@@ -90,6 +90,11 @@ impl Location {
     }
 }
 
+/// The index of the home replica (exactly one is declared home; the first if none is).
+pub fn home_of(specs: &[ReplicaSpec]) -> usize {
+    specs.iter().position(|s| s.home).unwrap_or(0)
+}
+
 /// Replica indexes in the order a request from `location` should try them: the replica
 /// serving its colo, else its country, else its continent; then home; then the others in
 /// declaration order.

@@ -2,7 +2,7 @@
 //! location, minus replicas taken out of routing, with unhealthy ones tried only as a last
 //! resort. Upload sessions are pinned to the replica that opened them through their id.
 
-use super::config::{preference_order, Location, ReplicaSpec};
+use super::config::{home_of, preference_order, Location, ReplicaSpec};
 use super::health::{Health, Traffic};
 use crate::ids::{IdSource, UploadId};
 use std::rc::Rc;
@@ -132,6 +132,11 @@ impl Routing {
     /// Every replica this traffic may touch, in preference order, whatever its health.
     pub fn routable_in_order(&self) -> Vec<usize> {
         self.order.iter().copied().filter(|&i| self.routable(i)).collect()
+    }
+
+    /// The home replica, which decides conditional puts of replicated keys.
+    pub fn home(&self) -> usize {
+        home_of(&self.specs)
     }
 
     /// The replica that takes this request's writes (`None`: none may be routed to).

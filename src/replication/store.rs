@@ -1,7 +1,8 @@
 //! [`Replicated`]: the [`BlobStore`] the registry sees when there are replicas. Reads go to
 //! the nearest replica holding the content and fall back on a miss, an error or a timeout;
 //! writes land in one replica and are recorded as [`Change`]s for asynchronous
-//! replication; upload sessions stay in the replica that opened them.
+//! replication; upload sessions stay in the replica that opened them; conditional puts of
+//! replicated keys (immutable tags) are decided in the home replica.
 
 use super::routing::Routing;
 use crate::oci::{Algorithm, Digest};
@@ -206,6 +207,26 @@ impl<S: BlobStore> Replicated<S> {
         target.ok_or_else(|| backend(format!("no replica may take a write of {key}: all are out of routing")))
     }
 
+    /// The one replica where a conditional put of `key` is decided: an upload session's
+    /// replica for its keys; for a replicated key, the home replica, whichever replica
+    /// the request is nearest to, so that two writers in different regions race on one
+    /// copy (each replica deciding alone would let both create an immutable tag). While the
+    /// home replica is out of routing such a put fails (503, the client retries) rather
+    /// than be decided elsewhere.
+    fn condition_target(&self, key: &str) -> StorageResult<usize> {
+        if !is_replicated(key) {
+            return self.write_target(key);
+        }
+        let home = self.routing.home();
+        if self.routing.routable(home) {
+            return Ok(home);
+        }
+        let name = self.routing.name(home);
+        Err(backend(format!(
+            "{key} is written conditionally, which only the home replica {name} decides, and it is out of routing"
+        )))
+    }
+
     /// Merges one listing page from every candidate replica: keys in order, each once with
     /// its newest copy's metadata, cut where the first truncated replica's page ends so
     /// that no key is skipped.
@@ -322,8 +343,8 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
         Err(failure.unwrap_or_else(|| backend(format!("no replica may take a write of {key}"))))
     }
 
-    /// A condition holds in one place only, so a conditional put goes to the key's one
-    /// write target (an upload session's replica, or the writer) and never falls back.
+    /// A condition holds in one place only, so a conditional put goes to the key's
+    /// [condition target](Self::condition_target) and never falls back.
     async fn put_bytes_if(
         &self,
         key: &str,
@@ -331,7 +352,7 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
         mut metadata: Metadata,
         condition: PutIf<'_>,
     ) -> StorageResult<Option<ObjectInfo>> {
-        let i = self.write_target(key)?;
+        let i = self.condition_target(key)?;
         let replicated = is_replicated(key);
         if replicated {
             WRITTEN_AT.set(&mut metadata, (self.routing.now)());
@@ -342,6 +363,13 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
             self.record(key, ChangeKind::Put, i);
         }
         Ok(written)
+    }
+
+    /// Read where [`BlobStore::put_bytes_if`] decides, without falling back: another
+    /// replica's copy may be older than the one the condition was checked against.
+    async fn head_for_condition(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
+        let i = self.condition_target(key)?;
+        self.run(i, true, self.replicas[i].store.head(key)).await
     }
 
     /// A delete reaches every replica client traffic may touch at once, healthy or not (so

@@ -10,7 +10,9 @@
 //!   `UPLOAD_EXPIRY_SECONDS`);
 //! - [`access`]: access control (`AUTH_USERS`, `AUTH_ANONYMOUS`, `AUTH_TOKEN_SECRET`,
 //!   `AUTH_SERVICE`); off (the registry runs open) without users or anonymous grants;
-//! - [`replication`]: geo-replication (`REPLICAS` and its tuning vars); off without `REPLICAS`.
+//! - [`replication`]: geo-replication (`REPLICAS` and its tuning vars); off without `REPLICAS`;
+//! - [`lifecycle`]: what happens to tags after a push (`IMMUTABLE_TAGS`), enforced by the
+//!   registry core, whose config gets a copy.
 //!
 //! A new feature (lifecycle/GC, pull-through, events) adds its submodule, a field of
 //! [`Settings`] parsed in [`Settings::from_lookup`], its rows in the README's settings
@@ -18,11 +20,13 @@
 //! [`ScheduledJob`] in [`schedule`].
 
 pub mod access;
+pub mod lifecycle;
 pub mod registry;
 pub mod replication;
 pub mod schedule;
 mod vars;
 
+pub use lifecycle::LifecycleSettings;
 pub use registry::RegistrySettings;
 pub use replication::ReplicationSettings;
 pub use schedule::ScheduledJob;
@@ -42,17 +46,21 @@ pub struct Settings {
     pub access: Option<AuthConfig>,
     /// Geo-replication; `None` with one bucket, `BLOBS`.
     pub replication: Option<ReplicationSettings>,
+    /// Lifecycle rules (immutable tags); none by default.
+    pub lifecycle: LifecycleSettings,
 }
 
 impl Settings {
     /// Reads and checks every section; the first setting that cannot be used is the error.
     pub fn from_lookup(lookup: Lookup<'_>) -> Result<Settings, SettingsError> {
         let vars = Vars::new(lookup);
-        Ok(Settings {
-            registry: RegistrySettings::read(&vars)?,
-            access: access::read(&vars)?,
-            replication: ReplicationSettings::read(&vars)?,
-        })
+        let mut registry = RegistrySettings::read(&vars)?;
+        let access = access::read(&vars)?;
+        let replication = ReplicationSettings::read(&vars)?;
+        let lifecycle = LifecycleSettings::read(&vars)?;
+        // The core enforces immutable tags on every push and delete.
+        registry.config.immutable_tags = lifecycle.immutable_tags.clone();
+        Ok(Settings { registry, access, replication, lifecycle })
     }
 }
 
@@ -102,5 +110,14 @@ mod tests {
         assert_eq!(parse(&[("MAX_REQUEST_BODY_MB", "x")]).unwrap_err().var, "MAX_REQUEST_BODY_MB");
         assert_eq!(parse(&[("AUTH_USERS", "{")]).unwrap_err().var, "AUTH_USERS");
         assert_eq!(parse(&[("REPLICAS", "[]")]).unwrap_err().var, "REPLICAS");
+        assert_eq!(parse(&[("IMMUTABLE_TAGS", "{")]).unwrap_err().var, "IMMUTABLE_TAGS");
+    }
+
+    #[test]
+    fn the_registry_core_gets_the_immutable_tags() {
+        let settings = parse(&[("IMMUTABLE_TAGS", r#"[{"repositories": "release/*"}]"#)]).unwrap();
+        assert_eq!(settings.lifecycle.immutable_tags.rules.len(), 1);
+        assert_eq!(settings.registry.config.immutable_tags, settings.lifecycle.immutable_tags);
+        assert!(parse(&[]).unwrap().registry.config.immutable_tags.is_empty());
     }
 }

@@ -83,6 +83,17 @@ pub const UPLOAD_ACTIVE_AT: NumberField = NumberField("active-at");
 /// tag is resolved, and when a manifest's delete finds the tags pointing at it.
 pub const TAG_DIGEST: TextField = TextField("digest");
 
+/// On a tag ([`keys::tag`](super::keys::tag)) and on a repository's link to a manifest
+/// ([`keys::repository_manifest`](super::keys::repository_manifest)): when it was pushed
+/// (ms since the epoch, the registry's clock). Stamped by every manifest push that writes
+/// them (a re-push of a manifest stamps its link again; an immutable tag keeps its first
+/// stamp, as it is never rewritten); read by the collector (a referrer whose subject is gone is removed only once its link is
+/// older than the grace period) and by retention ("the N most recently pushed tags",
+/// "untagged manifests older than D days") from listings alone. An object written before
+/// the field existed has none: a reader takes its `written-at` or counts it as pushed at
+/// the epoch.
+pub const PUSHED_AT: NumberField = NumberField("pushed-at");
+
 /// On a manifest's bytes ([`keys::manifest`](super::keys::manifest)) and on a repository's
 /// link to it ([`keys::repository_manifest`](super::keys::repository_manifest)): the media
 /// type it was pushed with. Written by manifest pushes; read by manifest reads and
@@ -137,12 +148,6 @@ pub const GC_STATE: TextField = TextField("gc-state");
 /// it may delete the content only once a later run's mark started a grace period after.
 pub const GC_CONDEMNED_AT: NumberField = NumberField("condemned-at");
 
-/// On a tag and on a repository's link to a manifest: when it was pushed (ms since the
-/// epoch). Written by manifest pushes; read by the collector (a referrer whose subject is
-/// gone is removed only once its link is older than the grace period) and by retention
-/// (one without it counts as pushed at the epoch).
-pub const PUSHED_AT: NumberField = NumberField("pushed-at");
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,12 +173,12 @@ mod tests {
         let numbers = [
             (POINTER_SIZE, "size"),
             (UPLOAD_ACTIVE_AT, "active-at"),
+            (PUSHED_AT, "pushed-at"),
             (WRITTEN_AT, "written-at"),
             (MARKER_ENQUEUED_AT, "enqueued-at"),
             (MARKER_SENT_AT, "sent-at"),
             (TOMBSTONE_DELETED_AT, "deleted-at"),
             (GC_CONDEMNED_AT, "condemned-at"),
-            (PUSHED_AT, "pushed-at"),
         ];
         for (field, name) in numbers {
             assert_eq!(field.name(), name);

@@ -159,6 +159,12 @@ pub trait BlobStore {
         metadata: Metadata,
         condition: PutIf<'_>,
     ) -> StorageResult<Option<ObjectInfo>>;
+    /// The object that a [`BlobStore::put_bytes_if`] of `key` is checked against: with one
+    /// bucket, [`BlobStore::head`]; with replicas, the copy in the replica that decides
+    /// conditional puts, so that a writer whose put did not land sees what won.
+    async fn head_for_condition(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
+        self.head(key).await
+    }
     async fn delete(&self, key: &str) -> StorageResult<()>;
     /// Stores `length` bytes of `body` under `key` only if they hash to `digest`; the store
     /// verifies (R2: the put's sha256/sha512 checksum), so nothing unverified is ever visible.

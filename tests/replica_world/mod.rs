@@ -71,6 +71,8 @@ pub struct World {
     pub ids: Rc<Counter>,
     /// Whether the admin port serves the fault hooks (`REPLICATION_TEST_HOOKS=on`).
     pub hooks: Cell<bool>,
+    /// The registry's immutable-tag rules (`IMMUTABLE_TAGS`); none by default.
+    pub immutable_tags: RefCell<edge_registry::registry::ImmutableTags>,
 }
 
 pub struct Answer {
@@ -115,6 +117,7 @@ impl World {
             faults: RefCell::new(FaultPlan::default()),
             ids: Rc::new(Counter(Cell::new(0))),
             hooks: Cell::new(false),
+            immutable_tags: RefCell::default(),
         }
     }
 
@@ -140,7 +143,8 @@ impl World {
     pub fn registry(&self, from: &str, pin: Option<&str>) -> Registry<Replicated<Bucket>, Rc<MemoryMetaStore>> {
         let store = self.client(from, pin);
         let ids = replica_pinned_ids(&store, Box::new(SharedIds(self.ids.clone())));
-        let config = Config { part_size: 5 * MIB as u64, ..Config::default() };
+        let immutable_tags = self.immutable_tags.borrow().clone();
+        let config = Config { part_size: 5 * MIB as u64, immutable_tags, ..Config::default() };
         Registry::new(store, self.meta.clone(), Box::new(Fixed(self.clock.get())), Box::new(ids), config)
     }
 
