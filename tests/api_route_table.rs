@@ -15,6 +15,7 @@ use edge_registry::api::route::{PathShape, Segment};
 use edge_registry::api::table::{sections, Handler, RouteSection};
 use edge_registry::api::{self, Services};
 use edge_registry::auth::{Action, Auth, BlobTokenStore};
+use edge_registry::lifecycle::gc::GcConfig;
 use edge_registry::registry::RequestBody;
 use edge_registry::replication::admin::{FaultPlan, RepairReport, ReplicaStatus, ReplicationAdmin};
 use edge_registry::storage::memory::MemoryBlobStore;
@@ -63,7 +64,11 @@ fn table() -> Table {
 struct Setup<'a> {
     auth: Option<&'a Auth>,
     replication: Option<&'a SomeReplication>,
+    gc: Option<GcConfig>,
 }
+
+/// The garbage collector on, as it is by default.
+const GC_ON: Option<GcConfig> = Some(GcConfig { grace_ms: 3_600_000, calls_per_step: 900, interval_ms: 3_600_000 });
 
 fn send_to(reg: &TestRegistry, setup: Setup, creds: Option<&str>, method: &Method, path: &str) -> Answer {
     let mut headers = vec![];
@@ -72,7 +77,10 @@ fn send_to(reg: &TestRegistry, setup: Setup, creds: Option<&str>, method: &Metho
     }
     let body = RequestBody::native(stream(Feed::Pieces(Vec::new(), 1)), Some(0), |s| s);
     let request = request(method.as_str(), path, &headers, body);
-    answer(block_on(api::handle_with(reg, setup.auth, setup.replication, request)))
+    let tokens = BlobTokenStore::new(reg.blob_store());
+    let services =
+        Services { registry: reg, auth: setup.auth, tokens: &tokens, replication: setup.replication, gc: setup.gc };
+    answer(block_on(api::serve(services, request)))
 }
 
 /// A path of this shape on [`REPO`], with valid parameters.
@@ -134,7 +142,7 @@ fn the_table_is_well_formed() {
 #[test]
 fn every_entry_routes_its_methods_refuses_the_rest_and_enforces_its_rights() {
     let auth = auth();
-    let setup = Setup { auth: Some(&auth), replication: Some(&SomeReplication) };
+    let setup = Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: GC_ON };
     let table = table();
     let mut checked = 0;
     for entry in table.iter().flat_map(|s| &s.endpoints) {
@@ -196,7 +204,7 @@ fn every_entry_routes_its_methods_refuses_the_rest_and_enforces_its_rights() {
 #[test]
 fn bad_path_parameters_get_their_specific_errors_before_any_access_check() {
     let auth = auth();
-    let setup = Setup { auth: Some(&auth), replication: Some(&SomeReplication) };
+    let setup = Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: GC_ON };
     let reg = seeded();
     let digest = sha256(b"a blob");
     let table = table();
@@ -263,11 +271,18 @@ fn a_feature_that_is_off_answers_404_on_its_routes_and_405_on_other_methods() {
         let Some(feature) = &section.feature else { continue };
         // Each feature says here how it is turned off.
         let setup = match feature.name {
-            "access control" => Setup { auth: None, replication: Some(&SomeReplication) },
-            "replication" => Setup { auth: Some(&auth), replication: None },
+            "access control" => Setup { auth: None, replication: Some(&SomeReplication), gc: GC_ON },
+            "replication" => Setup { auth: Some(&auth), replication: None, gc: GC_ON },
+            "garbage collection" => Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: None },
             other => panic!("feature {other:?}: add how to turn it off to this test"),
         };
-        let services = Services { registry: &reg, auth: setup.auth, tokens: &tokens, replication: setup.replication };
+        let services = Services {
+            registry: &reg,
+            auth: setup.auth,
+            tokens: &tokens,
+            replication: setup.replication,
+            gc: setup.gc,
+        };
         assert!(!(feature.is_on)(&services), "{} is off here", feature.name);
         for entry in &section.endpoints {
             for shape in entry.paths {

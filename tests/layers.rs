@@ -16,8 +16,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("registry", &["oci", "ids", "storage"]),
     ("lifecycle", &["oci", "ids", "storage"]),
     ("replication", &["oci", "ids", "storage"]),
-    ("settings", &["oci", "auth", "registry", "replication"]),
-    ("api", &["oci", "ids", "storage", "auth", "registry", "replication::admin", "settings"]),
+    ("settings", &["oci", "auth", "registry", "replication", "lifecycle"]),
+    ("api", &["oci", "ids", "storage", "auth", "registry", "replication::admin", "lifecycle", "settings"]),
     ("edge", &["*"]),
 ];
 

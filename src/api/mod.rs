@@ -18,6 +18,7 @@ mod discovery;
 mod drain;
 pub mod endpoint;
 pub mod error;
+mod gc;
 mod manifests;
 pub mod params;
 #[cfg(test)]
@@ -97,7 +98,20 @@ pub async fn handle_with<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
     let tokens = BlobTokenStore::new(registry.blob_store());
-    serve(Services { registry, auth, tokens: &tokens, replication }, request).await
+    serve(Services { registry, auth, tokens: &tokens, replication, gc: None }, request).await
+}
+
+/// [`handle`] for a registry with the garbage collector on (`gc`): its admin endpoints
+/// answer.
+pub async fn handle_collected<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    auth: Option<&Auth>,
+    gc: Option<crate::lifecycle::gc::GcConfig>,
+    request: Request<RequestBody<B::Native>>,
+) -> Response<Body<B::Body>> {
+    let tokens = BlobTokenStore::new(registry.blob_store());
+    let services = Services::<_, _, _, admin::NoReplication> { registry, auth, tokens: &tokens, replication: None, gc };
+    serve(services, request).await
 }
 
 /// Answers one request with these services.

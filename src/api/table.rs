@@ -7,7 +7,7 @@
 
 use super::endpoint::{Endpoint, Operation, Right, Section};
 use super::route::{Params, PathShape, Segment};
-use super::{admin, blobs, discovery, manifests, token, uploads, Call, HandlerResult, Reply};
+use super::{admin, blobs, discovery, gc, manifests, token, uploads, Call, HandlerResult, Reply};
 use crate::auth::{Action, Auth, TokenStore};
 use crate::registry::Registry;
 use crate::replication::admin::ReplicationAdmin;
@@ -24,6 +24,8 @@ pub struct Services<'a, B, M, T, A> {
     pub tokens: &'a T,
     /// `None` without replication.
     pub replication: Option<&'a A>,
+    /// The garbage collector's settings; `None` while it is off.
+    pub gc: Option<crate::lifecycle::gc::GcConfig>,
 }
 
 impl<B, M, T, A> Clone for Services<'_, B, M, T, A> {
@@ -56,7 +58,7 @@ pub fn op<B: BlobStore, M, T, A>(
 /// The whole table: the core API, then each feature.
 pub fn sections<'a, B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin>(
 ) -> Vec<RouteSection<'a, B, M, T, A>> {
-    vec![core(), token::routes(), admin::routes()]
+    vec![core(), token::routes(), admin::routes(), gc::routes()]
 }
 
 const PULL: Right = Right::Repository(Action::Pull);

@@ -6,6 +6,7 @@
 use super::r2::R2Store;
 use super::replication::{self, WorkerQueue};
 use super::settings::configured;
+use crate::lifecycle::gc::Collector;
 use crate::registry::Registry;
 use crate::replication::repair::repair;
 use crate::replication::Replicated;
@@ -63,6 +64,20 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                 ),
                 Err(e) => worker::console_error!("expiring uploads failed: {e}"),
             },
+            ScheduledJob::CollectGarbage(config) => {
+                let collector = Collector::new(registry.blob_store(), registry.meta_store(), config);
+                match collector.tick(registry.now_millis()).await {
+                    Ok(Some(stepped)) => worker::console_log!(
+                        "garbage collection run {}: {:?} ({} steps so far): {:?}",
+                        stepped.job.run,
+                        stepped.job.phase,
+                        stepped.job.report.steps,
+                        stepped.job.report
+                    ),
+                    Ok(None) => {}
+                    Err(e) => worker::console_error!("garbage collection step failed (the next one retries): {e}"),
+                }
+            }
             ScheduledJob::RepairReplicas { resend_after_ms } => {
                 let Some(Replicas { store, queue }) = &replicas else {
                     worker::console_error!("replication repair skipped: no replicas, or no queue to re-send to");

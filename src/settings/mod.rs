@@ -12,7 +12,9 @@
 //!   `AUTH_SERVICE`); off (the registry runs open) without users or anonymous grants;
 //! - [`replication`]: geo-replication (`REPLICAS` and its tuning vars); off without `REPLICAS`;
 //! - [`lifecycle`]: what happens to tags after a push (`IMMUTABLE_TAGS`), enforced by the
-//!   registry core, whose config gets a copy.
+//!   registry core, whose config gets a copy;
+//! - [`gc`]: the garbage collector (`GC`, `GC_GRACE_SECONDS`, `GC_CALLS_PER_STEP`,
+//!   `GC_INTERVAL_SECONDS`); on by default with one bucket.
 //!
 //! A new feature (lifecycle/GC, pull-through, events) adds its submodule, a field of
 //! [`Settings`] parsed in [`Settings::from_lookup`], its rows in the README's settings
@@ -20,6 +22,7 @@
 //! [`ScheduledJob`] in [`schedule`].
 
 pub mod access;
+pub mod gc;
 pub mod lifecycle;
 pub mod registry;
 pub mod replication;
@@ -33,6 +36,7 @@ pub use schedule::ScheduledJob;
 pub use vars::{lookup_in, Vars};
 
 use crate::auth::AuthConfig;
+use crate::lifecycle::gc::GcConfig;
 
 /// Looks a setting up by name: a Workers var or secret, `None` when neither is set.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -48,6 +52,8 @@ pub struct Settings {
     pub replication: Option<ReplicationSettings>,
     /// Lifecycle rules (immutable tags); none by default.
     pub lifecycle: LifecycleSettings,
+    /// The garbage collector; `None` when it is off (`GC=off`, or with replicas).
+    pub gc: Option<GcConfig>,
 }
 
 impl Settings {
@@ -58,9 +64,10 @@ impl Settings {
         let access = access::read(&vars)?;
         let replication = ReplicationSettings::read(&vars)?;
         let lifecycle = LifecycleSettings::read(&vars)?;
+        let gc = gc::read(&vars, replication.is_some())?;
         // The core enforces immutable tags on every push and delete.
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();
-        Ok(Settings { registry, access, replication, lifecycle })
+        Ok(Settings { registry, access, replication, lifecycle, gc })
     }
 }
 

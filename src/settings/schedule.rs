@@ -14,6 +14,8 @@ pub enum ScheduledJob {
     /// Re-send replication changes pending for longer than this, and compare the replicas'
     /// content to enqueue whatever one of them misses.
     RepairReplicas { resend_after_ms: u64 },
+    /// One step of the garbage collector (starting a run when one is due).
+    CollectGarbage(crate::lifecycle::gc::GcConfig),
 }
 
 impl Settings {
@@ -22,6 +24,9 @@ impl Settings {
         let mut jobs = vec![ScheduledJob::ExpireUploads { idle_ms: self.registry.upload_expiry_ms() }];
         if let Some(replication) = &self.replication {
             jobs.push(ScheduledJob::RepairReplicas { resend_after_ms: replication.resend_after_ms });
+        }
+        if let Some(gc) = self.gc {
+            jobs.push(ScheduledJob::CollectGarbage(gc));
         }
         jobs
     }
@@ -37,9 +42,12 @@ mod tests {
     }
 
     #[test]
-    fn one_bucket_expires_uploads_only() {
-        let jobs = settings(&[("UPLOAD_EXPIRY_SECONDS", "5")]).scheduled_jobs();
-        assert_eq!(jobs, vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }]);
+    fn one_bucket_expires_uploads_then_collects_garbage() {
+        let jobs = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC_GRACE_SECONDS", "60")]).scheduled_jobs();
+        let gc = crate::lifecycle::gc::GcConfig { grace_ms: 60_000, calls_per_step: 900, interval_ms: 60_000 };
+        assert_eq!(jobs, vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }, ScheduledJob::CollectGarbage(gc)]);
+        let off = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC", "off")]).scheduled_jobs();
+        assert_eq!(off, vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }]);
     }
 
     #[test]

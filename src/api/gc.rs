@@ -1,0 +1,88 @@
+//! The garbage collector's admin endpoints, for admins only: `GET /admin/gc` reports the
+//! run in progress or the last one; `POST /admin/gc` starts a run (`?dry-run=true` for a
+//! report of what it would delete) unless one is in progress, and moves it by one step
+//! (one invocation's budget); `scripts/gc` posts until the run is done. While the collector
+//! is off they answer 404 saying how to turn it on. They reach it through its one entry
+//! point, `lifecycle::gc::Collector`.
+
+use super::endpoint::{feature_off, Endpoint, Feature, Right, Section};
+use super::error::ApiError;
+use super::route::PathShape::Exact;
+use super::table::{op, RouteSection, Services};
+use super::{Call, HandlerResult, Reply};
+use crate::auth::TokenStore;
+use crate::lifecycle::gc::{Collector, GcConfig};
+use crate::oci::ErrorCode;
+use crate::replication::admin::ReplicationAdmin;
+use crate::storage::{BlobStore, MetaStore};
+use http::{Method, StatusCode};
+use serde_json::json;
+
+/// What the collector's routes answer while it is off.
+const OFF: &str = "the garbage collector is off: it runs with one bucket unless GC is off (README, Garbage collection)";
+
+/// The collector's section of the route table.
+pub fn routes<'a, B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin>() -> RouteSection<'a, B, M, T, A> {
+    const ADMIN: Right = Right::Admin("running the garbage collector");
+    let endpoints = vec![Endpoint {
+        name: "garbage collection",
+        paths: &[Exact("/admin/gc")],
+        operations: vec![
+            op(Method::GET, ADMIN, |s, _, _| Box::pin(async move { status(&s, config(&s)?).await })),
+            op(Method::POST, ADMIN, |s, _, call| Box::pin(async move { run(&s, config(&s)?, &call).await })),
+        ],
+    }];
+    let feature = Feature { name: "garbage collection", is_on: |s: &Services<B, M, T, A>| s.gc.is_some(), off: OFF };
+    Section { feature: Some(feature), endpoints }
+}
+
+fn config<B, M, T, A>(s: &Services<'_, B, M, T, A>) -> Result<GcConfig, ApiError> {
+    s.gc.ok_or_else(|| feature_off(OFF))
+}
+
+fn storage(e: crate::storage::StorageError) -> ApiError {
+    crate::registry::RegistryError::from(e).into()
+}
+
+/// `GET /admin/gc`: the job record, or that no run ever started.
+async fn status<B: BlobStore, M: MetaStore, T, A, S>(
+    s: &Services<'_, B, M, T, A>,
+    config: GcConfig,
+) -> HandlerResult<S> {
+    let collector = Collector::new(s.registry.blob_store(), s.registry.meta_store(), config);
+    let job = collector.status().await.map_err(storage)?;
+    let body = match job {
+        Some(job) => json!(job),
+        None => json!({ "phase": "never-run" }),
+    };
+    Ok(Reply::new(StatusCode::OK).json(&body).header("cache-control", "no-store"))
+}
+
+/// `POST /admin/gc[?dry-run=true]`: starts a run unless one is in progress, then one step.
+async fn run<B: BlobStore, M: MetaStore, T, A, N: 'static, S>(
+    s: &Services<'_, B, M, T, A>,
+    config: GcConfig,
+    call: &Call<N>,
+) -> HandlerResult<S> {
+    let dry_run = match call.query.get("dry-run") {
+        None | Some("false") => false,
+        Some("true") | Some("") => true,
+        Some(other) => {
+            let message = format!("dry-run={other:?}: use dry-run=true or leave it out");
+            return Err(ApiError::bad_request(ErrorCode::Unsupported, message));
+        }
+    };
+    let collector = Collector::new(s.registry.blob_store(), s.registry.meta_store(), config);
+    let now = s.registry.now_millis();
+    let current = collector.start(now, dry_run).await.map_err(storage)?;
+    if current.dry_run != dry_run && current.run != now {
+        let message = format!(
+            "a {} run (started at {} ms) is in progress: POST without changing dry-run until it is done",
+            if current.dry_run { "dry" } else { "real" },
+            current.run
+        );
+        return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::Denied, message));
+    }
+    let stepped = collector.step(now).await.map_err(storage)?;
+    Ok(Reply::new(StatusCode::OK).json(&json!(stepped.job)).header("cache-control", "no-store"))
+}

@@ -1,0 +1,100 @@
+//! The garbage collector's settings (part of the lifecycle feature): whether it runs, its
+//! grace period, the budget of one step and how often the cron trigger starts a run.
+
+use super::vars::{scaled, Vars};
+use super::SettingsError;
+use crate::lifecycle::gc::{GcConfig, DEFAULT_CALLS_PER_STEP, DEFAULT_GRACE_MS};
+
+/// Var: `on` or `off`; on by default with one bucket, off (and not yet available) with
+/// `REPLICAS`.
+pub const GC: &str = "GC";
+/// Var: seconds content stays after a run found it unreachable before a later run may
+/// delete it, and so the longest a push may take (see the README); default 3600.
+pub const GC_GRACE_SECONDS: &str = "GC_GRACE_SECONDS";
+/// Var: the most storage calls one collector step (one invocation) makes; default 900,
+/// at least 20 (a Free plan's invocation may make 50).
+pub const GC_CALLS_PER_STEP: &str = "GC_CALLS_PER_STEP";
+/// Var: seconds between the end of one run and the start of the next by the cron
+/// trigger; default the grace period.
+pub const GC_INTERVAL_SECONDS: &str = "GC_INTERVAL_SECONDS";
+
+/// The fewest calls a step may be given: a swept key may take 7, a page's listings 3.
+pub const MIN_CALLS_PER_STEP: u64 = 20;
+
+const SWITCH_HINT: &str = "set on or off";
+const GRACE_HINT: &str = "set the seconds a push may take at most, e.g. 3600 (the default); content unreachable for \
+                          that long is deleted";
+const CALLS_HINT: &str = "set at most the calls one invocation may make, e.g. 900 on a Paid plan (the default) or 40 \
+                          on the Free plan; at least 20";
+const INTERVAL_HINT: &str = "set the seconds between runs, e.g. 3600";
+
+/// Reads the collector's settings (all of them, also while it is off); `None` when off.
+pub fn read(vars: &Vars, replicated: bool) -> Result<Option<GcConfig>, SettingsError> {
+    let on = match vars.text(GC).as_deref() {
+        None => !replicated,
+        Some("on") if replicated => {
+            return Err(SettingsError::new(
+                GC,
+                "the garbage collector does not run with REPLICAS yet (its marks would miss changes still being \
+                 replicated); set GC to off or remove it",
+            ))
+        }
+        Some("on") => true,
+        Some("off") => false,
+        Some(other) => return Err(SettingsError::new(GC, format!("{other:?} is neither on nor off; {SWITCH_HINT}"))),
+    };
+    let grace_ms = match vars.number(GC_GRACE_SECONDS, "seconds", GRACE_HINT)? {
+        None => DEFAULT_GRACE_MS,
+        Some(0) => {
+            return Err(SettingsError::new(
+                GC_GRACE_SECONDS,
+                format!("0 would delete content a push relies on; {GRACE_HINT}"),
+            ))
+        }
+        Some(s) => scaled(GC_GRACE_SECONDS, s, 1000, "seconds", GRACE_HINT)?,
+    };
+    let calls_per_step = vars.number(GC_CALLS_PER_STEP, "calls", CALLS_HINT)?.unwrap_or(DEFAULT_CALLS_PER_STEP);
+    if calls_per_step < MIN_CALLS_PER_STEP {
+        return Err(SettingsError::new(GC_CALLS_PER_STEP, format!("{calls_per_step} is too few; {CALLS_HINT}")));
+    }
+    let interval_ms = match vars.number(GC_INTERVAL_SECONDS, "seconds", INTERVAL_HINT)? {
+        None => grace_ms,
+        Some(s) => scaled(GC_INTERVAL_SECONDS, s, 1000, "seconds", INTERVAL_HINT)?,
+    };
+    // Read and checked even while off, so a bad value shows before it is turned on.
+    Ok(on.then_some(GcConfig { grace_ms, calls_per_step, interval_ms }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::vars::lookup_in;
+
+    fn parse(pairs: &[(&str, &str)], replicated: bool) -> Result<Option<GcConfig>, SettingsError> {
+        read(&Vars::new(&lookup_in(pairs)), replicated)
+    }
+
+    #[test]
+    fn on_by_default_with_an_hour_of_grace() {
+        let gc = parse(&[], false).unwrap().unwrap();
+        assert_eq!(gc, GcConfig { grace_ms: 3_600_000, calls_per_step: 900, interval_ms: 3_600_000 });
+        let tuned = [(GC_GRACE_SECONDS, "7200"), (GC_CALLS_PER_STEP, "40"), (GC_INTERVAL_SECONDS, "60")];
+        let gc = parse(&tuned, false).unwrap().unwrap();
+        assert_eq!(gc, GcConfig { grace_ms: 7_200_000, calls_per_step: 40, interval_ms: 60_000 });
+        assert_eq!(parse(&[(GC, "off")], false).unwrap(), None);
+    }
+
+    #[test]
+    fn off_with_replicas_and_refused_on_with_them() {
+        assert_eq!(parse(&[], true).unwrap(), None);
+        assert_eq!(parse(&[(GC, "on")], true).unwrap_err().var, GC);
+    }
+
+    #[test]
+    fn bad_values_name_the_var() {
+        assert_eq!(parse(&[(GC, "yes")], false).unwrap_err().var, GC);
+        assert_eq!(parse(&[(GC_GRACE_SECONDS, "0")], false).unwrap_err().var, GC_GRACE_SECONDS);
+        assert_eq!(parse(&[(GC_CALLS_PER_STEP, "10")], false).unwrap_err().var, GC_CALLS_PER_STEP);
+        assert_eq!(parse(&[(GC_INTERVAL_SECONDS, "soon")], false).unwrap_err().var, GC_INTERVAL_SECONDS);
+    }
+}
