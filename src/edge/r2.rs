@@ -160,6 +160,10 @@ impl BlobStore for R2Store {
         self.bucket.delete(key).await.map_err(backend)
     }
 
+    async fn delete_many(&self, keys: &[String]) -> StorageResult<()> {
+        self.bucket.delete_multiple(keys.to_vec()).await.map_err(backend)
+    }
+
     async fn put_verified(
         &self,
         key: &str,

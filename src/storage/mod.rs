@@ -166,6 +166,14 @@ pub trait BlobStore {
         self.head(key).await
     }
     async fn delete(&self, key: &str) -> StorageResult<()>;
+    /// Deletes up to [`limits::R2_MAX_LIST`] keys, in one call where the store can (R2:
+    /// `delete(keys[])`); by default one at a time.
+    async fn delete_many(&self, keys: &[String]) -> StorageResult<()> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
     /// Stores `length` bytes of `body` under `key` only if they hash to `digest`; the store
     /// verifies (R2: the put's sha256/sha512 checksum), so nothing unverified is ever visible.
     async fn put_verified(

@@ -68,6 +68,12 @@ impl<'a, B: BlobStore, M: MetaStore> Meter<'a, B, M> {
         self.blobs.delete(key).await
     }
 
+    /// Deletes a page of keys (at most 1,000) in one call.
+    pub async fn delete_page(&self, keys: &[String]) -> StorageResult<()> {
+        self.count(1);
+        self.blobs.delete_many(keys).await
+    }
+
     pub async fn delete_indexed(&self, key: &str) -> StorageResult<()> {
         self.count(1);
         self.meta.delete(key).await

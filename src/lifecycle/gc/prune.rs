@@ -106,12 +106,8 @@ pub async fn clean_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job
         if page.keys.is_empty() {
             return Ok(true);
         }
-        for mark in page.keys {
-            if !meter.affords(1) {
-                return Ok(false);
-            }
-            meter.delete(&mark.key).await?;
-        }
+        let marks: Vec<String> = page.keys.into_iter().map(|k| k.key).collect();
+        meter.delete_page(&marks).await?;
     }
 }
 
