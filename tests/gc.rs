@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use edge_registry::lifecycle::gc::job::{self, Job, Phase};
 use edge_registry::lifecycle::gc::meter::Meter;
-use edge_registry::lifecycle::gc::sweep::CLOCK_SKEW_MS;
+use edge_registry::lifecycle::gc::sweep::{CLOCK_SKEW_MS, MAX_STEP_MS};
 use edge_registry::lifecycle::gc::{Collector, GcConfig};
 use edge_registry::storage::BlobStore;
 use futures::executor::block_on;
@@ -58,7 +58,7 @@ fn step_until(reg: &TestRegistry, calls: u64, until: impl Fn(&Phase) -> bool) ->
 }
 
 fn past_grace(clock: &ManualClock) {
-    clock.advance(GRACE + CLOCK_SKEW_MS + 1);
+    clock.advance(GRACE + MAX_STEP_MS + CLOCK_SKEW_MS + 1);
 }
 
 fn status(reg: &TestRegistry, uri: &str) -> u16 {
@@ -247,12 +247,16 @@ fn an_index_keeps_its_children_even_unlinked_ones() {
         send(&reg, "PUT", "/v2/multi/manifests/latest", &[("content-type", OCI_INDEX)], index.as_bytes()).status,
         201
     );
-    assert_eq!(send(&reg, "DELETE", "/v2/multi/manifests/amd64", &[], b"").status, 202, "the child's tag only");
+    let unlink = send(&reg, "DELETE", &format!("/v2/multi/manifests/{child}"), &[], b"");
+    assert_eq!(unlink.status, 202, "the child's own link (and tag) go; the index still names it");
     collect(&reg, false, 900);
     past_grace(&clock);
     let run = collect(&reg, false, 900);
     assert_eq!(run.report.unreachable.items, 0, "{:?}", run.report);
-    assert_eq!(status(&reg, &format!("/v2/multi/manifests/{child}")), 200);
+    let bytes = reg.blob_store().keys().into_iter().filter(|k| k.starts_with("manifests/")).count();
+    assert_eq!(bytes, 2, "the index's and the unlinked child's bytes stay");
+    let index_pull = send(&reg, "GET", "/v2/multi/manifests/latest", &[], b"");
+    assert_eq!(index_pull.status, 200);
 }
 
 /// Two steps of the same run racing (the cron trigger and the admin endpoint): the one
@@ -273,4 +277,102 @@ fn a_step_that_read_an_older_job_cannot_save_over_a_newer_one() {
         assert!(!job::save(&meter, &job, etag.as_deref()).await.unwrap(), "the stale one is refused");
         assert_ne!(gc.status().await.unwrap().unwrap(), job, "the newer job stands");
     });
+}
+
+/// An admin deletes a whole repository: its tags, links and referrers go (not a nested
+/// repository's), it leaves the catalog, and the collector then takes the bytes only it
+/// used, while a layer another repository shares stays.
+#[test]
+fn a_deleted_repository_is_gone_and_its_bytes_are_collected_but_shared_ones_stay() {
+    let (reg, clock) = registry_and_clock(Default::default());
+    let shared = bytes(1200, 21);
+    let own = bytes(1300, 22);
+    let s = push_blob(&reg, "team/app", &shared);
+    let o = push_blob(&reg, "team/app", &own);
+    let c = push_blob(&reg, "team/app", b"{}");
+    let manifest = image_manifest((&c, 2), &[(&s, shared.len()), (&o, own.len())], "");
+    assert_eq!(
+        send(&reg, "PUT", "/v2/team/app/manifests/v1", &[("content-type", OCI_MANIFEST)], &manifest).status,
+        201
+    );
+    let nested = push_image(&reg, "team/app/nested", "v1", 23);
+    push_blob(&reg, "other", &shared);
+    let other = image_manifest((&c, 2), &[(&s, shared.len())], "");
+    assert_eq!(send(&reg, "PUT", "/v2/other/manifests/v1", &[("content-type", OCI_MANIFEST)], &other).status, 201);
+
+    let gone = send(&reg, "DELETE", "/admin/repositories/team/app", &[], b"");
+    assert_eq!(gone.status, 200, "{:?}", String::from_utf8_lossy(&gone.body));
+    assert_eq!(gone.json()["done"], true);
+    assert_eq!(status(&reg, "/v2/team/app/manifests/v1"), 404);
+    assert_eq!(status(&reg, &format!("/v2/team/app/blobs/{o}")), 404);
+    assert_eq!(status(&reg, &format!("/v2/team/app/nested/manifests/{nested}")), 200, "a nested repository stays");
+    let catalog = send(&reg, "GET", "/v2/_catalog", &[], b"").json();
+    assert_eq!(catalog["repositories"], serde_json::json!(["other", "team/app/nested"]));
+    send(&reg, "DELETE", "/admin/repositories/team/app", &[], b"").assert_error(404, "NAME_UNKNOWN");
+    send(&reg, "DELETE", "/admin/repositories/Bad%20Name", &[], b"").assert_error(400, "NAME_INVALID");
+
+    collect(&reg, false, 900);
+    past_grace(&clock);
+    let run = collect(&reg, false, 900);
+    assert_eq!(run.report.deleted.items, 2, "own layer and manifest bytes: {:?}", run.report);
+    assert_eq!(send(&reg, "GET", &format!("/v2/other/blobs/{s}"), &[], b"").body, shared);
+}
+
+/// A deleting step whose save is lost (another step saved first, or a later call failed):
+/// the job record still says nothing was deleted, but the dead marks say otherwise, so the
+/// links to the deleted layer are removed all the same and no manifest can reference it.
+#[test]
+fn a_deleting_step_whose_save_was_lost_still_has_its_links_removed() {
+    let (reg, clock) = registry_and_clock(Default::default());
+    let layer_bytes = bytes(2000, 31);
+    let layer = push_blob(&reg, "app", &layer_bytes);
+    let config = push_blob(&reg, "app", b"{}");
+    collect(&reg, false, 900);
+    past_grace(&clock);
+    block_on(collector(&reg, 900).start(reg.now_millis(), false)).unwrap();
+    step_until(&reg, 900, |p| matches!(p, Phase::Sweep { .. }));
+    let before_sweep = block_on(reg.blob_store().get_bytes("gc/job")).unwrap().unwrap().1;
+    step_until(&reg, 900, |p| matches!(p, Phase::Prune { .. }));
+    // The sweep's save is lost: the record is put back as it was before it.
+    block_on(reg.blob_store().put_bytes("gc/job", before_sweep, Default::default())).unwrap();
+    let done = step_until(&reg, 900, |p| matches!(p, Phase::Done { .. }));
+    assert_eq!(done.report.deleted.items, 0, "the record never learnt of the deletes: {:?}", done.report);
+    assert_eq!(done.report.links_removed, 2, "found from the dead marks: {:?}", done.report);
+    let manifest = image_manifest((&config, 2), &[(&layer, layer_bytes.len())], "");
+    send(&reg, "PUT", "/v2/app/manifests/v1", &[("content-type", OCI_MANIFEST)], &manifest)
+        .assert_error(400, "MANIFEST_BLOB_UNKNOWN");
+    assert_eq!(status(&reg, &format!("/v2/app/blobs/{layer}")), 404);
+}
+
+/// A referrer whose subject never arrived is collected with its content after the grace
+/// period: its link and referrer entry go with its bytes; one whose subject is there stays.
+#[test]
+fn a_referrer_without_its_subject_is_collected_after_the_grace_period() {
+    let (reg, clock) = registry_and_clock(Default::default());
+    let subject = push_image(&reg, "app", "v1", 41);
+    let config = push_blob(&reg, "app", b"{}");
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let push_referrer = |of: &str, seed: u8| {
+        let extra = format!(
+            r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{of}","size":1}},"annotations":{{"n":"{seed}"}}"#
+        );
+        let m = image_manifest((&config, 2), &[], &extra);
+        let a = send(&reg, "PUT", &format!("/v2/app/manifests/{}", sha256(&m)), &[("content-type", OCI_MANIFEST)], &m);
+        assert_eq!(a.status, 201, "{:?}", String::from_utf8_lossy(&a.body));
+        sha256(&m)
+    };
+    let kept = push_referrer(&subject, 1);
+    let orphan = push_referrer(&missing, 2);
+    let first = collect(&reg, false, 900);
+    assert_eq!(first.report.referrers_unreachable, 0, "within the grace period: {:?}", first.report);
+    past_grace(&clock);
+    let second = collect(&reg, false, 900);
+    assert_eq!(second.report.referrers_unreachable, 1, "{:?}", second.report);
+    past_grace(&clock);
+    let third = collect(&reg, false, 900);
+    assert_eq!(third.report.deleted.items, 1, "the orphan's bytes: {:?}", third.report);
+    assert_eq!(status(&reg, &format!("/v2/app/manifests/{orphan}")), 404);
+    assert_eq!(status(&reg, &format!("/v2/app/manifests/{kept}")), 200);
+    let listed = send(&reg, "GET", &format!("/v2/app/referrers/{missing}"), &[], b"").json();
+    assert_eq!(listed["manifests"], serde_json::json!([]), "its referrer entry went with it");
 }

@@ -5,7 +5,7 @@
 //! more storage calls than its budget (and the job's own save), and the totals per 1,000
 //! blobs are printed for the record (`cargo test --test gc_scale -- --nocapture`).
 
-use edge_registry::lifecycle::gc::sweep::CLOCK_SKEW_MS;
+use edge_registry::lifecycle::gc::sweep::{CLOCK_SKEW_MS, MAX_STEP_MS};
 use edge_registry::lifecycle::gc::{Collector, GcConfig};
 use edge_registry::oci::{Digest, RepositoryName, Tag};
 use edge_registry::storage::fields::{MANIFEST_MEDIA_TYPE, TAG_DIGEST};
@@ -106,7 +106,7 @@ fn a_registry_of_100000_blobs_is_collected_in_steps_within_the_budget() {
     let (steps1, calls1, most1, first) = run(&gc, t0);
     assert_eq!(first.repositories, REPOSITORIES as u64);
     assert_eq!(first.condemned.items, unreachable as u64, "{first:?}");
-    let (steps2, calls2, most2, second) = run(&gc, t0 + GRACE + CLOCK_SKEW_MS + 1);
+    let (steps2, calls2, most2, second) = run(&gc, t0 + GRACE + MAX_STEP_MS + CLOCK_SKEW_MS + 1);
     assert_eq!(second.deleted.items, unreachable as u64, "{second:?}");
     assert_eq!(second.links_removed, (DELETED * OWN_BLOBS) as u64, "the base layer's links stay");
     // The job's save and, at the end, its report come on top of the step's own calls.

@@ -24,6 +24,7 @@ pub mod params;
 #[cfg(test)]
 mod parsing_tests;
 pub mod reply;
+mod repositories;
 pub mod route;
 pub mod table;
 mod token;

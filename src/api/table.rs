@@ -7,7 +7,7 @@
 
 use super::endpoint::{Endpoint, Operation, Right, Section};
 use super::route::{Params, PathShape, Segment};
-use super::{admin, blobs, discovery, gc, manifests, token, uploads, Call, HandlerResult, Reply};
+use super::{admin, blobs, discovery, gc, manifests, repositories, token, uploads, Call, HandlerResult, Reply};
 use crate::auth::{Action, Auth, TokenStore};
 use crate::registry::Registry;
 use crate::replication::admin::ReplicationAdmin;
@@ -58,7 +58,7 @@ pub fn op<B: BlobStore, M, T, A>(
 /// The whole table: the core API, then each feature.
 pub fn sections<'a, B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin>(
 ) -> Vec<RouteSection<'a, B, M, T, A>> {
-    vec![core(), token::routes(), admin::routes(), gc::routes()]
+    vec![core(), token::routes(), admin::routes(), gc::routes(), repositories::routes()]
 }
 
 const PULL: Right = Right::Repository(Action::Pull);

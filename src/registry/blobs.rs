@@ -32,12 +32,13 @@ struct BlobLocation {
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Size of a blob that `repo` may serve.
     pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<BlobStat> {
-        let located = self.locate(repo, digest).await?;
         // A push asks before it skips an upload: content the collector is deleting is
-        // unknown (the client uploads it again), condemned content is rescued.
+        // unknown (the client uploads it again), condemned content is rescued. The state
+        // first, then the link and bytes (`collected`).
         if !self.blob_usable(digest).await? {
             return Err(RegistryError::BlobUnknown(digest.clone()));
         }
+        let located = self.locate(repo, digest).await?;
         Ok(BlobStat { size: located.size })
     }
 

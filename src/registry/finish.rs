@@ -128,8 +128,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
     /// Lets `repo` serve `digest`, and records the repository in the catalog.
     pub(crate) async fn link_blob(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
+        // The catalog entry first: the collector finds repositories through the catalog,
+        // so no link may exist in one it cannot find.
+        self.ensure_in_catalog(repo).await?;
         self.blobs.put_bytes(&keys::repository_blob(repo, digest), Vec::new(), Metadata::new()).await?;
-        self.ensure_in_catalog(repo).await
+        Ok(())
     }
 
     pub(crate) async fn ensure_in_catalog(&self, repo: &RepositoryName) -> RegistryResult<()> {

@@ -73,6 +73,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let tags = self.tags_to_write(repo, reference, extra_tags);
         self.refuse_moving_immutable_tags(repo, &tags, &digest).await?;
         self.before_storing_manifest(&digest).await?;
+        // The catalog entry before any link: the collector finds repositories through it.
+        self.ensure_in_catalog(repo).await?;
 
         if let Some(empty) = missing_empty_json {
             self.store_empty_json(repo, &empty).await?;
@@ -91,7 +93,6 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             let pointer = Metadata::from([TAG_DIGEST.entry(digest.to_string()), PUSHED_AT.entry(pushed_at)]);
             self.write_tag(repo, tag, &digest, pointer).await?;
         }
-        self.ensure_in_catalog(repo).await?;
         Ok(PushedManifest { digest, subject: parsed.subject.map(|s| s.digest), tags })
     }
 
@@ -192,9 +193,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     async fn check_references(&self, repo: &RepositoryName, parsed: &ParsedManifest) -> RegistryResult<Option<Digest>> {
         let mut missing_empty_json = None;
         for blob in &parsed.blobs {
+            // The collector's state first, then the link (`collected`): a link seen after a
+            // state read as kept is one the collector has not removed.
+            let usable = self.blob_usable(&blob.digest).await?;
             if self.blobs.head(&keys::repository_blob(repo, &blob.digest)).await?.is_some() {
-                // Linked, but the collector may be deleting it (`collected`).
-                if self.blob_usable(&blob.digest).await? {
+                if usable {
                     continue;
                 }
                 return Err(RegistryError::ManifestBlobUnknown(blob.digest.clone()));
@@ -206,8 +209,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             return Err(RegistryError::ManifestBlobUnknown(blob.digest.clone()));
         }
         for child in &parsed.manifests {
-            if self.blobs.head(&keys::repository_manifest(repo, &child.digest)).await?.is_none()
-                || !self.manifest_usable(&child.digest).await?
+            if !self.manifest_usable(&child.digest).await?
+                || self.blobs.head(&keys::repository_manifest(repo, &child.digest)).await?.is_none()
             {
                 return Err(RegistryError::ManifestBlobUnknown(child.digest.clone()));
             }

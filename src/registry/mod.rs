@@ -14,6 +14,7 @@ mod ingest;
 mod listing;
 mod manifests;
 mod referrers;
+mod repository_delete;
 mod session;
 mod uploads;
 
@@ -24,6 +25,7 @@ pub use expiry::ExpiryReport;
 pub use immutable::{ImmutableRefusal, ImmutableRule, ImmutableTags, Refused};
 pub use listing::Page;
 pub use manifests::{ManifestContent, PushedManifest};
+pub use repository_delete::{RepositoryDeletion, REPOSITORY_DELETE_BUDGET};
 pub use uploads::UploadProgress;
 
 use crate::storage::{BlobStore, MetaStore};

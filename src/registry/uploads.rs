@@ -364,12 +364,16 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         digest: &Digest,
         from: Option<&RepositoryName>,
     ) -> RegistryResult<bool> {
+        // The collector's state first, then the bytes and links (`collected`).
+        if !self.blob_usable(digest).await? {
+            return Ok(false);
+        }
         if let Some(source) = from {
             if self.blobs.head(&keys::repository_blob(source, digest)).await?.is_none() {
                 return Ok(false);
             }
         }
-        if self.blobs.head(&keys::blob(digest)).await?.is_none() || !self.blob_usable(digest).await? {
+        if self.blobs.head(&keys::blob(digest)).await?.is_none() {
             return Ok(false);
         }
         self.link_blob(repo, digest).await?;

@@ -62,7 +62,11 @@ pub async fn read<B: BlobStore>(store: &B, content: &str) -> StorageResult<Conte
     let Some(info) = store.head(&keys::content_state(content)).await? else { return Ok(ContentState::Absent) };
     let etag = info.etag;
     Ok(match GC_STATE.get(&info.metadata) {
-        Some(CONDEMNED) => ContentState::Condemned { at_ms: GC_CONDEMNED_AT.get(&info.metadata).unwrap_or(0), etag },
+        // A condemned state without its time cannot be timed: treated as rescued.
+        Some(CONDEMNED) => match GC_CONDEMNED_AT.get(&info.metadata) {
+            Some(at_ms) => ContentState::Condemned { at_ms, etag },
+            None => ContentState::Rescued { etag },
+        },
         Some(DEAD) => ContentState::Dead { etag },
         // A state this release does not know is treated as rescued: never deleted by it.
         _ => ContentState::Rescued { etag },

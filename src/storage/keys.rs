@@ -288,6 +288,12 @@ pub fn gc_report(run: u64) -> String {
     format!("{GC_PREFIX}reports/{run:020}")
 }
 
+/// R2: prefix of every key of `repo` itself (tags, links, referrers) and of no nested
+/// repository's: name components never start with `_`.
+pub fn repository_own_prefix(repo: &RepositoryName) -> String {
+    format!("{}/_", repository(repo))
+}
+
 /// R2: prefix of a repository's blob links, listed by the collector to remove links to
 /// blobs it deleted.
 pub fn repository_blobs_prefix(repo: &RepositoryName) -> String {
@@ -394,6 +400,7 @@ mod tests {
         assert_eq!(content_of_mark(18, "live", &gc_live(17, &content)), None);
         assert_eq!(gc_report(17), "gc/reports/00000000000000000017");
         assert_eq!(repository_blobs_prefix(&repo), "repositories/team/app/_blobs/");
+        assert_eq!(repository_own_prefix(&repo), "repositories/team/app/_");
         assert_eq!(repository_manifests_prefix(&repo), "repositories/team/app/_manifests/");
         assert_eq!(linked_digest_of(&repository_blob(&repo, &d())), Some(d()));
         assert_eq!(linked_digest_of(&repository_manifest(&repo, &d())), Some(d()));

@@ -10,6 +10,7 @@ collected layer can be pushed again.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import threading
@@ -113,7 +114,7 @@ def test_deleted_images_are_collected_a_grace_period_later_and_the_rest_still_pu
     assert all(blob_status(http, f"{repo}/drop", d) == 200 for d in drop_layers), "kept for the grace period"
     before = r2_bytes(gc_registry)
 
-    time.sleep(2 * GRACE_S + 1)
+    time.sleep(3 * GRACE_S + 1)  # condemned as of a step later (at most the grace), plus the grace, plus the skew margin (at most the grace)
     second = collect_by_cron(http)
     report = second["report"]
     drop_bytes = 2 * 1024 * 1024
@@ -124,13 +125,20 @@ def test_deleted_images_are_collected_a_grace_period_later_and_the_rest_still_pu
     print(f"\ngc e2e: run 1 {first['report']}\ngc e2e: run 2 {report}\ngc e2e: local R2 {before} -> {after} bytes")
     assert before - after >= drop_bytes, (before, after, report)
 
-    # A docker push while a run goes on: it completes and pulls.
+    # A docker push while a run is in progress (started by one tick, continued by more
+    # while the push goes on): it completes and pulls.
     build(dockerd, tmp_path / "late", f"{host}/{repo}/late:1", layer_bytes=512 * 1024)
+    started = job(http).get("run", 0)
+    assert http.get(CRON).status_code == 200
+    running = job(http)
+    assert running["run"] > started and running["phase"]["phase"] != "done", running
     pushed = {}
     pusher = threading.Thread(target=lambda: pushed.update(digest=push(dockerd, f"{host}/{repo}/late:1")[0]))
     pusher.start()
-    collect_by_cron(http)
+    while pusher.is_alive() and job(http)["phase"]["phase"] != "done":
+        assert http.get(CRON).status_code == 200
     pusher.join(timeout=300)
+    collect_by_cron(http)
 
     # What remains pulls, with the same digests and image id; so does the late push.
     for ref in (keep, f"{host}/{repo}/late:1"):
@@ -151,13 +159,17 @@ def test_deleted_images_are_collected_a_grace_period_later_and_the_rest_still_pu
 
 def test_scripts_gc_dry_run_reports_and_deletes_nothing(gc_registry, http, repo):
     data = os.urandom(300_000)
-    import hashlib
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     assert http.post(f"/v2/{repo}/orphan/blobs/uploads/?digest={digest}", data=data).status_code == 201
     env = {**os.environ, "REGISTRY": gc_registry.url}
-    out = subprocess.run([str(REPO_ROOT / "scripts" / "gc"), "--dry-run"], env=env, check=True,
-                         capture_output=True, timeout=300).stdout.decode()
-    assert "(dry)" in out and "would condemn" in out, out
+    gc = str(REPO_ROOT / "scripts" / "gc")
+    out = subprocess.run([gc], env=env, check=True, capture_output=True, timeout=300).stdout.decode()
+    assert "(real)" in out and "condemned" in out, out
+    time.sleep(3 * GRACE_S + 1)
+    out = subprocess.run([gc, "--dry-run"], env=env, check=True, capture_output=True, timeout=300).stdout.decode()
+    assert "(dry)" in out, out
+    would = [line for line in out.splitlines() if "would delete" in line]
+    assert would and not would[0].split("would delete")[1].strip().startswith("0 "), out
     assert blob_status(http, f"{repo}/orphan", digest) == 200, "a dry run deletes nothing"
     status = subprocess.run([str(REPO_ROOT / "scripts" / "gc"), "--status"], env=env, check=True,
                             capture_output=True, timeout=60).stdout.decode()

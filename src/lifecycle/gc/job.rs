@@ -91,9 +91,10 @@ pub struct Report {
     pub absolved: u64,
     /// Deleted by this run (dry: would be).
     pub deleted: Tally,
-    /// Referrers whose subject is gone, removed (dry: would be) with their links.
-    pub referrers_removed: u64,
-    /// Repositories' links to deleted blobs, removed.
+    /// Referrers whose subject is gone (left unmarked: collected with their content).
+    pub referrers_unreachable: u64,
+    /// Repositories' links (blob and manifest links, referrer entries) to deleted content,
+    /// removed.
     pub links_removed: u64,
     /// Steps (invocations) the run took, and the storage calls they made.
     pub steps: u64,

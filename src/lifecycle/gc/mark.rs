@@ -3,8 +3,9 @@
 //! its config and layers, and its children; a child without a link of its own in the
 //! repository is read and its references marked in turn. A referrer is live while its
 //! subject is in the repository; one whose subject is gone, untagged, and linked longer
-//! ago than the grace period, is removed with its referrer entry (the spec lets a referrer
-//! arrive before its subject, hence the grace period).
+//! ago than the grace period, is left unmarked: its bytes are condemned and collected like
+//! any unreachable content, and its link and referrer entry go with them (the spec lets a
+//! referrer arrive before its subject, hence the grace period).
 //!
 //! Each mark is an empty object named after the content key (`keys::gc_live`), so that the
 //! sweep merges two sorted listings instead of holding the registry's content in memory.
@@ -114,11 +115,10 @@ async fn visit<B: BlobStore, M: MetaStore>(
                 None => marking.tagged.insert(tagged_digests(meter, repo).await?),
             };
             if !tagged.contains(&digest.to_string()) {
-                job.report.referrers_removed += 1;
-                if !job.dry_run {
-                    meter.delete(&keys::referrer(repo, &subject.digest, &digest)).await?;
-                    meter.delete(&link.key).await?;
-                }
+                // Left unmarked, not deleted here: its bytes go through the content-state
+                // protocol like any unreachable content (a push of it, or of its subject,
+                // rescues it), and prune removes its link and referrer entry once they died.
+                job.report.referrers_unreachable += 1;
                 return Ok(());
             }
         }

@@ -18,6 +18,11 @@ impl<'a, B: BlobStore, M: MetaStore> Meter<'a, B, M> {
         Meter { blobs, meta, spent: Cell::new(0), budget }
     }
 
+    /// The calls this step may make.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
     /// Calls made so far.
     pub fn spent(&self) -> u64 {
         self.spent.get()

@@ -1,6 +1,8 @@
-//! After the sweep: repositories' links to the blobs the run deleted are removed (while
-//! those blobs are still dead, so no push can link them again meanwhile), then their
-//! states are forgotten (pushable again), then the run's marks are removed.
+//! After the sweep: repositories' links to the content the run deleted (blob links,
+//! manifest links and referrer entries) are removed while that content is still dead, so
+//! no push can link it again meanwhile; then the states are forgotten (pushable again),
+//! then the run's marks are removed. Whether anything died is read from the dead marks
+//! themselves, never from the report (a step whose save was lost may have deleted).
 
 use super::job::{Job, Phase};
 use super::meter::Meter;
@@ -11,30 +13,66 @@ use std::collections::BTreeSet;
 /// Keys listed per call.
 const PAGE: usize = 1000;
 
-/// The content keys this run deleted (read once per step; bounded by what one run
-/// deletes, which its steps' budgets bound).
-async fn dead_keys<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, run: u64) -> StorageResult<BTreeSet<String>> {
-    let prefix = format!("{}dead/", keys::gc_run_prefix(run));
-    let mut dead = BTreeSet::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = meter.list(&prefix, after.as_deref(), PAGE).await?;
-        dead.extend(page.keys.iter().filter_map(|k| keys::content_of_mark(run, "dead", &k.key)).map(str::to_owned));
-        match (page.truncated, page.keys.last()) {
-            (true, Some(last)) => after = Some(last.key.clone()),
-            _ => return Ok(dead),
+/// The prefix of the run's dead marks.
+fn dead_prefix(run: u64) -> String {
+    format!("{}dead/", keys::gc_run_prefix(run))
+}
+
+/// The most listings of dead marks a step spends to hold them in memory (and at most a
+/// quarter of its budget); a run that deleted more looks each link's mark up instead (one
+/// `HEAD` per link).
+const DEAD_PAGES: u64 = 20;
+
+/// The calls a step keeps in hand: a page of links, the next catalog entry.
+const RESERVE: u64 = 3;
+
+/// The content this run deleted, as a step sees it.
+enum Dead {
+    /// All of it (few enough).
+    Known(BTreeSet<String>),
+    /// Too much to hold: each link's dead mark is looked up.
+    LookUp,
+}
+
+impl Dead {
+    async fn load<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, run: u64) -> StorageResult<Option<Dead>> {
+        let mut known = BTreeSet::new();
+        let mut after: Option<String> = None;
+        let most = DEAD_PAGES.min(meter.budget() / 4).max(1) as usize * PAGE;
+        loop {
+            let page = meter.list(&dead_prefix(run), after.as_deref(), PAGE).await?;
+            known
+                .extend(page.keys.iter().filter_map(|k| keys::content_of_mark(run, "dead", &k.key)).map(str::to_owned));
+            match (page.truncated, page.keys.last()) {
+                (true, _) if known.len() >= most => return Ok(Some(Dead::LookUp)),
+                (true, Some(last)) => after = Some(last.key.clone()),
+                _ if known.is_empty() => return Ok(None),
+                _ => return Ok(Some(Dead::Known(known))),
+            }
+        }
+    }
+
+    async fn contains<B: BlobStore, M: MetaStore>(
+        &self,
+        meter: &Meter<'_, B, M>,
+        run: u64,
+        content: &str,
+    ) -> StorageResult<bool> {
+        match self {
+            Dead::Known(known) => Ok(known.contains(content)),
+            Dead::LookUp => Ok(meter.head(&keys::gc_dead(run, content)).await?.is_some()),
         }
     }
 }
 
-/// Removes links to deleted blobs, repository by repository; `Ok(true)` when done.
+/// Removes links to deleted content, repository by repository; `Ok(true)` when done.
 pub async fn prune_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job: &mut Job) -> StorageResult<bool> {
-    if job.dry_run || job.report.deleted.items == 0 {
+    if job.dry_run {
         return Ok(true);
     }
-    let dead = dead_keys(meter, job.run).await?;
+    let Some(dead) = Dead::load(meter, job.run).await? else { return Ok(true) };
     loop {
-        if !meter.affords(3) {
+        if !meter.affords(RESERVE) {
             return Ok(false);
         }
         let Phase::Prune { repo, after } = &job.phase else { return Ok(true) };
@@ -48,7 +86,8 @@ pub async fn prune_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job
         };
         let name =
             RepositoryName::parse(&repo).map_err(|e| StorageError::Backend(format!("catalog entry {repo}: {e}")))?;
-        let page = meter.list(&keys::repository_blobs_prefix(&name), after.as_deref(), PAGE).await?;
+        // The repository's own keys in order: `_blobs/`, `_manifests/`, `_referrers/`, `_tags/`.
+        let page = meter.list(&keys::repository_own_prefix(&name), after.as_deref(), 100).await?;
         if page.keys.is_empty() {
             job.phase = match next_repository(meter, Some(&repo)).await? {
                 Some(next) => Phase::Prune { repo: Some(next), after: None },
@@ -57,22 +96,40 @@ pub async fn prune_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job
             continue;
         }
         for link in page.keys {
-            if !meter.affords(2) {
+            if !meter.affords(3) {
                 return Ok(false);
             }
-            let deleted = keys::linked_digest_of(&link.key).is_some_and(|d| dead.contains(&keys::blob(&d)));
-            if deleted {
-                meter.delete(&link.key).await?;
-                job.report.links_removed += 1;
+            if let Some(content) = linked_content(&link.key) {
+                if dead.contains(meter, job.run, &content).await? {
+                    meter.delete(&link.key).await?;
+                    job.report.links_removed += 1;
+                }
             }
             job.phase = Phase::Prune { repo: Some(repo.clone()), after: Some(link.key) };
         }
     }
 }
 
+/// The content key a repository key links: a blob link's blob, a manifest link's bytes,
+/// a referrer entry's referrer; `None` for a tag (which the registry deletes with its
+/// manifest's link).
+fn linked_content(key: &str) -> Option<String> {
+    if key.contains("/_blobs/") {
+        return keys::linked_digest_of(key).map(|d| keys::blob(&d));
+    }
+    if key.contains("/_manifests/") {
+        return keys::linked_digest_of(key).map(|d| keys::manifest(&d));
+    }
+    let (_, referrer) = key.split_once("/_referrers/")?;
+    // `<subject alg>/<subject hex>/<referrer alg>/<referrer hex>`
+    let parts: Vec<&str> = referrer.split('/').collect();
+    let [_, _, algorithm, hex] = parts[..] else { return None };
+    format!("{algorithm}:{hex}").parse().ok().map(|d| keys::manifest(&d))
+}
+
 /// Forgets the states of deleted content; `Ok(true)` when done.
 pub async fn forget_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job: &mut Job) -> StorageResult<bool> {
-    let prefix = format!("{}dead/", keys::gc_run_prefix(job.run));
+    let prefix = dead_prefix(job.run);
     loop {
         let Phase::Forget { after } = &job.phase else { return Ok(true) };
         let after = after.clone();
@@ -95,7 +152,7 @@ pub async fn forget_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, jo
     }
 }
 
-/// Removes the run's marks; `Ok(true)` when none is left.
+/// Removes the run's marks, a page per call; `Ok(true)` when none is left.
 pub async fn clean_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job: &Job) -> StorageResult<bool> {
     let prefix = keys::gc_run_prefix(job.run);
     loop {

@@ -19,6 +19,9 @@ const PAGE: usize = 200;
 /// the index entry).
 const PER_KEY: u64 = 7;
 
+/// The longest one step may run (a cron invocation's wall-clock limit is 15 minutes).
+pub const MAX_STEP_MS: u64 = 15 * 60_000;
+
 /// Margin for clocks of different isolates: a condemnation counts from this much later
 /// (or from a grace period later, when the grace period is shorter, as in tests).
 pub const CLOCK_SKEW_MS: u64 = 60_000;
@@ -112,7 +115,10 @@ async fn sweep_key<B: BlobStore, M: MetaStore>(
     job.report.unreachable.add(size);
     match state {
         ContentState::Absent | ContentState::Rescued { .. } => {
-            if job.dry_run || meter.condemn(content, &state, now).await? {
+            // Stamped as late as the step may run (a step's `now` is its start), so that
+            // a condemnation never counts from before it landed.
+            let at = now + MAX_STEP_MS.min(job.grace_ms);
+            if job.dry_run || meter.condemn(content, &state, at).await? {
                 job.report.condemned.add(size);
             }
         }
