@@ -376,3 +376,56 @@ fn a_referrer_without_its_subject_is_collected_after_the_grace_period() {
     let listed = send(&reg, "GET", &format!("/v2/app/referrers/{missing}"), &[], b"").json();
     assert_eq!(listed["manifests"], serde_json::json!([]), "its referrer entry went with it");
 }
+
+/// A blob stored as a multipart object (a pointer naming the object its session assembled)
+/// keeps that object; an assembled object no pointer names and no open session owns (an
+/// upload that failed between assembling and publishing) is collected like any leftover.
+#[test]
+fn assembled_objects_stay_while_a_pointer_names_them_and_leftovers_are_collected() {
+    let (reg, clock) =
+        registry_and_clock(edge_registry::registry::Config { part_size: 5 * MIB as u64, ..Default::default() });
+    let big = bytes(6 * MIB, 51);
+    let location = start_upload(&reg, "app");
+    let chunk = send(&reg, "PATCH", &location, &[("content-range", &format!("0-{}", big.len() - 1))], &big);
+    assert_eq!(chunk.status, 202);
+    let digest = sha256(&big);
+    assert_eq!(send(&reg, "PUT", &format!("{location}?digest={digest}"), &[], b"").status, 201);
+    let config = push_blob(&reg, "app", b"{}");
+    let manifest = image_manifest((&config, 2), &[(&digest, big.len())], "");
+    assert_eq!(send(&reg, "PUT", "/v2/app/manifests/v1", &[("content-type", OCI_MANIFEST)], &manifest).status, 201);
+    let assembled: Vec<String> =
+        reg.blob_store().keys().into_iter().filter(|k| k.starts_with("blobs/multipart/")).collect();
+    assert_eq!(assembled.len(), 1, "the big blob is a pointer to its assembled object");
+    let leftover = format!("blobs/multipart/{}/1", "f".repeat(32));
+    block_on(reg.blob_store().put_bytes(&leftover, vec![7; 4096], Default::default())).unwrap();
+
+    let first = collect(&reg, false, 900);
+    assert_eq!(first.report.condemned.items, 1, "only the leftover: {:?}", first.report);
+    past_grace(&clock);
+    let second = collect(&reg, false, 900);
+    assert_eq!((second.report.deleted.items, second.report.deleted.bytes), (1, 4096), "{:?}", second.report);
+    let keys = reg.blob_store().keys();
+    assert!(!keys.contains(&leftover) && keys.contains(&assembled[0]));
+    assert_eq!(send(&reg, "GET", &format!("/v2/app/blobs/{digest}"), &[], b"").body, big);
+}
+
+/// An upload still open keeps the object its first chunk was stored in, however many runs
+/// pass; its close then publishes the blob.
+#[test]
+fn an_open_upload_keeps_its_assembled_object_across_runs() {
+    let (reg, clock) =
+        registry_and_clock(edge_registry::registry::Config { part_size: 5 * MIB as u64, ..Default::default() });
+    let data = bytes(6 * MIB, 61);
+    let location = start_upload(&reg, "app");
+    let first = send_chunked(&reg, "PATCH", &location, Feed::Pieces(data.clone(), 50_000)); // docker's road
+    assert_eq!(first.status, 202);
+    assert!(reg.blob_store().keys().iter().any(|k| k.starts_with("blobs/multipart/")), "assembled at the PATCH's end");
+    for _ in 0..2 {
+        let run = collect(&reg, false, 900);
+        assert_eq!(run.report.unreachable.items, 0, "{:?}", run.report);
+        past_grace(&clock);
+    }
+    let digest = sha256(&data);
+    assert_eq!(send(&reg, "PUT", &format!("{location}?digest={digest}"), &[], b"").status, 201);
+    assert_eq!(send(&reg, "GET", &format!("/v2/app/blobs/{digest}"), &[], b"").body, data);
+}

@@ -30,6 +30,16 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         }
     }
 
+    /// Before a blob pointer naming the assembled object `key` is published: refused
+    /// (`503`, retry) while the collector deletes that object as an upload's leftover; a
+    /// condemned one is rescued.
+    pub(crate) async fn before_publishing_assembled(&self, key: &str, digest: &Digest) -> RegistryResult<()> {
+        match check_before_use(&self.blobs, key).await? {
+            Usable::Yes => Ok(()),
+            Usable::Collected => Err(RegistryError::BeingCollected(digest.clone())),
+        }
+    }
+
     /// Before the manifest bytes of `digest` are written: as [`Self::before_storing_blob`].
     pub(crate) async fn before_storing_manifest(&self, digest: &Digest) -> RegistryResult<()> {
         match self.manifest_usable(digest).await? {

@@ -74,6 +74,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         // session's bookkeeping is removed before the blob is published: a crash between the two
         // leaves an unreferenced object (garbage), never a pointer to an object that the
         // expiry job of a still-listed session would delete.
+        if let Assembled::Object(key) = &assembled {
+            self.before_publishing_assembled(key, expected).await?;
+        }
         session.close(&self.blobs, self.clock.now_millis()).await?;
         session.remove_keeping_object(&self.blobs).await?;
         match assembled {

@@ -21,7 +21,7 @@ pub fn blob(digest: &Digest) -> String {
 const BLOBS_PREFIX: &str = "blobs/";
 
 /// R2: prefix of the objects upload sessions assemble into.
-const ASSEMBLED_PREFIX: &str = "blobs/multipart/";
+pub const ASSEMBLED_PREFIX: &str = "blobs/multipart/";
 
 /// The digest a blob key names; `None` for any other key.
 pub fn blob_digest_of(key: &str) -> Option<Digest> {

@@ -12,12 +12,26 @@ use crate::storage::fields::{GC_STATE, POINTER_SIZE, POINTER_TARGET};
 use crate::storage::{keys, BlobStore, ListedKey, MetaStore, Metadata, StorageResult};
 use std::collections::BTreeSet;
 
+/// What the sweep pages through, in order: the content, then the objects upload sessions
+/// assembled into. One of those is live while a live blob's pointer names it (marked when
+/// the sweep passes the pointer) or its session is still open; an object neither names is
+/// an upload's leftover (a session that failed between assembling and publishing).
+const SWEPT: [&str; 4] =
+    [keys::CONTENT_PREFIXES[0], keys::CONTENT_PREFIXES[1], keys::CONTENT_PREFIXES[2], keys::ASSEMBLED_PREFIX];
+
+/// Whether the session an assembled object belongs to is still open (its state exists);
+/// true when the key names no session (kept: not this release's to judge).
+async fn in_session<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, key: &str) -> StorageResult<bool> {
+    let Some(session) = keys::session_of(key) else { return Ok(true) };
+    Ok(meter.head(&keys::upload_state(&session)).await?.is_some())
+}
+
 /// Content keys swept per page.
 const PAGE: usize = 200;
 
-/// The calls one swept key may take at most (state, kill, size, dead mark, two deletes,
-/// the index entry).
-const PER_KEY: u64 = 7;
+/// The calls one swept key may take at most (session, state, kill, size, dead mark, two
+/// deletes, the index entry; or the mark of a live pointer's target).
+const PER_KEY: u64 = 8;
 
 /// The longest one step may run (a cron invocation's wall-clock limit is 15 minutes).
 pub const MAX_STEP_MS: u64 = 15 * 60_000;
@@ -31,7 +45,7 @@ pub async fn step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job: &mut
     loop {
         let Phase::Sweep { prefix, after } = &job.phase else { return Ok(true) };
         let (index, after) = (*prefix, after.clone());
-        let Some(prefix) = keys::CONTENT_PREFIXES.get(index) else { return Ok(true) };
+        let Some(prefix) = SWEPT.get(index).copied() else { return Ok(true) };
         if !meter.affords(3 + PER_KEY) {
             return Ok(false);
         }
@@ -63,7 +77,9 @@ pub async fn step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job: &mut
                 return Ok(false);
             }
             let has_state = states.contains(&entry.key);
-            sweep_key(meter, job, &entry, live.contains(&entry.key), has_state, now).await?;
+            let live = live.contains(&entry.key)
+                || (prefix == keys::ASSEMBLED_PREFIX && in_session(meter, &entry.key).await?);
+            sweep_key(meter, job, &entry, live, has_state, now).await?;
             job.phase = Phase::Sweep { prefix: index, after: Some(entry.key) };
         }
     }
@@ -101,6 +117,10 @@ async fn sweep_key<B: BlobStore, M: MetaStore>(
     let content = entry.key.as_str();
     let state = if has_state { meter.state(content).await? } else { ContentState::Absent };
     if live {
+        if let Some(target) = POINTER_TARGET.get(&entry.metadata) {
+            // The assembled object a live blob's pointer names is live too.
+            meter.put(&keys::gc_live(job.run, target), Vec::new(), Metadata::new()).await?;
+        }
         if let ContentState::Condemned { etag, .. } = &state {
             if !job.dry_run && meter.absolve(content, etag).await? {
                 job.report.absolved += 1;
