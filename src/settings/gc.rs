@@ -11,8 +11,8 @@ pub const GC: &str = "GC";
 /// Var: seconds content stays after a run found it unreachable before a later run may
 /// delete it, and so the longest a push may take (see the README); default 3600.
 pub const GC_GRACE_SECONDS: &str = "GC_GRACE_SECONDS";
-/// Var: the most storage calls one collector step (one invocation) makes; default 900,
-/// at least 20 (a Free plan's invocation may make 50).
+/// Var: the most storage calls one collector step (one invocation) makes; default 40 (a
+/// Free plan's invocation may make 50), 900 on a Paid plan; at least 20.
 pub const GC_CALLS_PER_STEP: &str = "GC_CALLS_PER_STEP";
 /// Var: seconds between the end of one run and the start of the next by the cron
 /// trigger; default the grace period.
@@ -24,8 +24,8 @@ pub const MIN_CALLS_PER_STEP: u64 = 20;
 const SWITCH_HINT: &str = "set on or off";
 const GRACE_HINT: &str = "set the seconds a push may take at most, e.g. 3600 (the default); content unreachable for \
                           that long is deleted";
-const CALLS_HINT: &str = "set at most the calls one invocation may make, e.g. 900 on a Paid plan (the default) or 40 \
-                          on the Free plan; at least 20";
+const CALLS_HINT: &str = "set at most the calls one invocation may make, e.g. 40 on the Free plan (the default) or \
+                          900 on a Paid plan; at least 20";
 const INTERVAL_HINT: &str = "set the seconds between runs, e.g. 3600";
 
 /// Reads the collector's settings (all of them, also while it is off); `None` when off.
@@ -77,7 +77,7 @@ mod tests {
     #[test]
     fn on_by_default_with_an_hour_of_grace() {
         let gc = parse(&[], false).unwrap().unwrap();
-        assert_eq!(gc, GcConfig { grace_ms: 3_600_000, calls_per_step: 900, interval_ms: 3_600_000 });
+        assert_eq!(gc, GcConfig { grace_ms: 3_600_000, calls_per_step: 40, interval_ms: 3_600_000 });
         let tuned = [(GC_GRACE_SECONDS, "7200"), (GC_CALLS_PER_STEP, "40"), (GC_INTERVAL_SECONDS, "60")];
         let gc = parse(&tuned, false).unwrap().unwrap();
         assert_eq!(gc, GcConfig { grace_ms: 7_200_000, calls_per_step: 40, interval_ms: 60_000 });

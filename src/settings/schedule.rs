@@ -44,7 +44,7 @@ mod tests {
     #[test]
     fn one_bucket_expires_uploads_then_collects_garbage() {
         let jobs = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC_GRACE_SECONDS", "60")]).scheduled_jobs();
-        let gc = crate::lifecycle::gc::GcConfig { grace_ms: 60_000, calls_per_step: 900, interval_ms: 60_000 };
+        let gc = crate::lifecycle::gc::GcConfig { grace_ms: 60_000, calls_per_step: 40, interval_ms: 60_000 };
         assert_eq!(jobs, vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }, ScheduledJob::CollectGarbage(gc)]);
         let off = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC", "off")]).scheduled_jobs();
         assert_eq!(off, vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }]);

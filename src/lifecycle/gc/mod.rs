@@ -35,8 +35,9 @@ pub struct GcConfig {
 
 /// The default grace period: an hour.
 pub const DEFAULT_GRACE_MS: u64 = 3_600_000;
-/// The default budget of one step: below the 1,000 calls a Paid plan's invocation may make.
-pub const DEFAULT_CALLS_PER_STEP: u64 = 900;
+/// The default budget of one step: below the 50 calls a Free plan's invocation may make
+/// (with room for the cron invocation's other work); a Paid plan may set 900.
+pub const DEFAULT_CALLS_PER_STEP: u64 = 40;
 
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
