@@ -12,8 +12,9 @@
 use super::error::{RegistryError, RegistryResult};
 use super::Registry;
 use crate::oci::{Digest, Pattern, RepositoryName, Tag};
-use crate::storage::fields::TAG_DIGEST;
-use crate::storage::{keys, BlobStore, ListedKey, MetaStore, Metadata, PutIf};
+use crate::storage::fields::{PUSHED_AT, TAG_DIGEST};
+use crate::storage::retiring::{self, Landed, Mode};
+use crate::storage::{keys, BlobStore, ListedKey, MetaStore, Metadata};
 use std::fmt;
 
 /// One rule, as written in `IMMUTABLE_TAGS`:
@@ -137,8 +138,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         Ok(())
     }
 
-    /// Points `tag` at `digest` with `pointer` as its metadata. A mutable tag is simply
-    /// written. An immutable one is created only if absent; when that did not land, the tag
+    /// Points `tag` at `digest` with `pointer` as its metadata, yielding to retention while
+    /// it deletes the tag (`storage::retiring`). A mutable tag replaces what is there. An
+    /// immutable one is created only if absent; when that did not land, the tag
     /// already exists (maybe written by a push racing this one): pointing at `digest` is
     /// fine (a re-push), anything else is refused.
     pub(super) async fn write_tag(
@@ -149,12 +151,14 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         pointer: Metadata,
     ) -> RegistryResult<()> {
         let key = keys::tag(repo, tag);
-        let body = digest.to_string().into_bytes();
+        // The time in the bytes too: every push changes the etag retention swaps on.
+        let pushed_at = PUSHED_AT.get(&pointer).unwrap_or_default();
+        let body = format!("{digest}\npushed at {pushed_at}").into_bytes();
         let Some(rule) = self.config.immutable_tags.rule_for(repo, tag) else {
-            self.blobs.put_bytes(&key, body, pointer).await?;
+            self.put_yielding(&key, body, pointer, Mode::Overwrite).await?;
             return Ok(());
         };
-        if self.blobs.put_bytes_if(&key, body, pointer, PutIf::Absent).await?.is_some() {
+        if let Landed::Written(_) = self.put_yielding(&key, body, pointer, Mode::CreateOnly).await? {
             return Ok(());
         }
         // Not created, yet absent now: removed in between (a repository delete). Retrying
@@ -201,7 +205,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         rule: &ImmutableRule,
         digest: &Digest,
     ) -> RegistryResult<bool> {
-        let Some(info) = self.blobs.head_for_condition(&keys::tag(repo, tag)).await? else { return Ok(false) };
+        let info = self.blobs.head_for_condition(&keys::tag(repo, tag)).await?;
+        let Some(info) = info.filter(|i| !retiring::is_marker(&i.metadata)) else { return Ok(false) };
         match TAG_DIGEST.get(&info.metadata).and_then(|d| d.parse::<Digest>().ok()) {
             Some(current) if current == *digest => Ok(true),
             Some(current) => {

@@ -3,7 +3,7 @@
 use super::error::{RegistryError, RegistryResult};
 use super::Registry;
 use crate::oci::RepositoryName;
-use crate::storage::{keys, limits, BlobStore, MetaStore};
+use crate::storage::{keys, limits, retiring, BlobStore, MetaStore};
 
 /// One page of names, and whether more follow it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -50,7 +50,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         loop {
             let room = (wanted - page.items.len()).min(limits::R2_MAX_LIST);
             let listed = self.blobs.list(prefix, after.as_deref(), room).await?;
-            page.items.extend(listed.keys.iter().map(|k| k.key[prefix.len()..].to_owned()));
+            // A tag being deleted by retention is absent (`storage::retiring`).
+            let live = listed.keys.iter().filter(|k| !retiring::is_marker(&k.metadata));
+            page.items.extend(live.map(|k| k.key[prefix.len()..].to_owned()));
             let Some(last_key) = listed.keys.last() else {
                 return Ok(page);
             };

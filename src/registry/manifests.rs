@@ -1,4 +1,4 @@
-//! Pushing, pulling and deleting manifests (end-3, end-7, end-9).
+//! Pushing and pulling manifests (end-3, end-7); deleting them is `deletes.rs`.
 //!
 //! "The registry MUST store the manifest in the exact byte representation provided by the
 //! client": bytes go to R2 untouched and are served back byte for byte; parsing is for
@@ -13,7 +13,8 @@ use crate::oci::manifest::{self, ParsedManifest};
 use crate::oci::MediaType;
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
 use crate::storage::fields::{MANIFEST_MEDIA_TYPE, PUSHED_AT, TAG_DIGEST};
-use crate::storage::{self, keys, BlobStore, ListedKey, MetaStore, Metadata};
+use crate::storage::retiring::{self, Mode};
+use crate::storage::{self, keys, BlobStore, ListedKey, MetaStore, Metadata, ObjectInfo};
 
 /// The outcome of a manifest push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +70,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             }
             Reference::Tag(_) => crate::oci::Algorithm::Sha256.digest_of(&bytes),
         };
-        let missing_empty_json = self.check_references(repo, &parsed).await?;
+        let (missing_empty_json, children) = self.check_references(repo, &parsed).await?;
         let tags = self.tags_to_write(repo, reference, extra_tags);
         self.refuse_moving_immutable_tags(repo, &tags, &digest).await?;
         self.before_storing_manifest(&digest).await?;
@@ -83,9 +84,12 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         self.blobs.put_bytes(&keys::manifest(&digest), bytes.clone(), media.clone()).await?;
         self.meta.put(&keys::kv_manifest(&digest), bytes, Some(parsed.media_type.to_string())).await?;
         let pushed_at = self.clock.now_millis();
-        let mut link = media;
-        PUSHED_AT.set(&mut link, pushed_at);
-        self.blobs.put_bytes(&keys::repository_manifest(repo, &digest), Vec::new(), link).await?;
+        // Each child's link is written again first, so that retention cannot be deleting
+        // one the index relies on (`storage::retiring`).
+        for (child, metadata) in children {
+            self.write_link(repo, &child, metadata, pushed_at).await?;
+        }
+        self.write_link(repo, &digest, media, pushed_at).await?;
         if let Some(subject) = &parsed.subject {
             self.add_referrer(repo, &subject.digest, &digest, &parsed).await?;
         }
@@ -110,11 +114,32 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         tags
     }
 
+    /// Writes `repo`'s link to the manifest `digest`, stamped `pushed_at` (in its bytes too,
+    /// so that every push changes its etag), yielding to retention (`storage::retiring`).
+    async fn write_link(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        mut link: Metadata,
+        pushed_at: u64,
+    ) -> RegistryResult<()> {
+        PUSHED_AT.set(&mut link, pushed_at);
+        let (key, body) = (keys::repository_manifest(repo, digest), format!("pushed at {pushed_at}").into_bytes());
+        self.put_yielding(&key, body, link, Mode::Overwrite).await?;
+        Ok(())
+    }
+
+    /// `repo`'s link to the manifest `digest`, unless absent (or being deleted by retention).
+    pub(super) async fn link(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<Option<ObjectInfo>> {
+        let link = self.blobs.head(&keys::repository_manifest(repo, digest)).await?;
+        Ok(link.filter(|info| !retiring::is_marker(&info.metadata)))
+    }
+
     /// Fetches a manifest by tag or digest (end-3).
     pub async fn get_manifest(&self, repo: &RepositoryName, reference: &Reference) -> RegistryResult<ManifestContent> {
         let digest = self.resolve(repo, reference).await?;
         let unknown = || RegistryError::ManifestUnknown(reference.to_string());
-        let link = self.blobs.head(&keys::repository_manifest(repo, &digest)).await?.ok_or_else(unknown)?;
+        let link = self.link(repo, &digest).await?.ok_or_else(unknown)?;
         let media_type = MediaType::from(MANIFEST_MEDIA_TYPE.get(&link.metadata).unwrap_or_default());
         if let Some(entry) = self.meta.get(&keys::kv_manifest(&digest)).await? {
             return Ok(ManifestContent { digest, media_type, bytes: entry.value });
@@ -122,40 +147,6 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         // KV is eventually consistent: on a miss, R2 is the truth.
         let (_, bytes) = self.blobs.get_bytes(&keys::manifest(&digest)).await?.ok_or_else(unknown)?;
         Ok(ManifestContent { digest, media_type, bytes })
-    }
-
-    /// Deletes a tag, or a manifest with its tags and referrer entry (end-9). An immutable
-    /// tag, and a manifest an immutable tag points at, are refused (`Immutable`) before
-    /// anything is deleted.
-    pub async fn delete_manifest(&self, repo: &RepositoryName, reference: &Reference) -> RegistryResult<()> {
-        let unknown = || RegistryError::ManifestUnknown(reference.to_string());
-        let digest = match reference {
-            Reference::Tag(tag) => {
-                let key = keys::tag(repo, tag);
-                self.blobs.head(&key).await?.ok_or_else(unknown)?;
-                self.refuse_deleting_tag(repo, tag)?;
-                self.blobs.delete(&key).await?;
-                return Ok(());
-            }
-            Reference::Digest(d) => d.clone(),
-        };
-        let link = keys::repository_manifest(repo, &digest);
-        let info = self.blobs.head(&link).await?.ok_or_else(unknown)?;
-        let pointing = self.tags_pointing_at(repo, &digest).await?;
-        self.refuse_deleting_tagged(repo, &digest, &pointing)?;
-        if let Some((_, bytes)) = self.blobs.get_bytes(&keys::manifest(&digest)).await? {
-            let media_type = MANIFEST_MEDIA_TYPE.get(&info.metadata).unwrap_or_default();
-            if let Ok(parsed) = manifest::parse(&bytes, MediaType::from_content_type(media_type).as_ref()) {
-                if let Some(subject) = parsed.subject {
-                    self.blobs.delete(&keys::referrer(repo, &subject.digest, &digest)).await?;
-                }
-            }
-        }
-        for tag in pointing {
-            self.blobs.delete(&tag.key).await?;
-        }
-        self.blobs.delete(&link).await?;
-        Ok(())
     }
 
     async fn resolve(&self, repo: &RepositoryName, reference: &Reference) -> RegistryResult<Digest> {
@@ -189,8 +180,13 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// reference a manifest or blob that does not exist ... it MUST result in one or more
     /// `MANIFEST_BLOB_UNKNOWN` errors". A `subject` may dangle. The empty JSON blob `{}`
     /// is known to everyone, so a manifest may use it unpushed; its digest is returned so
-    /// the registry stores it once the manifest is accepted.
-    async fn check_references(&self, repo: &RepositoryName, parsed: &ParsedManifest) -> RegistryResult<Option<Digest>> {
+    /// the registry stores it once the manifest is accepted. So are the children (an
+    /// index's manifests) with their links' metadata, for the push to write them again.
+    async fn check_references(
+        &self,
+        repo: &RepositoryName,
+        parsed: &ParsedManifest,
+    ) -> RegistryResult<(Option<Digest>, Vec<(Digest, Metadata)>)> {
         let mut missing_empty_json = None;
         for blob in &parsed.blobs {
             // The collector's state first, then the link (`collected`): a link seen after a
@@ -208,14 +204,19 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             }
             return Err(RegistryError::ManifestBlobUnknown(blob.digest.clone()));
         }
+        let mut children = Vec::with_capacity(parsed.manifests.len());
         for child in &parsed.manifests {
-            if !self.manifest_usable(&child.digest).await?
-                || self.blobs.head(&keys::repository_manifest(repo, &child.digest)).await?.is_none()
-            {
-                return Err(RegistryError::ManifestBlobUnknown(child.digest.clone()));
+            let link = match self.manifest_usable(&child.digest).await? {
+                true => self.link(repo, &child.digest).await?,
+                false => None,
+            };
+            let Some(link) = link else { return Err(RegistryError::ManifestBlobUnknown(child.digest.clone())) };
+            if !children.iter().any(|(d, _)| d == &child.digest) {
+                let media = link.metadata.get(MANIFEST_MEDIA_TYPE.name()).cloned().unwrap_or_default();
+                children.push((child.digest.clone(), Metadata::from([MANIFEST_MEDIA_TYPE.entry(media)])));
             }
         }
-        Ok(missing_empty_json)
+        Ok((missing_empty_json, children))
     }
 
     async fn store_empty_json(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
@@ -228,7 +229,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 
     /// The tags of `repo` pointing at `digest`, as listed.
-    async fn tags_pointing_at(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<Vec<ListedKey>> {
+    pub(super) async fn tags_pointing_at(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<Vec<ListedKey>> {
         let target = digest.to_string();
         let mut tags = storage::list_all(&self.blobs, &keys::tags_prefix(repo)).await?;
         tags.retain(|entry| TAG_DIGEST.get(&entry.metadata) == Some(target.as_str()));

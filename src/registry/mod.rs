@@ -6,6 +6,7 @@ mod blobs;
 mod body;
 mod collected;
 mod cut;
+mod deletes;
 mod error;
 mod expiry;
 mod finish;
@@ -59,6 +60,11 @@ pub struct Config {
     pub max_manifest_references: usize,
     /// Tags that never move and are never deleted (`IMMUTABLE_TAGS`); none by default.
     pub immutable_tags: ImmutableTags,
+    /// Tags and manifest links are written by a compare-and-swap that yields to retention
+    /// deleting them (`storage::retiring`): true on one bucket. With replicas, where
+    /// retention does not run and a conditional put needs the home replica, false: they
+    /// are written plainly.
+    pub yield_to_retention: bool,
 }
 
 /// The default [`Config::max_manifest_references`].
@@ -72,6 +78,7 @@ impl Default for Config {
             max_request_bytes: None,
             max_manifest_references: DEFAULT_MAX_MANIFEST_REFERENCES,
             immutable_tags: ImmutableTags::default(),
+            yield_to_retention: true,
         }
     }
 }

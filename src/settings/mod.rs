@@ -67,6 +67,8 @@ impl Settings {
         let gc = gc::read(&vars, replication.is_some())?;
         // The core enforces immutable tags on every push and delete.
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();
+        // Retention runs only on one bucket; only there do pushes yield to it.
+        registry.config.yield_to_retention = replication.is_none();
         Ok(Settings { registry, access, replication, lifecycle, gc })
     }
 }

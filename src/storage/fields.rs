@@ -148,6 +148,12 @@ pub const GC_STATE: TextField = TextField("gc-state");
 /// it may delete the content only once a later run's mark started a grace period after.
 pub const GC_CONDEMNED_AT: NumberField = NumberField("condemned-at");
 
+/// On a retiring marker that stands in for a tag, a repository's link to a manifest or a
+/// referrer entry while retention deletes it (see `storage::retiring`): when the marker was
+/// written (ms since the epoch). Written by retention; read by pushes (which wait for a
+/// fresh marker and replace a stale one) and by every reader, to which a marker is absent.
+pub const RETIRING_AT: NumberField = NumberField("retiring-at");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +185,7 @@ mod tests {
             (MARKER_SENT_AT, "sent-at"),
             (TOMBSTONE_DELETED_AT, "deleted-at"),
             (GC_CONDEMNED_AT, "condemned-at"),
+            (RETIRING_AT, "retiring-at"),
         ];
         for (field, name) in numbers {
             assert_eq!(field.name(), name);

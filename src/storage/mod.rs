@@ -16,6 +16,7 @@ pub mod limits;
 pub mod memory;
 pub mod memory_kv;
 pub mod put_failure;
+pub mod retiring;
 
 pub use cutter::CutPart;
 

@@ -7,7 +7,7 @@
 use super::job::{Job, Phase};
 use super::meter::Meter;
 use crate::oci::RepositoryName;
-use crate::storage::{keys, BlobStore, MetaStore, StorageError, StorageResult};
+use crate::storage::{keys, retiring, BlobStore, MetaStore, StorageError, StorageResult};
 use std::collections::BTreeSet;
 
 /// Keys listed per call.
@@ -99,7 +99,10 @@ pub async fn prune_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job
             if !meter.affords(3) {
                 return Ok(false);
             }
-            if let Some(content) = linked_content(&link.key) {
+            // A retiring marker is deleted by the retention step holding it, never here
+            // (`storage::retiring`).
+            let content = linked_content(&link.key).filter(|_| !retiring::is_marker(&link.metadata));
+            if let Some(content) = content {
                 if dead.contains(meter, job.run, &content).await? {
                     meter.delete(&link.key).await?;
                     job.report.links_removed += 1;
