@@ -78,8 +78,14 @@ fn send_to(reg: &TestRegistry, setup: Setup, creds: Option<&str>, method: &Metho
     let body = RequestBody::native(stream(Feed::Pieces(Vec::new(), 1)), Some(0), |s| s);
     let request = request(method.as_str(), path, &headers, body);
     let tokens = BlobTokenStore::new(reg.blob_store());
-    let services =
-        Services { registry: reg, auth: setup.auth, tokens: &tokens, replication: setup.replication, gc: setup.gc };
+    let services = Services {
+        registry: reg,
+        auth: setup.auth,
+        tokens: &tokens,
+        replication: setup.replication,
+        gc: setup.gc,
+        retention: None,
+    };
     answer(block_on(api::serve(services, request)))
 }
 
@@ -282,6 +288,7 @@ fn a_feature_that_is_off_answers_404_on_its_routes_and_405_on_other_methods() {
             tokens: &tokens,
             replication: setup.replication,
             gc: setup.gc,
+            retention: None,
         };
         assert!(!(feature.is_on)(&services), "{} is off here", feature.name);
         for entry in &section.endpoints {

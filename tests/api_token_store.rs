@@ -22,7 +22,14 @@ fn serve(
     path: &str,
     body: &str,
 ) -> Answer {
-    let services = Services { registry: reg, auth: Some(auth), tokens, replication: None::<&NoReplication>, gc: None };
+    let services = Services {
+        registry: reg,
+        auth: Some(auth),
+        tokens,
+        replication: None::<&NoReplication>,
+        gc: None,
+        retention: None,
+    };
     let stream = stream(Feed::Pieces(body.as_bytes().to_vec(), 1024));
     let request =
         request(method, path, &[("authorization", creds)], RequestBody::native(stream, Some(body.len() as u64), |s| s));

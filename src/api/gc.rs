@@ -12,7 +12,8 @@ use super::table::{op, RouteSection, Services};
 use super::{Call, HandlerResult, Reply};
 use crate::auth::TokenStore;
 use crate::lifecycle::gc::{Collector, GcConfig};
-use crate::oci::ErrorCode;
+use crate::lifecycle::retention::Retainer;
+use crate::oci::{ErrorCode, RepositoryName, Tag};
 use crate::replication::admin::ReplicationAdmin;
 use crate::storage::{BlobStore, MetaStore};
 use http::{Method, StatusCode};
@@ -40,6 +41,26 @@ fn config<B, M, T, A>(s: &Services<'_, B, M, T, A>) -> Result<GcConfig, ApiError
     s.gc.ok_or_else(|| feature_off(OFF))
 }
 
+/// Whether a tag is immutable, as the registry's config says (retention never deletes one).
+fn immutable_tags<'s, B: BlobStore, M: MetaStore, T, A>(
+    s: &'s Services<'_, B, M, T, A>,
+) -> impl Fn(&RepositoryName, &Tag) -> bool + 's {
+    |repo, tag| s.registry.config().immutable_tags.rule_for(repo, tag).is_some()
+}
+
+/// The collector, with the retention policies when they are set.
+fn collector<'s, B: BlobStore, M: MetaStore, T, A>(
+    s: &'s Services<'_, B, M, T, A>,
+    config: GcConfig,
+    is_immutable: &'s dyn Fn(&RepositoryName, &Tag) -> bool,
+) -> Collector<'s, B, M> {
+    let collector = Collector::new(s.registry.blob_store(), s.registry.meta_store(), config);
+    match s.retention {
+        Some(r) => collector.with_retention(Retainer { rules: &r.rules, apply: r.apply, is_immutable }),
+        None => collector,
+    }
+}
+
 fn storage(e: crate::storage::StorageError) -> ApiError {
     crate::registry::RegistryError::from(e).into()
 }
@@ -49,8 +70,8 @@ async fn status<B: BlobStore, M: MetaStore, T, A, S>(
     s: &Services<'_, B, M, T, A>,
     config: GcConfig,
 ) -> HandlerResult<S> {
-    let collector = Collector::new(s.registry.blob_store(), s.registry.meta_store(), config);
-    let job = collector.status().await.map_err(storage)?;
+    let immutable = immutable_tags(s);
+    let job = collector(s, config, &immutable).status().await.map_err(storage)?;
     let body = match job {
         Some(job) => json!(job),
         None => json!({ "phase": "never-run" }),
@@ -72,7 +93,8 @@ async fn run<B: BlobStore, M: MetaStore, T, A, N: 'static, S>(
             return Err(ApiError::bad_request(ErrorCode::Unsupported, message));
         }
     };
-    let collector = Collector::new(s.registry.blob_store(), s.registry.meta_store(), config);
+    let immutable = immutable_tags(s);
+    let collector = collector(s, config, &immutable);
     let now = s.registry.now_millis();
     let current = collector.start(now, dry_run).await.map_err(storage)?;
     if current.dry_run != dry_run && current.run != now {

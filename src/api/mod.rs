@@ -99,19 +99,21 @@ pub async fn handle_with<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
     let tokens = BlobTokenStore::new(registry.blob_store());
-    serve(Services { registry, auth, tokens: &tokens, replication, gc: None }, request).await
+    serve(Services { registry, auth, tokens: &tokens, replication, gc: None, retention: None }, request).await
 }
 
 /// [`handle`] for a registry with the garbage collector on (`gc`): its admin endpoints
-/// answer.
+/// answer, and its runs apply the `retention` policies.
 pub async fn handle_collected<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     auth: Option<&Auth>,
     gc: Option<crate::lifecycle::gc::GcConfig>,
+    retention: Option<&crate::lifecycle::retention::RetentionConfig>,
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
     let tokens = BlobTokenStore::new(registry.blob_store());
-    let services = Services::<_, _, _, admin::NoReplication> { registry, auth, tokens: &tokens, replication: None, gc };
+    let services =
+        Services::<_, _, _, admin::NoReplication> { registry, auth, tokens: &tokens, replication: None, gc, retention };
     serve(services, request).await
 }
 

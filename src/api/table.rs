@@ -26,6 +26,8 @@ pub struct Services<'a, B, M, T, A> {
     pub replication: Option<&'a A>,
     /// The garbage collector's settings; `None` while it is off.
     pub gc: Option<crate::lifecycle::gc::GcConfig>,
+    /// The retention policies the collector's runs apply; `None` when none are set.
+    pub retention: Option<&'a crate::lifecycle::retention::RetentionConfig>,
 }
 
 impl<B, M, T, A> Clone for Services<'_, B, M, T, A> {

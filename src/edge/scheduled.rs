@@ -7,6 +7,8 @@ use super::r2::R2Store;
 use super::replication::{self, WorkerQueue};
 use super::settings::configured;
 use crate::lifecycle::gc::Collector;
+use crate::lifecycle::retention::Retainer;
+use crate::oci::{RepositoryName, Tag};
 use crate::registry::Registry;
 use crate::replication::repair::repair;
 use crate::replication::Replicated;
@@ -54,8 +56,8 @@ pub async fn run<B: BlobStore, M: MetaStore>(
     replicas: Option<Replicas<'_>>,
 ) {
     for job in jobs {
-        match *job {
-            ScheduledJob::ExpireUploads { idle_ms } => match registry.expire_uploads(idle_ms).await {
+        match job {
+            &ScheduledJob::ExpireUploads { idle_ms } => match registry.expire_uploads(idle_ms).await {
                 Ok(r) => worker::console_log!(
                     "expired {} upload sessions idle for over {} s ({} failed, left for the next run)",
                     r.expired,
@@ -64,8 +66,16 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                 ),
                 Err(e) => worker::console_error!("expiring uploads failed: {e}"),
             },
-            ScheduledJob::CollectGarbage(config) => {
-                let collector = Collector::new(registry.blob_store(), registry.meta_store(), config);
+            ScheduledJob::CollectGarbage { gc, retention } => {
+                let immutable =
+                    |repo: &RepositoryName, tag: &Tag| registry.config().immutable_tags.rule_for(repo, tag).is_some();
+                let collector = Collector::new(registry.blob_store(), registry.meta_store(), *gc);
+                let collector = match retention {
+                    Some(r) => {
+                        collector.with_retention(Retainer { rules: &r.rules, apply: r.apply, is_immutable: &immutable })
+                    }
+                    None => collector,
+                };
                 match collector.tick(registry.now_millis()).await {
                     Ok(Some(stepped)) => worker::console_log!(
                         "garbage collection run {}: {:?} ({} steps so far): {:?}",
@@ -78,7 +88,7 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                     Err(e) => worker::console_error!("garbage collection step failed (the next one retries): {e}"),
                 }
             }
-            ScheduledJob::RepairReplicas { resend_after_ms } => {
+            &ScheduledJob::RepairReplicas { resend_after_ms } => {
                 let Some(Replicas { store, queue }) = &replicas else {
                     worker::console_error!("replication repair skipped: no replicas, or no queue to re-send to");
                     continue;

@@ -49,11 +49,22 @@
 
 mod plan;
 mod rules;
+mod step;
+pub mod work;
 
 pub use plan::{Delete, Inventory, Keep, ManifestDecision, ManifestInfo, Plan, TagDecision, TagInfo, Timing, Verdict};
 pub use rules::{RetentionError, RetentionRules, MAX_DAYS, MAX_KEEP_LAST, MAX_POLICIES};
+pub use step::{step, Retainer};
 
 use crate::oci::Pattern;
+
+/// The retention settings: the policies, and whether a run carries them out
+/// (`RETENTION_MODE=apply`) or only reports what they would delete (`dry-run`, the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub rules: RetentionRules,
+    pub apply: bool,
+}
 
 /// Milliseconds in a day, the unit of the policies' ages.
 pub const DAY_MS: u64 = 86_400_000;

@@ -82,15 +82,19 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 return Ok(true);
             }
         }
-        Err(RegistryError::Storage(StorageError::Backend(format!(
-            "{key} kept changing while it was deleted; retry"
-        ))))
+        Err(RegistryError::Storage(StorageError::Backend(format!("{key} kept changing while it was deleted; retry"))))
     }
 
     /// Writes a tag or a manifest link: by `storage::retiring`'s put, which yields to
     /// retention, on one bucket; with replicas (no retention) plainly, an immutable tag
     /// create-only.
-    pub(super) async fn put_yielding(&self, key: &str, body: Vec<u8>, metadata: Metadata, mode: Mode) -> RegistryResult<Landed> {
+    pub(super) async fn put_yielding(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        metadata: Metadata,
+        mode: Mode,
+    ) -> RegistryResult<Landed> {
         if self.config.yield_to_retention {
             return Ok(retiring::put_yielding(&self.blobs, key, body, metadata, mode, self.clock.now_millis()).await?);
         }
@@ -102,7 +106,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         }
         match self.blobs.head_for_condition(key).await? {
             Some(info) => Ok(Landed::Exists(info)),
-            None => Err(RegistryError::Storage(StorageError::Backend(format!("{key} changed while it was written; retry")))),
+            None => {
+                Err(RegistryError::Storage(StorageError::Backend(format!("{key} changed while it was written; retry"))))
+            }
         }
     }
 }

@@ -229,7 +229,11 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     }
 
     /// The tags of `repo` pointing at `digest`, as listed.
-    pub(super) async fn tags_pointing_at(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<Vec<ListedKey>> {
+    pub(super) async fn tags_pointing_at(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> RegistryResult<Vec<ListedKey>> {
         let target = digest.to_string();
         let mut tags = storage::list_all(&self.blobs, &keys::tags_prefix(repo)).await?;
         tags.retain(|entry| TAG_DIGEST.get(&entry.metadata) == Some(target.as_str()));

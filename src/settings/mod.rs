@@ -26,6 +26,7 @@ pub mod gc;
 pub mod lifecycle;
 pub mod registry;
 pub mod replication;
+pub mod retention;
 pub mod schedule;
 mod vars;
 
@@ -54,6 +55,8 @@ pub struct Settings {
     pub lifecycle: LifecycleSettings,
     /// The garbage collector; `None` when it is off (`GC=off`, or with replicas).
     pub gc: Option<GcConfig>,
+    /// The retention policies the collector's runs apply; `None` when none are set.
+    pub retention: Option<crate::lifecycle::retention::RetentionConfig>,
 }
 
 impl Settings {
@@ -65,11 +68,12 @@ impl Settings {
         let replication = ReplicationSettings::read(&vars)?;
         let lifecycle = LifecycleSettings::read(&vars)?;
         let gc = gc::read(&vars, replication.is_some())?;
+        let retention = retention::read(&vars, gc.is_some())?;
         // The core enforces immutable tags on every push and delete.
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();
         // Retention runs only on one bucket; only there do pushes yield to it.
         registry.config.yield_to_retention = replication.is_none();
-        Ok(Settings { registry, access, replication, lifecycle, gc })
+        Ok(Settings { registry, access, replication, lifecycle, gc, retention })
     }
 }
 

@@ -14,8 +14,12 @@ pub enum ScheduledJob {
     /// Re-send replication changes pending for longer than this, and compare the replicas'
     /// content to enqueue whatever one of them misses.
     RepairReplicas { resend_after_ms: u64 },
-    /// One step of the garbage collector (starting a run when one is due).
-    CollectGarbage(crate::lifecycle::gc::GcConfig),
+    /// One step of the garbage collector (starting a run when one is due), whose runs
+    /// apply the retention policies first when some are set.
+    CollectGarbage {
+        gc: crate::lifecycle::gc::GcConfig,
+        retention: Option<crate::lifecycle::retention::RetentionConfig>,
+    },
 }
 
 impl Settings {
@@ -26,7 +30,7 @@ impl Settings {
             jobs.push(ScheduledJob::RepairReplicas { resend_after_ms: replication.resend_after_ms });
         }
         if let Some(gc) = self.gc {
-            jobs.push(ScheduledJob::CollectGarbage(gc));
+            jobs.push(ScheduledJob::CollectGarbage { gc, retention: self.retention.clone() });
         }
         jobs
     }
@@ -45,7 +49,10 @@ mod tests {
     fn one_bucket_expires_uploads_then_collects_garbage() {
         let jobs = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC_GRACE_SECONDS", "60")]).scheduled_jobs();
         let gc = crate::lifecycle::gc::GcConfig { grace_ms: 60_000, calls_per_step: 40, interval_ms: 60_000 };
-        assert_eq!(jobs, vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }, ScheduledJob::CollectGarbage(gc)]);
+        assert_eq!(
+            jobs,
+            vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }, ScheduledJob::CollectGarbage { gc, retention: None }]
+        );
         let off = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC", "off")]).scheduled_jobs();
         assert_eq!(off, vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }]);
     }

@@ -305,6 +305,22 @@ pub fn repository_manifests_prefix(repo: &RepositoryName) -> String {
     format!("{}/_manifests/", repository(repo))
 }
 
+/// R2: prefix of every referrer entry of a repository, read by retention to learn which
+/// manifests refer to which.
+pub fn repository_referrers_prefix(repo: &RepositoryName) -> String {
+    format!("{}/_referrers/", repository(repo))
+}
+
+/// The subject and the referrer a referrer entry ([`referrer`]) names; `None` for any
+/// other key.
+pub fn referrer_pair_of(key: &str) -> Option<(Digest, Digest)> {
+    let (_, tail) = key.strip_prefix("repositories/")?.rsplit_once("/_referrers/")?;
+    let parts: Vec<&str> = tail.split('/').collect();
+    let [subject_algorithm, subject_hex, algorithm, hex] = parts[..] else { return None };
+    let subject = format!("{subject_algorithm}:{subject_hex}").parse().ok()?;
+    Some((subject, format!("{algorithm}:{hex}").parse().ok()?))
+}
+
 /// The digest a repository's blob or manifest link names; `None` for any other key.
 pub fn linked_digest_of(key: &str) -> Option<Digest> {
     let rest = key.strip_prefix("repositories/")?;
@@ -344,6 +360,10 @@ mod tests {
         assert_eq!(legacy_assembled_blob(&u()), format!("blobs/multipart/{U}"));
         assert_eq!(legacy_upload_tail(&u()), format!("uploads/{U}/tail"));
         assert_eq!(upload_prefix(&u()), format!("uploads/{U}/"));
+        assert_eq!(repository_referrers_prefix(&repo), "repositories/team/app/_referrers/");
+        let subject: Digest = format!("sha256:{}", "cd".repeat(32)).parse().unwrap();
+        assert_eq!(referrer_pair_of(&referrer(&repo, &subject, &d())), Some((subject, d())));
+        assert_eq!(referrer_pair_of(&tag(&repo, &Tag::parse("t").unwrap())), None);
         assert_eq!(session_of(&legacy_assembled_blob(&u())), Some(u()));
         assert_eq!(session_of(&upload_tail(&u(), 2)), Some(u()));
         assert_eq!(upload_state(&u()), format!("uploads/{U}/state"));

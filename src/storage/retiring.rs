@@ -46,7 +46,7 @@ pub fn is_marker(metadata: &Metadata) -> bool {
 }
 
 /// Whether a marker is still held by the step that wrote it, at `now_ms`.
-fn is_held(metadata: &Metadata, now_ms: u64) -> bool {
+pub fn is_held(metadata: &Metadata, now_ms: u64) -> bool {
     // A marker whose time is unreadable was not written by this protocol: nobody holds it.
     RETIRING_AT.get(metadata).is_some_and(|at| now_ms < at.saturating_add(MAX_HOLD_MS + CLOCK_SKEW_MS))
 }

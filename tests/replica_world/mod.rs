@@ -144,7 +144,8 @@ impl World {
         let store = self.client(from, pin);
         let ids = replica_pinned_ids(&store, Box::new(SharedIds(self.ids.clone())));
         let immutable_tags = self.immutable_tags.borrow().clone();
-        let config = Config { part_size: 5 * MIB as u64, immutable_tags, yield_to_retention: false, ..Config::default() };
+        let config =
+            Config { part_size: 5 * MIB as u64, immutable_tags, yield_to_retention: false, ..Config::default() };
         Registry::new(store, self.meta.clone(), Box::new(Fixed(self.clock.get())), Box::new(ids), config)
     }
 

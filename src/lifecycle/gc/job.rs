@@ -5,6 +5,7 @@
 //! the one that loses did idempotent work, which the next step repeats or skips.
 
 use super::meter::Meter;
+use crate::lifecycle::retention::work::{Cursor, RetentionReport};
 use crate::storage::{keys, BlobStore, MetaStore, Metadata, PutIf, StorageError, StorageResult};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,9 @@ pub const RECENT_MARKS: usize = 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "kebab-case")]
 pub enum Phase {
+    /// Applying the retention policies (only when `RETENTION` is set), before the mark so
+    /// that what they delete is collected by the same runs.
+    Retain(Box<Cursor>),
     /// Marking what every repository reaches: `repo` is the one in progress (`None`
     /// before the first), `after` the last of its manifest links visited.
     Mark { repo: Option<String>, after: Option<String> },
@@ -103,19 +107,21 @@ pub struct Report {
     /// parse, an index nested too deep): then nothing is condemned or deleted.
     #[serde(default)]
     pub incomplete: Option<String>,
+    /// What the retention policies deleted (or, not applied, would delete); `None` when
+    /// none are set.
+    #[serde(default)]
+    pub retention: Option<RetentionReport>,
 }
 
 impl Job {
-    pub fn new(run: u64, dry_run: bool, grace_ms: u64) -> Job {
-        Job {
-            run,
-            dry_run,
-            grace_ms,
-            phase: Phase::Mark { repo: None, after: None },
-            tasks: Vec::new(),
-            recent: Vec::new(),
-            report: Report::default(),
-        }
+    /// A run starting at `run`; with `retention`, it applies the policies first.
+    pub fn new(run: u64, dry_run: bool, grace_ms: u64, retention: bool) -> Job {
+        let phase = match retention {
+            true => Phase::Retain(Box::default()),
+            false => Phase::Mark { repo: None, after: None },
+        };
+        let report = Report { retention: retention.then(RetentionReport::default), ..Report::default() };
+        Job { run, dry_run, grace_ms, phase, tasks: Vec::new(), recent: Vec::new(), report }
     }
 
     pub fn is_done(&self) -> bool {

@@ -2,7 +2,9 @@
 //! stops before the platform's per-invocation limit (1,000 calls to Cloudflare services on
 //! a Paid plan): the collector reaches storage only through a [`Meter`].
 
-use crate::storage::{content_state, BlobStore, ListPage, MetaStore, Metadata, ObjectInfo, PutIf, StorageResult};
+use crate::storage::{
+    content_state, retiring, BlobStore, ListPage, MetaStore, Metadata, ObjectInfo, PutIf, StorageResult,
+};
 use std::cell::Cell;
 
 /// The stores of one step, with a count of the calls made through them and the budget.
@@ -102,6 +104,18 @@ impl<'a, B: BlobStore, M: MetaStore> Meter<'a, B, M> {
     pub async fn kill(&self, content: &str, etag: &str) -> StorageResult<bool> {
         self.count(1);
         content_state::kill(self.blobs, content, etag).await
+    }
+
+    /// `storage::retiring::retire`: swaps the version `etag` of `key` for a marker.
+    pub async fn retire(&self, key: &str, etag: &str, now: u64) -> StorageResult<bool> {
+        self.count(1);
+        retiring::retire(self.blobs, key, etag, now).await
+    }
+
+    /// `storage::retiring::release`: deletes the marker this step wrote.
+    pub async fn release(&self, key: &str) -> StorageResult<()> {
+        self.count(1);
+        retiring::release(self.blobs, key).await
     }
 
     pub async fn forget(&self, content: &str) -> StorageResult<()> {
