@@ -5,7 +5,8 @@ keep and one to delete, skopeo copies the kept one to a second repository; after
 delete, a first run condemns only the deleted image's content, a second run a grace
 period later deletes it (the local R2 state shrinks by at least its layer) while a docker
 push runs alongside; every remaining image still pulls with the same digests, and the
-collected layer can be pushed again.
+collected layer can be pushed again. Retention (RETENTION for `retained/*`, keep the newest
+tag, RETENTION_MODE=apply) reports first in a dry run, then deletes in a real one.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from test_docker import build, dockerd, front_for, push  # noqa: F401 (dockerd i
 
 GRACE_S = 3
 CRON = "/__scheduled?cron=17+*+*+*+*"
+RETENTION = '[{"repositories": "retained/*", "keep_last": 1, "untagged_older_than_days": 0}]'
 
 
 @pytest.fixture(scope="module")
 def gc_registry(pytestconfig, tmp_path_factory):
     env_file = tmp_path_factory.mktemp("gc") / "gc.dev.vars"
-    env_file.write_text(f"GC_GRACE_SECONDS={GRACE_S}\nGC_INTERVAL_SECONDS=0\nGC_CALLS_PER_STEP=40\n")
+    env_file.write_text(f"GC_GRACE_SECONDS={GRACE_S}\nGC_INTERVAL_SECONDS=0\nGC_CALLS_PER_STEP=40\n"
+                        f"RETENTION='{RETENTION}'\nRETENTION_MODE=apply\n")
     yield from _serve(pytestconfig, Registry(extra_args=["--env-file", str(env_file)]))
 
 
@@ -174,3 +177,39 @@ def test_scripts_gc_dry_run_reports_and_deletes_nothing(gc_registry, http, repo)
     status = subprocess.run([str(REPO_ROOT / "scripts" / "gc"), "--status"], env=env, check=True,
                             capture_output=True, timeout=60).stdout.decode()
     assert "(dry)" in status and "'phase': 'done'" in status, status
+
+
+def test_retention_reports_in_a_dry_run_then_deletes_old_tags_and_their_manifests(
+        dockerd, gc_registry, host, http, repo, tmp_path):
+    name = f"retained/{repo}"
+    images = {}
+    for tag in ("a", "b", "c"):
+        (tmp_path / tag).mkdir()
+        image_id = build(dockerd, tmp_path / tag, f"{host}/{name}:{tag}", layer_bytes=64 * 1024)
+        images[tag] = (image_id, push(dockerd, f"{host}/{name}:{tag}")[0])
+    time.sleep(GRACE_S + 1)  # every tag and manifest past the grace period
+
+    env = {**os.environ, "REGISTRY": gc_registry.url}
+    gc = str(REPO_ROOT / "scripts" / "gc")
+    out = subprocess.run([gc, "--dry-run"], env=env, check=True, capture_output=True, timeout=300).stdout.decode()
+    assert "would delete (RETENTION_MODE dry-run, or a dry run): 2 tags, 2 manifests" in out, out
+    assert f"- {name}:a" in out and f"- {name}:b" in out, out
+    assert http.get(f"/v2/{name}/tags/list").json()["tags"] == ["a", "b", "c"], "a dry run deletes nothing"
+
+    real = collect_by_cron(http)
+    retention = real["report"]["retention"]
+    print(f"\nretention e2e: {retention}")
+    assert retention["applied"] and retention["changed"] == 0, retention
+    assert (retention["tags_deleted"], retention["manifests_deleted"]) == (2, 2), retention
+    assert http.get(f"/v2/{name}/tags/list").json()["tags"] == ["c"]
+    for tag in ("a", "b"):
+        assert http.get(f"/v2/{name}/manifests/{images[tag][1]}").status_code == 404
+    assert real["report"]["condemned"]["items"] >= 6, real["report"]  # a's and b's manifests, configs, layers
+
+    # The kept tag still pulls as pushed; a deleted tag can be pushed again.
+    dockerd.docker("rmi", f"{host}/{name}:c")
+    dockerd.docker("pull", f"{host}/{name}:c")
+    assert dockerd.docker("image", "inspect", "--format", "{{.Id}}", f"{host}/{name}:c").stdout.decode().strip() \
+        == images["c"][0]
+    assert push(dockerd, f"{host}/{name}:a")[0] == images["a"][1]
+    assert http.head(f"/v2/{name}/manifests/a").status_code == 200
