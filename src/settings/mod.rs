@@ -68,7 +68,7 @@ impl Settings {
         let replication = ReplicationSettings::read(&vars)?;
         let lifecycle = LifecycleSettings::read(&vars)?;
         let gc = gc::read(&vars, replication.is_some())?;
-        let retention = retention::read(&vars, gc.is_some())?;
+        let retention = retention::read(&vars, gc.is_some(), replication.is_some())?;
         // The core enforces immutable tags on every push and delete.
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();
         // Retention runs only on one bucket; only there do pushes yield to it.

@@ -14,8 +14,9 @@ pub const RETENTION_MODE: &str = "RETENTION_MODE";
 const MODE_HINT: &str = "set dry-run (report only, the default) or apply (delete)";
 
 /// Reads the retention settings; `None` when no policy is set. `collecting`: whether the
-/// garbage collector runs (retention is one of its phases).
-pub fn read(vars: &Vars, collecting: bool) -> Result<Option<RetentionConfig>, SettingsError> {
+/// garbage collector runs (retention is one of its phases); `replicated`: whether
+/// `REPLICAS` is set (retention does not run there: pushes write tags plainly).
+pub fn read(vars: &Vars, collecting: bool, replicated: bool) -> Result<Option<RetentionConfig>, SettingsError> {
     let apply = match vars.text(RETENTION_MODE).as_deref() {
         None | Some("dry-run") => false,
         Some("apply") => true,
@@ -29,6 +30,13 @@ pub fn read(vars: &Vars, collecting: bool) -> Result<Option<RetentionConfig>, Se
             policy.repositories.as_str()
         );
         return Err(SettingsError::new(RETENTION, problem));
+    }
+    if replicated {
+        return Err(SettingsError::new(
+            RETENTION,
+            "retention policies do not run with REPLICAS yet (a push to any replica would have to yield to them); \
+             remove RETENTION or REPLICAS",
+        ));
     }
     if !collecting {
         return Err(SettingsError::new(
@@ -46,7 +54,7 @@ mod tests {
     use crate::settings::vars::lookup_in;
 
     fn parse(pairs: &[(&str, &str)], collecting: bool) -> Result<Option<RetentionConfig>, SettingsError> {
-        read(&Vars::new(&lookup_in(pairs)), collecting)
+        read(&Vars::new(&lookup_in(pairs)), collecting, false)
     }
 
     const POLICY: &str = r#"[{"repositories": "ci/*", "keep_last": 3}]"#;
@@ -79,5 +87,7 @@ mod tests {
             assert_eq!(e.var, var, "{pairs:?}");
             assert!(e.problem.contains(says), "{pairs:?}: {e}");
         }
+        let replicated = read(&Vars::new(&lookup_in(&[(RETENTION, POLICY)])), true, true).unwrap_err();
+        assert!(replicated.problem.contains("REPLICAS"), "{replicated}");
     }
 }
