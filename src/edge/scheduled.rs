@@ -7,7 +7,7 @@ use super::r2::R2Store;
 use super::replication::{self, WorkerQueue};
 use super::settings::configured;
 use crate::lifecycle::gc::Collector;
-use crate::registry::Registry;
+use crate::registry::{Registry, StepBudget};
 use crate::replication::repair::repair;
 use crate::replication::Replicated;
 use crate::settings::{ScheduledJob, Settings};
@@ -64,6 +64,13 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                 ),
                 Err(e) => worker::console_error!("expiring uploads failed: {e}"),
             },
+            ScheduledJob::DeleteRepositories { calls_per_step } => {
+                match registry.step_repository_deletions(StepBudget::calls(calls_per_step)).await {
+                    Ok(r) if r.stepped == 0 && r.failed == 0 => {}
+                    Ok(r) => worker::console_log!("repository deletes: {r:?}"),
+                    Err(e) => worker::console_error!("repository deletes not stepped (the next run retries): {e}"),
+                }
+            }
             ScheduledJob::CollectGarbage(config) => {
                 let collector = Collector::new(registry.blob_store(), registry.meta_store(), config);
                 match collector.tick(registry.now_millis()).await {

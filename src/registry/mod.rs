@@ -25,7 +25,10 @@ pub use expiry::ExpiryReport;
 pub use immutable::{ImmutableRefusal, ImmutableRule, ImmutableTags, Refused};
 pub use listing::Page;
 pub use manifests::{ManifestContent, PushedManifest};
-pub use repository_delete::{RepositoryDeletion, REPOSITORY_DELETE_BUDGET};
+pub use repository_delete::{
+    DeletionState, DeletionsReport, RepositoryDeletion, StepBudget, PUSH_QUIET_MS, REPOSITORY_DELETE_CALLS_PER_STEP,
+    STEP_DEADLINE_MS,
+};
 pub use uploads::UploadProgress;
 
 use crate::storage::{BlobStore, MetaStore};
@@ -59,6 +62,10 @@ pub struct Config {
     pub max_manifest_references: usize,
     /// Tags that never move and are never deleted (`IMMUTABLE_TAGS`); none by default.
     pub immutable_tags: ImmutableTags,
+    /// Whether repositories may be deleted (`DELETE /admin/repositories/<name>`), and so
+    /// whether pushes read a repository's deletion record (one `HEAD` as they start, two
+    /// for a manifest); off with replicas, where repository delete is not offered.
+    pub repository_deletes: bool,
 }
 
 /// The default [`Config::max_manifest_references`].
@@ -72,6 +79,7 @@ impl Default for Config {
             max_request_bytes: None,
             max_manifest_references: DEFAULT_MAX_MANIFEST_REFERENCES,
             immutable_tags: ImmutableTags::default(),
+            repository_deletes: true,
         }
     }
 }

@@ -67,6 +67,8 @@ impl Settings {
         let gc = gc::read(&vars, replication.is_some())?;
         // The core enforces immutable tags on every push and delete.
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();
+        // Repository delete is offered with one bucket only (README, Garbage collection).
+        registry.config.repository_deletes = replication.is_none();
         Ok(Settings { registry, access, replication, lifecycle, gc })
     }
 }

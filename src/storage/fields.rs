@@ -148,6 +148,14 @@ pub const GC_STATE: TextField = TextField("gc-state");
 /// it may delete the content only once a later run's mark started a grace period after.
 pub const GC_CONDEMNED_AT: NumberField = NumberField("condemned-at");
 
+/// On a repository deletion's record
+/// ([`keys::repository_deletion`](super::keys::repository_deletion)): `deleting` or `done`,
+/// as in its body; read by every push into the repository (a `HEAD`).
+pub const DELETION_STATE: TextField = TextField("deletion-state");
+
+/// On a finished repository deletion's record: when it finished (ms since the epoch).
+pub const DELETION_FINISHED_AT: NumberField = NumberField("finished-at");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +174,7 @@ mod tests {
             (MARKER_KIND, "kind"),
             (TOMBSTONE_KEY, "key"),
             (GC_STATE, "gc-state"),
+            (DELETION_STATE, "deletion-state"),
         ];
         for (field, name) in text {
             assert_eq!(field.name(), name);
@@ -179,6 +188,7 @@ mod tests {
             (MARKER_SENT_AT, "sent-at"),
             (TOMBSTONE_DELETED_AT, "deleted-at"),
             (GC_CONDEMNED_AT, "condemned-at"),
+            (DELETION_FINISHED_AT, "finished-at"),
         ];
         for (field, name) in numbers {
             assert_eq!(field.name(), name);
