@@ -12,7 +12,7 @@ use super::table::{op, RouteSection, Services};
 use super::{HandlerResult, Reply};
 use crate::auth::TokenStore;
 use crate::oci::{ErrorCode, RepositoryName};
-use crate::registry::{StepBudget, REPOSITORY_DELETE_CALLS_PER_STEP};
+use crate::registry::StepBudget;
 use crate::replication::admin::ReplicationAdmin;
 use crate::storage::{BlobStore, MetaStore};
 use http::{Method, StatusCode};
@@ -57,7 +57,7 @@ fn location(repo: &RepositoryName) -> String {
 /// `DELETE`: records the deletion (or joins it) and steps it once.
 async fn delete<B: BlobStore, M: MetaStore, T, A, S>(s: &Services<'_, B, M, T, A>, p: &Params) -> HandlerResult<S> {
     let repo = repository(p)?;
-    let budget = StepBudget::calls(REPOSITORY_DELETE_CALLS_PER_STEP);
+    let budget = StepBudget::calls(s.registry.config().repository_delete_calls_per_step);
     let deletion = s.registry.delete_repository(&repo, budget).await?;
     let status = if deletion.is_done() { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok(Reply::new(status)

@@ -7,7 +7,7 @@
 //! One section per feature, each in its own submodule with the vars it reads:
 //!
 //! - [`registry`]: the registry core (`MAX_REQUEST_BODY_MB`, `MAX_MANIFEST_REFERENCES`,
-//!   `UPLOAD_EXPIRY_SECONDS`);
+//!   `UPLOAD_EXPIRY_SECONDS`, `REPOSITORY_DELETE_CALLS_PER_STEP`);
 //! - [`access`]: access control (`AUTH_USERS`, `AUTH_ANONYMOUS`, `AUTH_TOKEN_SECRET`,
 //!   `AUTH_SERVICE`); off (the registry runs open) without users or anonymous grants;
 //! - [`replication`]: geo-replication (`REPLICAS` and its tuning vars); off without `REPLICAS`;

@@ -29,7 +29,7 @@ impl Settings {
             jobs.push(ScheduledJob::RepairReplicas { resend_after_ms: replication.resend_after_ms });
         }
         if self.registry.config.repository_deletes {
-            let calls_per_step = crate::registry::REPOSITORY_DELETE_CALLS_PER_STEP;
+            let calls_per_step = self.registry.config.repository_delete_calls_per_step;
             jobs.push(ScheduledJob::DeleteRepositories { calls_per_step });
         }
         if let Some(gc) = self.gc {

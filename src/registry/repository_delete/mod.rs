@@ -25,9 +25,12 @@ use crate::oci::{RepositoryName, Tag};
 use crate::storage::{keys, limits, BlobStore, MetaStore, Metadata, PutIf};
 use record::Stored;
 
-/// The storage calls one step makes at most, by default (the Free plan allows 50 per
-/// invocation; each call deletes up to 1,000 keys).
+/// The default `Config::repository_delete_calls_per_step` (the Free plan allows 50 calls
+/// per invocation; each call deletes up to 1,000 keys).
 pub const REPOSITORY_DELETE_CALLS_PER_STEP: u64 = 40;
+
+/// The fewest calls a step may be given: the fewest worth a step (`MIN_STEP_CALLS`).
+pub const MIN_REPOSITORY_DELETE_CALLS_PER_STEP: u64 = MIN_STEP_CALLS;
 
 /// A step makes no delete later than this after it read the record as deleting.
 pub const STEP_DEADLINE_MS: u64 = 60_000;
