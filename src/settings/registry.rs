@@ -25,7 +25,7 @@ const BODY_HINT: &str = "set your plan's request body limit (100 on Free and Pro
                          Enterprise), or 0 for none";
 const REFERENCES_HINT: &str = "set the most blobs and child manifests one manifest may reference, or 0 for the \
                                default (400)";
-const DELETE_CALLS_HINT: &str = "set the most storage calls one step of a repository deletion makes: at least 6, \
+const DELETE_CALLS_HINT: &str = "set the most storage calls one step of a repository deletion makes: at least 7, \
                                  40 (the default) on the Free plan, up to 900 on a Paid one";
 const EXPIRY_HINT: &str = "set how long an upload session may stay idle, e.g. 86400 for a day (the default)";
 
@@ -119,11 +119,15 @@ mod tests {
     }
 
     #[test]
-    fn a_repository_deletion_step_has_a_budget_of_at_least_six_calls() {
+    fn a_repository_deletion_step_has_a_budget_of_at_least_seven_calls() {
         assert_eq!(read(&[]).unwrap().config.repository_delete_calls_per_step, 40);
         let set = read(&[(REPOSITORY_DELETE_CALLS_PER_STEP, "900")]).unwrap();
         assert_eq!(set.config.repository_delete_calls_per_step, 900);
-        let few = read(&[(REPOSITORY_DELETE_CALLS_PER_STEP, "5")]).unwrap_err();
+        assert_eq!(
+            read(&[(REPOSITORY_DELETE_CALLS_PER_STEP, "7")]).unwrap().config.repository_delete_calls_per_step,
+            7
+        );
+        let few = read(&[(REPOSITORY_DELETE_CALLS_PER_STEP, "6")]).unwrap_err();
         assert_eq!(few.var, REPOSITORY_DELETE_CALLS_PER_STEP);
         assert!(few.problem.contains("too few"), "{few}");
     }

@@ -1,10 +1,12 @@
 """Repository delete end to end: an instance of its own with the smallest step budget
-(REPOSITORY_DELETE_CALLS_PER_STEP=6: about 2,000 keys per request, 1,000 per cron
-invocation) and an immutable-tag rule. A repository of 2,200 tags is deleted as a job:
+(REPOSITORY_DELETE_CALLS_PER_STEP=7: two pages of keys per request, one per cron
+invocation; the local R2 lists 100 keys a page with their metadata) and an immutable-tag
+rule. A repository of 440 tags is deleted as a job:
 the DELETE answers 202 with the status's Location, pushes into it are refused while it
 runs, the cron trigger (/__scheduled) finishes it over several invocations, and the
-status shows it done. The README's backup recipe (skopeo copy --all to an OCI layout,
-then back) restores a deleted image with the same digest. A repository holding an
+status shows it done. The README's backup recipes (skopeo copy --all to an OCI layout and
+back; skopeo sync of a repository to directories and back) restore a deleted image with
+the same digest. A repository holding an
 immutable tag is refused.
 """
 
@@ -23,15 +25,15 @@ from helpers import (
 from test_docker import front_for
 
 CRON = "/__scheduled?cron=17+*+*+*+*"
-TAGS = 2200
-TAGS_PER_PUT = 200
+TAGS = 440  # five PUTs of 88
+TAGS_PER_PUT = 88  # each answered with an OCI-Tag header: under http.client's 100
 
 
 @pytest.fixture(scope="module")
 def delete_registry(pytestconfig, tmp_path_factory):
     env_file = tmp_path_factory.mktemp("repodelete") / "repodelete.dev.vars"
     rules = '[{"repositories": "*/locked", "tags": ["v*"]}]'
-    env_file.write_text(f"REPOSITORY_DELETE_CALLS_PER_STEP=6\nIMMUTABLE_TAGS='{rules}'\n")
+    env_file.write_text(f"REPOSITORY_DELETE_CALLS_PER_STEP=7\nIMMUTABLE_TAGS='{rules}'\n")
     yield from _serve(pytestconfig, Registry(extra_args=["--env-file", str(env_file)]))
 
 
@@ -49,7 +51,8 @@ def deletion(http, repo: str) -> dict:
 def test_a_big_repository_is_deleted_as_a_job_the_cron_trigger_finishes(http, repo):
     img = push_image(http, repo, "v1")
     for start in range(0, TAGS, TAGS_PER_PUT):
-        tags = [("tag", f"t{i:05}") for i in range(start, start + TAGS_PER_PUT)]
+        # Named after v1, which the first step deletes (tags go in key order).
+        tags = [("tag", f"x{i:05}") for i in range(start, start + TAGS_PER_PUT)]
         push_manifest(http, repo, img["digest"], img["manifest"], OCI_MANIFEST, params=tags)
     assert deletion(http, repo)["state"] == "never-deleted"
 
@@ -67,7 +70,7 @@ def test_a_big_repository_is_deleted_as_a_job_the_cron_trigger_finishes(http, re
     while deletion(http, repo)["state"] != "done":
         assert http.get(CRON).status_code == 200
         invocations += 1
-        assert invocations < 20, deletion(http, repo)
+        assert invocations < 60, deletion(http, repo)
     assert invocations >= 2, "the cron trigger continued it over several invocations"
     done = deletion(http, repo)
     assert done["started_at"] == job["started_at"] and done["finished_at"] >= done["started_at"], done
@@ -109,15 +112,28 @@ def test_the_readme_backup_restores_a_deleted_image_with_its_digest(delete_regis
         img = push_image(http, f"{repo}/app", "1.0")
         backup = tmp_path / "backup"
         # The README's commands: back up every tag to an OCI layout, delete, restore.
-        skopeo("copy", "--all", "--src-tls-verify=false", f"docker://{front.host}/{repo}/app:1.0",
+        skopeo("copy", "--all", "--preserve-digests", "--src-tls-verify=false", f"docker://{front.host}/{repo}/app:1.0",
                f"oci:{backup}:1.0")
-        expect_status(http.delete(f"/admin/repositories/{repo}/app"), 200)
+        expect_status(http.delete(f"/admin/repositories/{repo}/app"), 200, 202)
+        for _ in range(10):
+            if deletion(http, f"{repo}/app")["state"] == "done":
+                break
+            assert http.get(CRON).status_code == 200
         assert_error(get_manifest(http, f"{repo}/app", "1.0"), 404, "MANIFEST_UNKNOWN")
         # Into another name: the deleted one refuses pushes for a few minutes.
-        skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{backup}:1.0",
+        skopeo("copy", "--all", "--preserve-digests", "--dest-tls-verify=false", f"oci:{backup}:1.0",
                f"docker://{front.host}/{repo}/restored:1.0")
         restored = expect_status(get_manifest(http, f"{repo}/restored", "1.0"), 200)
         assert restored.headers["Docker-Content-Digest"] == img["digest"]
         assert restored.content == img["manifest"]
+        # Every tag of a repository: skopeo sync to one directory per tag, and back.
+        synced = tmp_path / "synced"
+        skopeo("sync", "--all", "--preserve-digests", "--src", "docker", "--dest", "dir",
+               "--src-tls-verify=false", f"{front.host}/{repo}/restored", str(synced))
+        assert [p.name for p in synced.iterdir()] == ["restored:1.0"]
+        skopeo("sync", "--all", "--preserve-digests", "--src", "dir", "--dest", "docker",
+               "--dest-tls-verify=false", str(synced / "restored:1.0"), f"{front.host}/{repo}/synced")
+        again = expect_status(get_manifest(http, f"{repo}/synced/restored", "1.0"), 200)
+        assert again.headers["Docker-Content-Digest"] == img["digest"]
     finally:
         front.close()

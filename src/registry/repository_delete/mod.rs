@@ -17,6 +17,7 @@ mod step;
 pub use fence::PUSH_QUIET_MS;
 pub use record::{DeletionState, RepositoryDeletion};
 pub use step::StepBudget;
+use step::MIN_STEP_CALLS;
 
 use super::error::{RegistryError, RegistryResult};
 use super::immutable::{ImmutableRefusal, Refused};
@@ -29,8 +30,9 @@ use record::Stored;
 /// per invocation; each call deletes up to 1,000 keys).
 pub const REPOSITORY_DELETE_CALLS_PER_STEP: u64 = 40;
 
-/// The fewest calls a step may be given: the fewest worth a step (`MIN_STEP_CALLS`).
-pub const MIN_REPOSITORY_DELETE_CALLS_PER_STEP: u64 = MIN_STEP_CALLS;
+/// The fewest calls `Config::repository_delete_calls_per_step` may be: the cron trigger's
+/// pass lists the markers, makes a step that progresses, and removes a finished marker.
+pub const MIN_REPOSITORY_DELETE_CALLS_PER_STEP: u64 = MIN_STEP_CALLS + 2;
 
 /// A step makes no delete later than this after it read the record as deleting.
 pub const STEP_DEADLINE_MS: u64 = 60_000;
@@ -46,10 +48,6 @@ pub struct DeletionsReport {
     /// Deletions whose step failed (a storage error): the next run retries them.
     pub failed: u64,
 }
-
-/// The fewest calls worth a step: the record's read and save, a listing and a delete, and
-/// the marker's removal.
-const MIN_STEP_CALLS: u64 = 6;
 
 impl StepBudget {
     /// `calls` per step, in pages of R2's listing limit.
@@ -128,7 +126,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let page = self.blobs.list(keys::PENDING_DELETIONS_PREFIX, None, limits::R2_MAX_LIST).await?;
         for marker in page.keys {
             let left = calls.saturating_sub(report.calls);
-            if left < MIN_STEP_CALLS {
+            // A step that progresses, and the removal of its marker.
+            if left < MIN_STEP_CALLS + 1 {
                 break;
             }
             let budget = StepBudget { calls: left, ..budget };

@@ -33,8 +33,13 @@ pub struct Stepped {
     pub removed: u64,
 }
 
-/// The calls a step keeps for reading and saving the record.
-const RECORD_CALLS: u64 = 2;
+/// The calls an iteration of a step needs room for: a listing, a delete, and the save
+/// that ends the step.
+const ITERATION_CALLS: u64 = 3;
+
+/// The fewest calls a step that makes progress needs: the record's read, a listing of the
+/// tags, then of the rest, a delete, the save.
+pub const MIN_STEP_CALLS: u64 = 5;
 
 /// How many times a step whose save lost to another step's re-reads and merges.
 const SAVE_TRIES: usize = 3;
@@ -55,7 +60,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let in_time = || self.clock.now_millis() < started.saturating_add(STEP_DEADLINE_MS);
         let (mut calls, mut removed, mut done) = (1u64, 0u64, false);
         let mut tags_left = true;
-        while calls + RECORD_CALLS < budget.calls && in_time() {
+        while calls + ITERATION_CALLS <= budget.calls && in_time() {
             let prefix = if tags_left { keys::tags_prefix(repo) } else { keys::repository_own_prefix(repo) };
             let page = self.blobs.list(&prefix, None, budget.page).await?;
             calls += 1;
