@@ -16,7 +16,7 @@ use edge_registry::api::table::{sections, Handler, RouteSection};
 use edge_registry::api::{self, Services};
 use edge_registry::auth::{Action, Auth, BlobTokenStore};
 use edge_registry::lifecycle::gc::GcConfig;
-use edge_registry::registry::RequestBody;
+use edge_registry::registry::{Config, RequestBody};
 use edge_registry::replication::admin::{FaultPlan, RepairReport, ReplicaStatus, ReplicationAdmin};
 use edge_registry::storage::memory::MemoryBlobStore;
 use edge_registry::storage::memory_kv::MemoryMetaStore;
@@ -269,9 +269,9 @@ fn bad_path_parameters_get_their_specific_errors_before_any_access_check() {
 #[test]
 fn a_feature_that_is_off_answers_404_on_its_routes_and_405_on_other_methods() {
     let auth = auth();
-    let reg = seeded();
+    let (seeded, no_deletes) = (seeded(), registry_with(Config { repository_deletes: false, ..Config::default() }));
     let table = sections::<MemoryBlobStore, MemoryMetaStore, BlobTokenStore<'_, MemoryBlobStore>, SomeReplication>();
-    let tokens = BlobTokenStore::new(reg.blob_store());
+    let tokens = BlobTokenStore::new(seeded.blob_store());
     let mut checked = 0;
     for section in &table {
         let Some(feature) = &section.feature else { continue };
@@ -280,10 +280,13 @@ fn a_feature_that_is_off_answers_404_on_its_routes_and_405_on_other_methods() {
             "access control" => Setup { auth: None, replication: Some(&SomeReplication), gc: GC_ON },
             "replication" => Setup { auth: Some(&auth), replication: None, gc: GC_ON },
             "garbage collection" => Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: None },
+            // Off in the registry's config (the settings turn it off with replicas).
+            "repository delete" => Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: GC_ON },
             other => panic!("feature {other:?}: add how to turn it off to this test"),
         };
+        let reg = if feature.name == "repository delete" { &no_deletes } else { &seeded };
         let services = Services {
-            registry: &reg,
+            registry: reg,
             auth: setup.auth,
             tokens: &tokens,
             replication: setup.replication,
@@ -295,7 +298,7 @@ fn a_feature_that_is_off_answers_404_on_its_routes_and_405_on_other_methods() {
             for shape in entry.paths {
                 let path = sample(shape, "sha256:00");
                 for method in &METHODS {
-                    let a = send_to(&reg, setup, Some(&login("admin")), method, &path);
+                    let a = send_to(reg, setup, Some(&login("admin")), method, &path);
                     if entry.operation(method).is_ok() {
                         a.assert_error(404, "UNSUPPORTED");
                         assert_eq!(a.json()["errors"][0]["message"], feature.off, "{method} {path}");

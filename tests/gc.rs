@@ -302,7 +302,7 @@ fn a_deleted_repository_is_gone_and_its_bytes_are_collected_but_shared_ones_stay
 
     let gone = send(&reg, "DELETE", "/admin/repositories/team/app", &[], b"");
     assert_eq!(gone.status, 200, "{:?}", String::from_utf8_lossy(&gone.body));
-    assert_eq!(gone.json()["done"], true);
+    assert_eq!(gone.json()["state"], "done");
     assert_eq!(status(&reg, "/v2/team/app/manifests/v1"), 404);
     assert_eq!(status(&reg, &format!("/v2/team/app/blobs/{o}")), 404);
     assert_eq!(status(&reg, &format!("/v2/team/app/nested/manifests/{nested}")), 200, "a nested repository stays");

@@ -9,7 +9,7 @@ use super::settings::configured;
 use crate::lifecycle::gc::Collector;
 use crate::lifecycle::retention::Retainer;
 use crate::oci::{RepositoryName, Tag};
-use crate::registry::Registry;
+use crate::registry::{Registry, StepBudget};
 use crate::replication::repair::repair;
 use crate::replication::Replicated;
 use crate::settings::{ScheduledJob, Settings};
@@ -66,6 +66,13 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                 ),
                 Err(e) => worker::console_error!("expiring uploads failed: {e}"),
             },
+            ScheduledJob::DeleteRepositories { calls_per_step } => {
+                match registry.step_repository_deletions(StepBudget::calls(calls_per_step)).await {
+                    Ok(r) if r.stepped == 0 && r.failed == 0 => {}
+                    Ok(r) => worker::console_log!("repository deletes: {r:?}"),
+                    Err(e) => worker::console_error!("repository deletes not stepped (the next run retries): {e}"),
+                }
+            }
             ScheduledJob::CollectGarbage { gc, retention } => {
                 let immutable =
                     |repo: &RepositoryName, tag: &Tag| registry.config().immutable_tags.rule_for(repo, tag).is_some();

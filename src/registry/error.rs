@@ -38,6 +38,9 @@ pub enum RegistryError {
     BeingCollected(Digest),
     #[error("{0}")]
     Immutable(ImmutableRefusal),
+    /// A push into a repository being deleted (the message says which case and what to do).
+    #[error("{0}")]
+    RepositoryDeleting(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -129,8 +129,15 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         Ok((Assembled::Object(key), info.size == session.offset))
     }
 
-    /// Lets `repo` serve `digest`, and records the repository in the catalog.
+    /// Lets `repo` serve `digest`, and records the repository in the catalog; refused
+    /// while `repo` is being deleted (`repository_delete::fence`).
     pub(crate) async fn link_blob(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
+        self.enter_fence(repo).await?;
+        self.link_blob_unfenced(repo, digest).await
+    }
+
+    /// [`Self::link_blob`] within a fence the caller entered.
+    pub(crate) async fn link_blob_unfenced(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
         // The catalog entry first: the collector finds repositories through the catalog,
         // so no link may exist in one it cannot find.
         self.ensure_in_catalog(repo).await?;

@@ -5,7 +5,8 @@
 //! validation and indexing only. Writes go in an order that never lets a tag or index
 //! entry point at something not yet stored: bytes, repository link, referrer, tags.
 //! Tags and links are stamped with when they were pushed (`pushed-at`, for retention).
-//! Immutable tags (`immutable.rs`) are never moved or deleted.
+//! Immutable tags (`immutable.rs`) are never moved or deleted. A push into a repository
+//! being deleted is refused, before it writes and after (`repository_delete::fence`).
 
 use super::error::{RegistryError, RegistryResult};
 use super::Registry;
@@ -70,6 +71,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             }
             Reference::Tag(_) => crate::oci::Algorithm::Sha256.digest_of(&bytes),
         };
+        // Before anything it relies on is checked or written: see `repository_delete::fence`.
+        let fence = self.enter_fence(repo).await?;
         let (missing_empty_json, children) = self.check_references(repo, &parsed).await?;
         let tags = self.tags_to_write(repo, reference, extra_tags);
         self.refuse_moving_immutable_tags(repo, &tags, &digest).await?;
@@ -97,6 +100,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             let pointer = Metadata::from([TAG_DIGEST.entry(digest.to_string()), PUSHED_AT.entry(pushed_at)]);
             self.write_tag(repo, tag, &digest, pointer).await?;
         }
+        self.leave_fence(repo, fence).await?;
         Ok(PushedManifest { digest, subject: parsed.subject.map(|s| s.digest), tags })
     }
 
@@ -225,7 +229,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         if self.blobs.head(&key).await?.is_none() {
             self.blobs.put_bytes(&key, b"{}".to_vec(), Metadata::new()).await?;
         }
-        self.link_blob(repo, digest).await
+        // Within the manifest push's fence.
+        self.link_blob_unfenced(repo, digest).await
     }
 
     /// The tags of `repo` pointing at `digest`, as listed.

@@ -26,7 +26,10 @@ pub use expiry::ExpiryReport;
 pub use immutable::{ImmutableRefusal, ImmutableRule, ImmutableTags, Refused};
 pub use listing::Page;
 pub use manifests::{ManifestContent, PushedManifest};
-pub use repository_delete::{RepositoryDeletion, REPOSITORY_DELETE_BUDGET};
+pub use repository_delete::{
+    DeletionState, DeletionsReport, RepositoryDeletion, StepBudget, MIN_REPOSITORY_DELETE_CALLS_PER_STEP,
+    PUSH_QUIET_MS, REPOSITORY_DELETE_CALLS_PER_STEP, STEP_DEADLINE_MS,
+};
 pub use uploads::UploadProgress;
 
 use crate::storage::{BlobStore, MetaStore};
@@ -65,6 +68,13 @@ pub struct Config {
     /// retention does not run and a conditional put needs the home replica, false: they
     /// are written plainly.
     pub yield_to_retention: bool,
+    /// Whether repositories may be deleted (`DELETE /admin/repositories/<name>`), and so
+    /// whether pushes read a repository's deletion record (one `HEAD` as they start, two
+    /// for a manifest); off with replicas, where repository delete is not offered.
+    pub repository_deletes: bool,
+    /// The most storage calls one step of a repository deletion makes (a request's, or the
+    /// cron trigger's over all pending deletions); each deletes up to 1,000 keys.
+    pub repository_delete_calls_per_step: u64,
 }
 
 /// The default [`Config::max_manifest_references`].
@@ -79,6 +89,8 @@ impl Default for Config {
             max_manifest_references: DEFAULT_MAX_MANIFEST_REFERENCES,
             immutable_tags: ImmutableTags::default(),
             yield_to_retention: true,
+            repository_deletes: true,
+            repository_delete_calls_per_step: REPOSITORY_DELETE_CALLS_PER_STEP,
         }
     }
 }

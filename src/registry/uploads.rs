@@ -27,6 +27,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// failure is retried once with a fresh id, which the store may place elsewhere (with
     /// replicas: in the next healthy one, the failed one now being marked unhealthy).
     pub async fn start_upload(&self, repo: &RepositoryName, algorithm: Algorithm) -> RegistryResult<UploadProgress> {
+        // Refused early while the repository is being deleted (its link would be refused).
+        self.enter_fence(repo).await?;
         let mut session = self.new_session(repo, algorithm);
         if let Err(RegistryError::Storage(StorageError::Backend(_))) = session.create(&self.blobs, self.now()).await {
             session = self.new_session(repo, algorithm);

@@ -7,7 +7,7 @@
 //! One section per feature, each in its own submodule with the vars it reads:
 //!
 //! - [`registry`]: the registry core (`MAX_REQUEST_BODY_MB`, `MAX_MANIFEST_REFERENCES`,
-//!   `UPLOAD_EXPIRY_SECONDS`);
+//!   `UPLOAD_EXPIRY_SECONDS`, `REPOSITORY_DELETE_CALLS_PER_STEP`);
 //! - [`access`]: access control (`AUTH_USERS`, `AUTH_ANONYMOUS`, `AUTH_TOKEN_SECRET`,
 //!   `AUTH_SERVICE`); off (the registry runs open) without users or anonymous grants;
 //! - [`replication`]: geo-replication (`REPLICAS` and its tuning vars); off without `REPLICAS`;
@@ -73,6 +73,8 @@ impl Settings {
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();
         // Retention runs only on one bucket; only there do pushes yield to it.
         registry.config.yield_to_retention = replication.is_none();
+        // Repository delete is offered with one bucket only (README, Garbage collection).
+        registry.config.repository_deletes = replication.is_none();
         Ok(Settings { registry, access, replication, lifecycle, gc, retention })
     }
 }

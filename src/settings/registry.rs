@@ -1,9 +1,10 @@
 //! The registry core's settings: the plan's request body limit, how many references one
-//! manifest may have, and how long an idle upload session is kept.
+//! manifest may have, how long an idle upload session is kept, and how big a step of a
+//! repository deletion is.
 
 use super::vars::{scaled, Vars};
 use super::SettingsError;
-use crate::registry::{Config, DEFAULT_MAX_MANIFEST_REFERENCES};
+use crate::registry::{Config, DEFAULT_MAX_MANIFEST_REFERENCES, MIN_REPOSITORY_DELETE_CALLS_PER_STEP};
 
 /// Var: the plan's request body limit in MB (100 Free/Pro, 200 Business, 500 Enterprise);
 /// 0 or unset for none.
@@ -14,6 +15,8 @@ pub const MAX_REQUEST_BODY_MB: &str = "MAX_REQUEST_BODY_MB";
 pub const MAX_MANIFEST_REFERENCES: &str = "MAX_MANIFEST_REFERENCES";
 /// Var: seconds an upload session may stay idle before the scheduled job discards it.
 pub const UPLOAD_EXPIRY_SECONDS: &str = "UPLOAD_EXPIRY_SECONDS";
+/// Var: the most storage calls one step of a repository deletion makes.
+pub const REPOSITORY_DELETE_CALLS_PER_STEP: &str = "REPOSITORY_DELETE_CALLS_PER_STEP";
 
 /// The default [`RegistrySettings::upload_expiry_seconds`]: a day.
 pub const DEFAULT_UPLOAD_EXPIRY_SECONDS: u64 = 24 * 3600;
@@ -22,6 +25,8 @@ const BODY_HINT: &str = "set your plan's request body limit (100 on Free and Pro
                          Enterprise), or 0 for none";
 const REFERENCES_HINT: &str = "set the most blobs and child manifests one manifest may reference, or 0 for the \
                                default (400)";
+const DELETE_CALLS_HINT: &str = "set the most storage calls one step of a repository deletion makes: at least 7, \
+                                 40 (the default) on the Free plan, up to 900 on a Paid one";
 const EXPIRY_HINT: &str = "set how long an upload session may stay idle, e.g. 86400 for a day (the default)";
 
 /// The core's section.
@@ -47,8 +52,20 @@ impl RegistrySettings {
         let upload_expiry_seconds =
             vars.number(UPLOAD_EXPIRY_SECONDS, "seconds", EXPIRY_HINT)?.unwrap_or(DEFAULT_UPLOAD_EXPIRY_SECONDS);
         scaled(UPLOAD_EXPIRY_SECONDS, upload_expiry_seconds, 1000, "seconds", EXPIRY_HINT)?;
+        let delete_calls = vars
+            .number(REPOSITORY_DELETE_CALLS_PER_STEP, "calls", DELETE_CALLS_HINT)?
+            .unwrap_or(crate::registry::REPOSITORY_DELETE_CALLS_PER_STEP);
+        if delete_calls < MIN_REPOSITORY_DELETE_CALLS_PER_STEP {
+            let problem = format!("{delete_calls} is too few; {DELETE_CALLS_HINT}");
+            return Err(SettingsError::new(REPOSITORY_DELETE_CALLS_PER_STEP, problem));
+        }
         Ok(RegistrySettings {
-            config: Config { max_request_bytes, max_manifest_references: references, ..Config::default() },
+            config: Config {
+                max_request_bytes,
+                max_manifest_references: references,
+                repository_delete_calls_per_step: delete_calls,
+                ..Config::default()
+            },
             upload_expiry_seconds,
         })
     }
@@ -99,5 +116,19 @@ mod tests {
         let huge = (u64::MAX / 1000 + 1).to_string();
         assert!(read(&[(UPLOAD_EXPIRY_SECONDS, &huge)]).unwrap_err().problem.contains("too large"));
         assert!(read(&[(MAX_REQUEST_BODY_MB, &huge)]).unwrap_err().problem.contains("too large"));
+    }
+
+    #[test]
+    fn a_repository_deletion_step_has_a_budget_of_at_least_seven_calls() {
+        assert_eq!(read(&[]).unwrap().config.repository_delete_calls_per_step, 40);
+        let set = read(&[(REPOSITORY_DELETE_CALLS_PER_STEP, "900")]).unwrap();
+        assert_eq!(set.config.repository_delete_calls_per_step, 900);
+        assert_eq!(
+            read(&[(REPOSITORY_DELETE_CALLS_PER_STEP, "7")]).unwrap().config.repository_delete_calls_per_step,
+            7
+        );
+        let few = read(&[(REPOSITORY_DELETE_CALLS_PER_STEP, "6")]).unwrap_err();
+        assert_eq!(few.var, REPOSITORY_DELETE_CALLS_PER_STEP);
+        assert!(few.problem.contains("too few"), "{few}");
     }
 }

@@ -1,7 +1,7 @@
 //! What the cron trigger runs, in one list: each feature contributes its job here from its
-//! settings section (the registry core: upload expiry; replication: the repair), and
-//! `edge` runs them in this order. A later feature (lifecycle/GC, events) adds its variant
-//! and its line in [`Settings::scheduled_jobs`].
+//! settings section (the registry core: upload expiry and repository deletes; replication:
+//! the repair; the garbage collector), and `edge` runs them in this order. A later feature
+//! (events, ...) adds its variant and its line in [`Settings::scheduled_jobs`].
 
 use super::Settings;
 
@@ -14,6 +14,9 @@ pub enum ScheduledJob {
     /// Re-send replication changes pending for longer than this, and compare the replicas'
     /// content to enqueue whatever one of them misses.
     RepairReplicas { resend_after_ms: u64 },
+    /// A step of every repository deletion in progress, within this many storage calls in
+    /// all; with one bucket (repository delete is not offered with replicas).
+    DeleteRepositories { calls_per_step: u64 },
     /// One step of the garbage collector (starting a run when one is due), whose runs
     /// apply the retention policies first when some are set.
     CollectGarbage {
@@ -28,6 +31,10 @@ impl Settings {
         let mut jobs = vec![ScheduledJob::ExpireUploads { idle_ms: self.registry.upload_expiry_ms() }];
         if let Some(replication) = &self.replication {
             jobs.push(ScheduledJob::RepairReplicas { resend_after_ms: replication.resend_after_ms });
+        }
+        if self.registry.config.repository_deletes {
+            let calls_per_step = self.registry.config.repository_delete_calls_per_step;
+            jobs.push(ScheduledJob::DeleteRepositories { calls_per_step });
         }
         if let Some(gc) = self.gc {
             jobs.push(ScheduledJob::CollectGarbage { gc, retention: self.retention.clone() });
@@ -46,15 +53,14 @@ mod tests {
     }
 
     #[test]
-    fn one_bucket_expires_uploads_then_collects_garbage() {
+    fn one_bucket_expires_uploads_deletes_repositories_then_collects_garbage() {
         let jobs = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC_GRACE_SECONDS", "60")]).scheduled_jobs();
         let gc = crate::lifecycle::gc::GcConfig { grace_ms: 60_000, calls_per_step: 40, interval_ms: 60_000 };
-        assert_eq!(
-            jobs,
-            vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }, ScheduledJob::CollectGarbage { gc, retention: None }]
-        );
+        let deletes = ScheduledJob::DeleteRepositories { calls_per_step: 40 };
+        let expire = ScheduledJob::ExpireUploads { idle_ms: 5000 };
+        assert_eq!(jobs, vec![expire.clone(), deletes.clone(), ScheduledJob::CollectGarbage { gc, retention: None }]);
         let off = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC", "off")]).scheduled_jobs();
-        assert_eq!(off, vec![ScheduledJob::ExpireUploads { idle_ms: 5000 }]);
+        assert_eq!(off, vec![expire, deletes]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! [`FaultyBlobStore`]: failure injection around any [`BlobStore`], for tests of what a
 //! storage outage does. It delegates every operation to the store it wraps, except those a
 //! test has told it to fail, which answer `Err(StorageError::Backend)` as an unreachable
-//! R2 bucket would. Nothing in production builds one.
+//! R2 bucket would. It can also hold chosen operations until the test releases them (so a
+//! request polled by hand stops between two storage calls while another runs), and run a
+//! hook before an operation (to move a test clock). Nothing in production builds one.
 
 use super::{
     BlobStore, ByteRange, CutPart, ListPage, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf, StorageError,
@@ -38,16 +40,31 @@ struct Rule {
     remaining: Option<usize>,
 }
 
+/// What [`FaultyBlobStore::before`] runs.
+type Hook = Box<dyn Fn()>;
+
 /// A [`BlobStore`] that fails chosen operations on chosen keys, on demand.
 pub struct FaultyBlobStore<B> {
     inner: B,
     rules: RefCell<Vec<Rule>>,
     injected: Cell<usize>,
+    /// Operations held until [`FaultyBlobStore::release`]: an op on keys containing a key.
+    holds: RefCell<Vec<(Op, String)>>,
+    waiting: Cell<usize>,
+    /// Run before every call of an op.
+    hooks: RefCell<Vec<(Op, Hook)>>,
 }
 
 impl<B> FaultyBlobStore<B> {
     pub fn new(inner: B) -> Self {
-        FaultyBlobStore { inner, rules: RefCell::new(Vec::new()), injected: Cell::new(0) }
+        FaultyBlobStore {
+            inner,
+            rules: RefCell::new(Vec::new()),
+            injected: Cell::new(0),
+            holds: RefCell::new(Vec::new()),
+            waiting: Cell::new(0),
+            hooks: RefCell::new(Vec::new()),
+        }
     }
 
     /// The wrapped store, to inspect what was really stored.
@@ -80,6 +97,49 @@ impl<B> FaultyBlobStore<B> {
         self.injected.get()
     }
 
+    /// Holds every `op` on keys containing `key` (`PutBytes` holds conditional puts too)
+    /// until [`FaultyBlobStore::release`]: the request making it stays pending. A hold wakes
+    /// no one: the test polls the held request by hand.
+    pub fn hold(&self, op: Op, key: &str) {
+        self.holds.borrow_mut().push((op, key.to_owned()));
+    }
+
+    /// Lets every held operation go on, when its request is next polled.
+    pub fn release(&self) {
+        self.holds.borrow_mut().clear();
+    }
+
+    /// How many operations are waiting at a hold.
+    pub fn waiting(&self) -> usize {
+        self.waiting.get()
+    }
+
+    /// Runs `hook` before every call of `op`.
+    pub fn before(&self, op: Op, hook: impl Fn() + 'static) {
+        self.hooks.borrow_mut().push((op, Box::new(hook)));
+    }
+
+    fn held(&self, op: Op, key: &str) -> bool {
+        self.holds.borrow().iter().any(|(o, k)| *o == op && key.contains(k.as_str()))
+    }
+
+    /// Before `op` on `key`: its hooks, any hold, then the fault rules.
+    async fn enter(&self, op: Op, key: &str) -> StorageResult<()> {
+        for (_, hook) in self.hooks.borrow().iter().filter(|(o, _)| *o == op) {
+            hook();
+        }
+        if self.held(op, key) {
+            self.waiting.set(self.waiting.get() + 1);
+            std::future::poll_fn(|_| match self.held(op, key) {
+                true => std::task::Poll::Pending,
+                false => std::task::Poll::Ready(()),
+            })
+            .await;
+            self.waiting.set(self.waiting.get() - 1);
+        }
+        self.check(op, key)
+    }
+
     /// `Err` if a rule fails `op` on `key` now (using up one of a counted rule's failures).
     fn check(&self, op: Op, key: &str) -> StorageResult<()> {
         let mut rules = self.rules.borrow_mut();
@@ -107,15 +167,15 @@ impl<B: BlobStore> BlobStore for FaultyBlobStore<B> {
     type Native = B::Native;
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
-        self.check(Op::Head, key)?;
+        self.enter(Op::Head, key).await?;
         self.inner.head(key).await
     }
     async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<B::Body>>> {
-        self.check(Op::Get, key)?;
+        self.enter(Op::Get, key).await?;
         self.inner.get(key, range).await
     }
     async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>> {
-        self.check(Op::GetBytes, key)?;
+        self.enter(Op::GetBytes, key).await?;
         self.inner.get_bytes(key).await
     }
     fn max_single_put(&self) -> u64 {
@@ -128,11 +188,11 @@ impl<B: BlobStore> BlobStore for FaultyBlobStore<B> {
         self.inner.reuse_body(body)
     }
     async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>> {
-        self.check(Op::ReadRange, key)?;
+        self.enter(Op::ReadRange, key).await?;
         self.inner.read_range(key, range).await
     }
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, metadata: Metadata) -> StorageResult<ObjectInfo> {
-        self.check(Op::PutBytes, key)?;
+        self.enter(Op::PutBytes, key).await?;
         self.inner.put_bytes(key, bytes, metadata).await
     }
     /// Counted as a put: a rule on `PutBytes` fails conditional puts of the key too.
@@ -143,11 +203,11 @@ impl<B: BlobStore> BlobStore for FaultyBlobStore<B> {
         metadata: Metadata,
         condition: PutIf<'_>,
     ) -> StorageResult<Option<ObjectInfo>> {
-        self.check(Op::PutBytes, key)?;
+        self.enter(Op::PutBytes, key).await?;
         self.inner.put_bytes_if(key, bytes, metadata, condition).await
     }
     async fn delete(&self, key: &str) -> StorageResult<()> {
-        self.check(Op::Delete, key)?;
+        self.enter(Op::Delete, key).await?;
         self.inner.delete(key).await
     }
     /// A failed verified put consumes nothing of the body: like R2 refusing the request.
@@ -158,7 +218,7 @@ impl<B: BlobStore> BlobStore for FaultyBlobStore<B> {
         length: u64,
         digest: &Digest,
     ) -> StorageResult<NativePut<()>> {
-        self.check(Op::PutVerified, key)?;
+        self.enter(Op::PutVerified, key).await?;
         self.inner.put_verified(key, body, length, digest).await
     }
     async fn put_native(
@@ -168,15 +228,15 @@ impl<B: BlobStore> BlobStore for FaultyBlobStore<B> {
         length: u64,
         algorithm: Algorithm,
     ) -> StorageResult<NativePut<Digest>> {
-        self.check(Op::PutNative, key)?;
+        self.enter(Op::PutNative, key).await?;
         self.inner.put_native(key, body, length, algorithm).await
     }
     async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>> {
-        self.check(Op::DigestObject, key)?;
+        self.enter(Op::DigestObject, key).await?;
         self.inner.digest_object(key, algorithm).await
     }
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
-        self.check(Op::List, prefix)?;
+        self.enter(Op::List, prefix).await?;
         self.inner.list(prefix, start_after, limit).await
     }
     type Cutter = B::Cutter;
@@ -193,12 +253,12 @@ impl<B: BlobStore> BlobStore for FaultyBlobStore<B> {
         number: u16,
         part_size: u64,
     ) -> StorageResult<CutPart> {
-        self.check(Op::UploadPart, key)?;
+        self.enter(Op::UploadPart, key).await?;
         self.inner.upload_cut_part(cutter, key, upload_id, number, part_size).await
     }
 
     async fn create_multipart(&self, key: &str) -> StorageResult<String> {
-        self.check(Op::CreateMultipart, key)?;
+        self.enter(Op::CreateMultipart, key).await?;
         self.inner.create_multipart(key).await
     }
     async fn upload_part(
@@ -208,15 +268,15 @@ impl<B: BlobStore> BlobStore for FaultyBlobStore<B> {
         part_number: u16,
         bytes: Vec<u8>,
     ) -> StorageResult<PartReceipt> {
-        self.check(Op::UploadPart, key)?;
+        self.enter(Op::UploadPart, key).await?;
         self.inner.upload_part(key, upload_id, part_number, bytes).await
     }
     async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartReceipt]) -> StorageResult<ObjectInfo> {
-        self.check(Op::CompleteMultipart, key)?;
+        self.enter(Op::CompleteMultipart, key).await?;
         self.inner.complete_multipart(key, upload_id, parts).await
     }
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StorageResult<()> {
-        self.check(Op::AbortMultipart, key)?;
+        self.enter(Op::AbortMultipart, key).await?;
         self.inner.abort_multipart(key, upload_id).await
     }
 }

@@ -153,6 +153,13 @@ pub const GC_CONDEMNED_AT: NumberField = NumberField("condemned-at");
 /// written (ms since the epoch). Written by retention; read by pushes (which wait for a
 /// fresh marker and replace a stale one) and by every reader, to which a marker is absent.
 pub const RETIRING_AT: NumberField = NumberField("retiring-at");
+/// On a repository deletion's record
+/// ([`keys::repository_deletion`](super::keys::repository_deletion)): `deleting` or `done`,
+/// as in its body; read by every push into the repository (a `HEAD`).
+pub const DELETION_STATE: TextField = TextField("deletion-state");
+
+/// On a finished repository deletion's record: when it finished (ms since the epoch).
+pub const DELETION_FINISHED_AT: NumberField = NumberField("finished-at");
 
 #[cfg(test)]
 mod tests {
@@ -172,6 +179,7 @@ mod tests {
             (MARKER_KIND, "kind"),
             (TOMBSTONE_KEY, "key"),
             (GC_STATE, "gc-state"),
+            (DELETION_STATE, "deletion-state"),
         ];
         for (field, name) in text {
             assert_eq!(field.name(), name);
@@ -186,6 +194,7 @@ mod tests {
             (TOMBSTONE_DELETED_AT, "deleted-at"),
             (GC_CONDEMNED_AT, "condemned-at"),
             (RETIRING_AT, "retiring-at"),
+            (DELETION_FINISHED_AT, "finished-at"),
         ];
         for (field, name) in numbers {
             assert_eq!(field.name(), name);

@@ -288,6 +288,32 @@ pub fn gc_report(run: u64) -> String {
     format!("{GC_PREFIX}reports/{run:020}")
 }
 
+/// R2: prefix of the repository deletions' records and markers; never content.
+pub const DELETIONS_PREFIX: &str = "deletions/";
+
+/// R2: the record of the last deletion of `repo` (JSON; its state also in the metadata, so
+/// that a push reads it with a `HEAD`): created create-only, changed only by
+/// compare-and-swap on its etag, never removed (a later deletion replaces a finished one).
+pub fn repository_deletion(repo: &RepositoryName) -> String {
+    format!("{DELETIONS_PREFIX}repositories/{}", repo.as_str())
+}
+
+/// R2: prefix of the markers of deletions in progress, listed by the cron trigger.
+pub const PENDING_DELETIONS_PREFIX: &str = "deletions/pending/";
+
+/// R2: marks that the deletion of `repo` started at `started_at` (ms) may still have work
+/// left: named per deletion, so that removing a finished one's marker never touches a
+/// later deletion's. Listed oldest first.
+pub fn pending_deletion(started_at: u64, repo: &RepositoryName) -> String {
+    format!("{PENDING_DELETIONS_PREFIX}{started_at:020}/{}", repo.as_str())
+}
+
+/// The start time and repository a pending-deletion marker names; `None` for any other key.
+pub fn pending_deletion_of(key: &str) -> Option<(u64, RepositoryName)> {
+    let (started_at, repo) = key.strip_prefix(PENDING_DELETIONS_PREFIX)?.split_once('/')?;
+    Some((started_at.parse().ok()?, RepositoryName::parse(repo).ok()?))
+}
+
 /// R2: prefix of every key of `repo` itself (tags, links, referrers) and of no nested
 /// repository's: name components never start with `_`.
 pub fn repository_own_prefix(repo: &RepositoryName) -> String {
@@ -427,6 +453,11 @@ mod tests {
         assert_eq!(linked_digest_of(&tag(&repo, &Tag::parse("v1").unwrap())), None);
         assert_eq!(repository_of_catalog_entry(&catalog_entry(&repo)), Some(repo.clone()));
         assert!(!CONTENT_PREFIXES.iter().any(|p| GC_PREFIX.starts_with(p)));
+        assert_eq!(repository_deletion(&repo), "deletions/repositories/team/app");
+        assert_eq!(pending_deletion(17, &repo), "deletions/pending/00000000000000000017/team/app");
+        assert_eq!(pending_deletion_of(&pending_deletion(17, &repo)), Some((17, repo.clone())));
+        assert_eq!(pending_deletion_of(&repository_deletion(&repo)), None);
+        assert!(!CONTENT_PREFIXES.iter().any(|p| DELETIONS_PREFIX.starts_with(p)));
     }
 
     #[test]
