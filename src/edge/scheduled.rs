@@ -66,7 +66,7 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                 ),
                 Err(e) => worker::console_error!("expiring uploads failed: {e}"),
             },
-            ScheduledJob::DeleteRepositories { calls_per_step } => {
+            &ScheduledJob::DeleteRepositories { calls_per_step } => {
                 match registry.step_repository_deletions(StepBudget::calls(calls_per_step)).await {
                     Ok(r) if r.stepped == 0 && r.failed == 0 => {}
                     Ok(r) => worker::console_log!("repository deletes: {r:?}"),
