@@ -3,7 +3,8 @@
 //! report of what it would delete) unless one is in progress, and moves it by one step
 //! (one invocation's budget); `scripts/gc` posts until the run is done. While the collector
 //! is off they answer 404 saying how to turn it on. They reach it through its one entry
-//! point, `lifecycle::gc::Collector`.
+//! point, `lifecycle::gc::Collector`, over the registry's bucket or, with replicas, over
+//! replication's collector view (every replica, strict), never a request's routed view.
 
 use super::endpoint::{feature_off, Endpoint, Feature, Right, Section};
 use super::error::ApiError;
@@ -11,6 +12,7 @@ use super::route::PathShape::Exact;
 use super::table::{op, RouteSection, Services};
 use super::{Call, HandlerResult, Reply};
 use crate::auth::TokenStore;
+use crate::lifecycle::gc::job::Job;
 use crate::lifecycle::gc::{Collector, GcConfig};
 use crate::oci::ErrorCode;
 use crate::replication::admin::ReplicationAdmin;
@@ -19,7 +21,9 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 /// What the collector's routes answer while it is off.
-const OFF: &str = "the garbage collector is off: it runs with one bucket unless GC is off (README, Garbage collection)";
+const OFF: &str =
+    "the garbage collector is off: it runs with one bucket unless GC is off, and with REPLICAS when GC is on \
+                   (README, Garbage collection)";
 
 /// The collector's section of the route table.
 pub fn routes<'a, B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin>() -> RouteSection<'a, B, M, T, A> {
@@ -45,13 +49,18 @@ fn storage(e: crate::storage::StorageError) -> ApiError {
 }
 
 /// `GET /admin/gc`: the job record, or that no run ever started.
-async fn status<B: BlobStore, M: MetaStore, T, A, S>(
+async fn status<B: BlobStore, M: MetaStore, T, A: ReplicationAdmin, S>(
     s: &Services<'_, B, M, T, A>,
     config: GcConfig,
 ) -> HandlerResult<S> {
-    let collector = Collector::new(s.registry.blob_store(), s.registry.meta_store(), config);
-    let job = collector.status().await.map_err(storage)?;
-    let body = match job {
+    let job = match s.replication {
+        Some(admin) => {
+            let view = admin.collector_view().await.map_err(storage)?;
+            Collector::new(&view, s.registry.meta_store(), config).status().await
+        }
+        None => Collector::new(s.registry.blob_store(), s.registry.meta_store(), config).status().await,
+    };
+    let body = match job.map_err(storage)? {
         Some(job) => json!(job),
         None => json!({ "phase": "never-run" }),
     };
@@ -59,7 +68,7 @@ async fn status<B: BlobStore, M: MetaStore, T, A, S>(
 }
 
 /// `POST /admin/gc[?dry-run=true]`: starts a run unless one is in progress, then one step.
-async fn run<B: BlobStore, M: MetaStore, T, A, N: 'static, S>(
+async fn run<B: BlobStore, M: MetaStore, T, A: ReplicationAdmin, N: 'static, S>(
     s: &Services<'_, B, M, T, A>,
     config: GcConfig,
     call: &Call<N>,
@@ -72,8 +81,27 @@ async fn run<B: BlobStore, M: MetaStore, T, A, N: 'static, S>(
             return Err(ApiError::bad_request(ErrorCode::Unsupported, message));
         }
     };
-    let collector = Collector::new(s.registry.blob_store(), s.registry.meta_store(), config);
     let now = s.registry.now_millis();
+    let job = match s.replication {
+        Some(admin) => {
+            let view = admin.collector_view().await.map_err(storage)?;
+            start_and_step(&Collector::new(&view, s.registry.meta_store(), config), now, dry_run).await?
+        }
+        None => {
+            let collector = Collector::new(s.registry.blob_store(), s.registry.meta_store(), config);
+            start_and_step(&collector, now, dry_run).await?
+        }
+    };
+    Ok(Reply::new(StatusCode::OK).json(&json!(job)).header("cache-control", "no-store"))
+}
+
+/// Starts a run at `now` unless one is in progress (refused when it is of the other kind),
+/// then moves it by one step.
+async fn start_and_step<B: BlobStore, M: MetaStore>(
+    collector: &Collector<'_, B, M>,
+    now: u64,
+    dry_run: bool,
+) -> Result<Job, ApiError> {
     let current = collector.start(now, dry_run).await.map_err(storage)?;
     if current.dry_run != dry_run && current.run != now {
         let message = format!(
@@ -83,6 +111,5 @@ async fn run<B: BlobStore, M: MetaStore, T, A, N: 'static, S>(
         );
         return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::Denied, message));
     }
-    let stepped = collector.step(now).await.map_err(storage)?;
-    Ok(Reply::new(StatusCode::OK).json(&json!(stepped.job)).header("cache-control", "no-store"))
+    Ok(collector.step(now).await.map_err(storage)?.job)
 }

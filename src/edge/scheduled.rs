@@ -37,7 +37,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 /// The cron jobs without replicas: run over the one bucket.
 async fn one_bucket(env: &Env, settings: &Settings, jobs: &[ScheduledJob]) -> worker::Result<()> {
     let registry = super::registry(env, &settings.registry, &super::Background::default())?;
-    run(jobs, &registry, None).await;
+    run(jobs, &registry, None, None).await;
     Ok(())
 }
 
@@ -48,10 +48,12 @@ pub struct Replicas<'a> {
 }
 
 /// Runs `jobs` in order; each one's failure is logged, and the next one runs all the same.
+/// With replicas the collector runs over `collecting`, the strict view of every replica.
 pub async fn run<B: BlobStore, M: MetaStore>(
     jobs: &[ScheduledJob],
     registry: &Registry<B, M>,
     replicas: Option<Replicas<'_>>,
+    collecting: Option<&Replicated<R2Store>>,
 ) {
     for job in jobs {
         match *job {
@@ -65,8 +67,12 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                 Err(e) => worker::console_error!("expiring uploads failed: {e}"),
             },
             ScheduledJob::CollectGarbage(config) => {
-                let collector = Collector::new(registry.blob_store(), registry.meta_store(), config);
-                match collector.tick(registry.now_millis()).await {
+                let now = registry.now_millis();
+                let ticked = match collecting {
+                    Some(view) => Collector::new(view, registry.meta_store(), config).tick(now).await,
+                    None => Collector::new(registry.blob_store(), registry.meta_store(), config).tick(now).await,
+                };
+                match ticked {
                     Ok(Some(stepped)) => worker::console_log!(
                         "garbage collection run {}: {:?} ({} steps so far): {:?}",
                         stepped.job.run,

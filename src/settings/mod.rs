@@ -52,7 +52,7 @@ pub struct Settings {
     pub replication: Option<ReplicationSettings>,
     /// Lifecycle rules (immutable tags); none by default.
     pub lifecycle: LifecycleSettings,
-    /// The garbage collector; `None` when it is off (`GC=off`, or with replicas).
+    /// The garbage collector; `None` when it is off (`GC=off`, or with replicas unless `GC=on`).
     pub gc: Option<GcConfig>,
 }
 
@@ -64,7 +64,7 @@ impl Settings {
         let access = access::read(&vars)?;
         let replication = ReplicationSettings::read(&vars)?;
         let lifecycle = LifecycleSettings::read(&vars)?;
-        let gc = gc::read(&vars, replication.is_some())?;
+        let gc = gc::read(&vars, replication.as_ref().map_or(0, |r| r.specs.len()))?;
         // The core enforces immutable tags on every push and delete.
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();
         Ok(Settings { registry, access, replication, lifecycle, gc })
