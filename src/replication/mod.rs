@@ -3,7 +3,10 @@
 //! Every replica serves reads and writes. A request is routed by its location
 //! ([`config`], [`routing`]): reads go to the nearest replica holding the content and fall
 //! back to the next on a miss, an error or a timeout; writes land in the nearest usable
-//! replica ([`store`]). Each committed write becomes a pending marker in that replica plus a
+//! replica ([`store`]; [`placement`] says where each key goes, [`calls`] makes one call
+//! to one replica, [`listing`] merges listings). The garbage collector's keys live in the
+//! home replica alone, and it runs over a strict view of every replica
+//! ([`Cluster::collector`]). Each committed write becomes a pending marker in that replica plus a
 //! queue message per other replica; the consumer copies, verified against the digest, and
 //! removes the marker ([`replicate`]). A scheduled job re-sends what the queue lost and
 //! compares content across replicas ([`repair`]). Replicas that fail are skipped for a
@@ -16,6 +19,7 @@
 //! endpoints through the [`api::admin`](crate::api) port.
 
 pub mod admin;
+pub mod calls;
 pub mod cluster;
 pub mod config;
 pub mod control;
