@@ -304,10 +304,43 @@ fn states_live_in_the_home_replica_and_pushes_wait_for_it_only_while_the_collect
     assert!(world.queue.0.borrow().iter().all(|m| !m.key.starts_with("gc/")), "states are not replicated");
     past_grace(&world);
     assert_eq!(collect(&world).report.deleted.items, 0);
+    world.deliver();
+    let pinned = world.send_pinned("NA", Some("c"), "HEAD", &format!("/v2/app/blobs/{layer}"), "", b"");
+    assert_eq!(pinned.status, 200, "a request pinned to c still reads the state in a");
 
     world.switch.borrow_mut().disabled = vec!["a".into()];
     let waiting = put_manifest(&world, "NA", "app", "v2", &body);
     assert_eq!(waiting.status, 503, "{}", String::from_utf8_lossy(&waiting.body));
     world.collects.set(false);
     assert_eq!(put_manifest(&world, "NA", "app", "v2", &body).status, 201, "the collector off: no wait");
+}
+
+/// `POST /admin/gc` with replicas runs over the replication port's collector view (every
+/// replica, strict), not the request's routed view: c failing shows in its report.
+#[test]
+fn the_admin_endpoint_runs_over_every_replica_and_reports_the_one_it_missed() {
+    let world = world();
+    world.push_blob("EU", "app", &data(1200, 8));
+    world.deliver();
+    world.store("c").fail_everything();
+    let admin =
+        Admin { cluster: &world.cluster, meta: &*world.meta, queue: &world.queue, hooks: false, resend_after_ms: 0 };
+    let post = || {
+        let registry = world.registry("EU", None);
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/admin/gc")
+            .body(RequestBody::stream(futures::stream::iter(Vec::new()).boxed_local(), Some(0)))
+            .unwrap();
+        let response = block_on(api::handle_replicated(&registry, None, Some(&admin), Some(config(900)), request));
+        assert_eq!(response.status().as_u16(), 200);
+        let Body::Bytes(body) = response.into_body() else { panic!("a JSON body") };
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+    };
+    let mut job = post();
+    while job["phase"]["phase"] != "done" {
+        job = post();
+    }
+    assert_eq!(job["report"]["unreached"], serde_json::json!(["c"]), "{job}");
+    assert_eq!(job["report"]["condemned"]["items"], 0, "incomplete: nothing condemned");
 }

@@ -127,7 +127,7 @@ pub async fn fetch(
     };
     let http = convert::to_http(request)?;
     let path = http.uri().path().to_owned();
-    let response = api::handle_with(&registry, auth, Some(&admin), http).await;
+    let response = api::handle_replicated(&registry, auth, Some(&admin), settings.gc, http).await;
     background.hand_to(ctx);
     let changes = registry.blob_store().take_changes();
     if !changes.is_empty() {

@@ -37,7 +37,7 @@ impl<S: BlobStore> Replicated<S> {
             return None;
         }
         let home = self.routing.home();
-        Some(if self.routing.routable(home) {
+        Some(if self.routing.home_reachable() {
             Ok(home)
         } else {
             let name = self.routing.name(home);
