@@ -47,8 +47,8 @@ pub struct Replicated<S> {
     /// Backend calls made (see [`BlobStore::backend_calls`]).
     pub(crate) calls: Cell<u64>,
     /// Whether the garbage collector is on: then copies of content consult its state
-    /// first, and its keys are never read anywhere but in the home replica (with it off
-    /// there are none to read, and a push does not wait for the home replica).
+    /// first, and pushes read states in the home replica; with it off there are none to
+    /// read, so a read of the collector's keys finds nothing without a call.
     pub(crate) collecting: bool,
 }
 
