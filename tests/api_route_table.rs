@@ -49,6 +49,10 @@ impl ReplicationAdmin for SomeReplication {
     async fn set_faults(&self, _: FaultPlan) -> Result<StorageResult<()>, String> {
         Ok(Ok(()))
     }
+    type Collecting = MemoryBlobStore;
+    async fn collector_view(&self) -> StorageResult<MemoryBlobStore> {
+        Ok(MemoryBlobStore::new())
+    }
 }
 
 type Tokens = BlobTokenStore<'static, MemoryBlobStore>;

@@ -92,6 +92,10 @@ impl ReplicationAdmin for NoReplication {
     async fn set_faults(&self, _: FaultPlan) -> Result<StorageResult<()>, String> {
         match *self {}
     }
+    type Collecting = crate::storage::memory::MemoryBlobStore;
+    async fn collector_view(&self) -> StorageResult<Self::Collecting> {
+        match *self {}
+    }
 }
 
 #[derive(Deserialize)]

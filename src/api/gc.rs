@@ -3,7 +3,8 @@
 //! report of what it would delete) unless one is in progress, and moves it by one step
 //! (one invocation's budget); `scripts/gc` posts until the run is done. While the collector
 //! is off they answer 404 saying how to turn it on. They reach it through its one entry
-//! point, `lifecycle::gc::Collector`.
+//! point, `lifecycle::gc::Collector`, over the registry's bucket or, with replicas, over
+//! replication's collector view (every replica, strict), never a request's routed view.
 
 use super::endpoint::{feature_off, Endpoint, Feature, Right, Section};
 use super::error::ApiError;
@@ -11,6 +12,7 @@ use super::route::PathShape::Exact;
 use super::table::{op, RouteSection, Services};
 use super::{Call, HandlerResult, Reply};
 use crate::auth::TokenStore;
+use crate::lifecycle::gc::job::Job;
 use crate::lifecycle::gc::{Collector, GcConfig};
 use crate::lifecycle::retention::Retainer;
 use crate::oci::{ErrorCode, RepositoryName, Tag};
@@ -20,7 +22,9 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 /// What the collector's routes answer while it is off.
-const OFF: &str = "the garbage collector is off: it runs with one bucket unless GC is off (README, Garbage collection)";
+const OFF: &str =
+    "the garbage collector is off: it runs with one bucket unless GC is off, and with REPLICAS when GC is on \
+                   (README, Garbage collection)";
 
 /// The collector's section of the route table.
 pub fn routes<'a, B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin>() -> RouteSection<'a, B, M, T, A> {
@@ -66,13 +70,18 @@ fn storage(e: crate::storage::StorageError) -> ApiError {
 }
 
 /// `GET /admin/gc`: the job record, or that no run ever started.
-async fn status<B: BlobStore, M: MetaStore, T, A, S>(
+async fn status<B: BlobStore, M: MetaStore, T, A: ReplicationAdmin, S>(
     s: &Services<'_, B, M, T, A>,
     config: GcConfig,
 ) -> HandlerResult<S> {
-    let immutable = immutable_tags(s);
-    let job = collector(s, config, &immutable).status().await.map_err(storage)?;
-    let body = match job {
+    let job = match s.replication {
+        Some(admin) => {
+            let view = admin.collector_view().await.map_err(storage)?;
+            Collector::new(&view, s.registry.meta_store(), config).status().await
+        }
+        None => collector(s, config, &immutable_tags(s)).status().await,
+    };
+    let body = match job.map_err(storage)? {
         Some(job) => json!(job),
         None => json!({ "phase": "never-run" }),
     };
@@ -80,7 +89,7 @@ async fn status<B: BlobStore, M: MetaStore, T, A, S>(
 }
 
 /// `POST /admin/gc[?dry-run=true]`: starts a run unless one is in progress, then one step.
-async fn run<B: BlobStore, M: MetaStore, T, A, N: 'static, S>(
+async fn run<B: BlobStore, M: MetaStore, T, A: ReplicationAdmin, N: 'static, S>(
     s: &Services<'_, B, M, T, A>,
     config: GcConfig,
     call: &Call<N>,
@@ -93,9 +102,27 @@ async fn run<B: BlobStore, M: MetaStore, T, A, N: 'static, S>(
             return Err(ApiError::bad_request(ErrorCode::Unsupported, message));
         }
     };
-    let immutable = immutable_tags(s);
-    let collector = collector(s, config, &immutable);
     let now = s.registry.now_millis();
+    let job = match s.replication {
+        Some(admin) => {
+            let view = admin.collector_view().await.map_err(storage)?;
+            start_and_step(&Collector::new(&view, s.registry.meta_store(), config), now, dry_run).await?
+        }
+        None => {
+            let immutable = immutable_tags(s);
+            start_and_step(&collector(s, config, &immutable), now, dry_run).await?
+        }
+    };
+    Ok(Reply::new(StatusCode::OK).json(&json!(job)).header("cache-control", "no-store"))
+}
+
+/// Starts a run at `now` unless one is in progress (refused when it is of the other kind),
+/// then moves it by one step.
+async fn start_and_step<B: BlobStore, M: MetaStore>(
+    collector: &Collector<'_, B, M>,
+    now: u64,
+    dry_run: bool,
+) -> Result<Job, ApiError> {
     let current = collector.start(now, dry_run).await.map_err(storage)?;
     if current.dry_run != dry_run && current.run != now {
         let message = format!(
@@ -105,6 +132,5 @@ async fn run<B: BlobStore, M: MetaStore, T, A, N: 'static, S>(
         );
         return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::Denied, message));
     }
-    let stepped = collector.step(now).await.map_err(storage)?;
-    Ok(Reply::new(StatusCode::OK).json(&json!(stepped.job)).header("cache-control", "no-store"))
+    Ok(collector.step(now).await.map_err(storage)?.job)
 }

@@ -98,8 +98,20 @@ pub async fn handle_with<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
     replication: Option<&A>,
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
+    handle_replicated(registry, auth, replication, None, request).await
+}
+
+/// [`handle_with`] with the garbage collector's settings (`None`: off): with replicas its
+/// admin endpoints run over the replication port's collector view.
+pub async fn handle_replicated<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
+    registry: &Registry<B, M>,
+    auth: Option<&Auth>,
+    replication: Option<&A>,
+    gc: Option<crate::lifecycle::gc::GcConfig>,
+    request: Request<RequestBody<B::Native>>,
+) -> Response<Body<B::Body>> {
     let tokens = BlobTokenStore::new(registry.blob_store());
-    serve(Services { registry, auth, tokens: &tokens, replication, gc: None, retention: None }, request).await
+    serve(Services { registry, auth, tokens: &tokens, replication, gc, retention: None }, request).await
 }
 
 /// [`handle`] for a registry with the garbage collector on (`gc`): its admin endpoints

@@ -70,7 +70,10 @@ async fn queue(
             return Ok(());
         }
     };
-    if let Err(e) = replication::consume(batch, &env, configured.settings.replication.as_ref()).await {
+    if let Err(e) =
+        replication::consume(batch, &env, configured.settings.replication.as_ref(), configured.settings.gc.is_some())
+            .await
+    {
         // Returning an error would fail the whole batch; the markers keep every change.
         worker::console_error!("replication batch failed: {e}");
     }

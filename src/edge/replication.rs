@@ -112,7 +112,8 @@ pub async fn fetch(
     let meta = Rc::new(KvIndex::new(env.kv(META_BINDING)?));
     let (switch, faults) = controls(replicas.test_hooks, &cluster, &meta).await;
     let pin = if replicas.test_hooks { request.headers().get(PIN_HEADER)? } else { None };
-    let store = cluster.client(&location(&request), &switch, &faults, pin.as_deref());
+    let store =
+        cluster.client(&location(&request), &switch, &faults, pin.as_deref()).collector_on(settings.gc.is_some());
     let ids = replica_pinned_ids(&store, Box::new(RandomIds));
     let config = settings.registry.config.clone();
     let registry = Registry::new(store, meta.clone(), Box::new(WorkerClock), Box::new(ids), config);
@@ -126,7 +127,7 @@ pub async fn fetch(
     };
     let http = convert::to_http(request)?;
     let path = http.uri().path().to_owned();
-    let response = api::handle_with(&registry, auth, Some(&admin), http).await;
+    let response = api::handle_replicated(&registry, auth, Some(&admin), settings.gc, http).await;
     background.hand_to(ctx);
     let changes = registry.blob_store().take_changes();
     if !changes.is_empty() {
@@ -141,13 +142,15 @@ pub async fn fetch(
     Ok(response)
 }
 
-/// The queue consumer: applies each message; a failed copy is retried later, with a delay
+/// The queue consumer: applies each message (consulting the collector's states when it is
+/// on); a failed copy is retried later, with a delay
 /// that grows with the change's age (the queue gives up after its `max_retries`, and the
 /// repair job re-sends what is still pending).
 pub async fn consume(
     batch: MessageBatch<Message>,
     env: &Env,
     replicas: Option<&ReplicationSettings>,
+    collects_garbage: bool,
 ) -> worker::Result<()> {
     let Some(replicas) = replicas else {
         worker::console_error!("replication messages arrived without REPLICAS set; dropped");
@@ -157,7 +160,8 @@ pub async fn consume(
     let cluster = cluster(env, replicas, &Background::default())?; // no request body: nothing outlives it
     let meta = KvIndex::new(env.kv(META_BINDING)?);
     let (switch, faults) = controls(replicas.test_hooks, &cluster, &meta).await;
-    let store = cluster.maintenance(&switch, &faults);
+    // With the collector on, content it is deleting is never copied back.
+    let store = cluster.maintenance(&switch, &faults).collector_on(collects_garbage);
     let messages = match batch.messages() {
         Ok(messages) => messages,
         Err(e) => {
@@ -211,6 +215,8 @@ pub async fn scheduled(
             None
         }
     };
-    run(jobs, &registry, queue.as_ref().map(|queue| Replicas { store: registry.blob_store(), queue })).await;
+    let collecting = cluster.collector(&switch, &faults).collector_on(true);
+    let replicas = queue.as_ref().map(|queue| Replicas { store: registry.blob_store(), queue });
+    run(jobs, &registry, replicas, Some(&collecting)).await;
     Ok(())
 }

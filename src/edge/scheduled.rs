@@ -39,7 +39,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 /// The cron jobs without replicas: run over the one bucket.
 async fn one_bucket(env: &Env, settings: &Settings, jobs: &[ScheduledJob]) -> worker::Result<()> {
     let registry = super::registry(env, &settings.registry, &super::Background::default())?;
-    run(jobs, &registry, None).await;
+    run(jobs, &registry, None, None).await;
     Ok(())
 }
 
@@ -50,10 +50,12 @@ pub struct Replicas<'a> {
 }
 
 /// Runs `jobs` in order; each one's failure is logged, and the next one runs all the same.
+/// With replicas the collector runs over `collecting`, the strict view of every replica.
 pub async fn run<B: BlobStore, M: MetaStore>(
     jobs: &[ScheduledJob],
     registry: &Registry<B, M>,
     replicas: Option<Replicas<'_>>,
+    collecting: Option<&Replicated<R2Store>>,
 ) {
     for job in jobs {
         match job {
@@ -74,16 +76,20 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                 }
             }
             ScheduledJob::CollectGarbage { gc, retention } => {
+                let now = registry.now_millis();
                 let immutable =
                     |repo: &RepositoryName, tag: &Tag| registry.config().immutable_tags.rule_for(repo, tag).is_some();
-                let collector = Collector::new(registry.blob_store(), registry.meta_store(), *gc);
-                let collector = match retention {
-                    Some(r) => {
-                        collector.with_retention(Retainer { rules: &r.rules, apply: r.apply, is_immutable: &immutable })
+                // Retention runs with one bucket only (the settings refuse it with replicas).
+                let ticked = match (collecting, retention) {
+                    (Some(view), _) => Collector::new(view, registry.meta_store(), *gc).tick(now).await,
+                    (None, Some(r)) => {
+                        let retainer = Retainer { rules: &r.rules, apply: r.apply, is_immutable: &immutable };
+                        let collector = Collector::new(registry.blob_store(), registry.meta_store(), *gc);
+                        collector.with_retention(retainer).tick(now).await
                     }
-                    None => collector,
+                    (None, None) => Collector::new(registry.blob_store(), registry.meta_store(), *gc).tick(now).await,
                 };
-                match collector.tick(registry.now_millis()).await {
+                match ticked {
                     Ok(Some(stepped)) => worker::console_log!(
                         "garbage collection run {}: {:?} ({} steps so far): {:?}",
                         stepped.job.run,

@@ -1,6 +1,6 @@
 //! The operator's port to replication, served by `api`'s admin endpoints: the status
-//! report, the routing switch, an on-demand repair, and the fault-injection hooks (only
-//! when enabled by a test/dev var). The types the port speaks in are re-exported here, so
+//! report, the routing switch, an on-demand repair, the garbage collector's view of the
+//! replicas, and the fault-injection hooks (only when enabled by a test/dev var). The types the port speaks in are re-exported here, so
 //! its users need no other module of `replication`.
 
 use super::cluster::Cluster;
@@ -28,6 +28,11 @@ pub trait ReplicationAdmin {
     async fn faults(&self) -> StorageResult<FaultPlan>;
     /// Installs a fault plan; `Err` names a replica that does not exist.
     async fn set_faults(&self, plan: FaultPlan) -> Result<StorageResult<()>, String>;
+    /// The store the garbage collector runs over with replicas: every replica, strict
+    /// (it reports what it could not reach rather than hide it), the collector's keys in
+    /// the home replica.
+    type Collecting: BlobStore;
+    async fn collector_view(&self) -> StorageResult<Self::Collecting>;
 }
 
 /// The port over a cluster (whose home bucket keeps the switch and the plan), the KV
@@ -113,5 +118,12 @@ impl<S: BlobStore, M: MetaStore, Q: ReplicationQueue> ReplicationAdmin for Admin
             Err(ChangeError::Refused(why)) => Err(why),
             Err(ChangeError::Storage(e)) => Ok(Err(e)),
         }
+    }
+
+    type Collecting = super::Replicated<S>;
+
+    async fn collector_view(&self) -> StorageResult<super::Replicated<S>> {
+        let (switch, faults) = self.switch_and_faults().await?;
+        Ok(self.cluster.collector(&switch, &faults).collector_on(true))
     }
 }

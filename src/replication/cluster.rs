@@ -49,6 +49,12 @@ impl<S: crate::storage::BlobStore> Cluster<S> {
         self.view(routing)
     }
 
+    /// The garbage collector's view: every replica, as for maintenance, but strict (see
+    /// [`Replicated::strict`]): what it cannot reach it reports rather than hide.
+    pub fn collector(&self, switch: &RoutingSwitch, faults: &FaultPlan) -> Replicated<S> {
+        self.maintenance(switch, faults).strict()
+    }
+
     /// The index of the home replica (exactly one is declared home).
     pub fn home(&self) -> usize {
         home_of(&self.specs)

@@ -1,11 +1,16 @@
 //! Replication: after a request, each [`Change`] becomes a pending marker in its source
 //! replica and a queue message per target; the queue consumer applies a message by
 //! copying (verified against the digest) or deleting, then removes the marker. Applying is
-//! idempotent, so a repeated or re-sent message does no harm.
+//! idempotent, so a repeated or re-sent message does no harm. With the garbage collector
+//! on, content is copied only while its state (in the home replica) is not dead, checked
+//! before and after the copy, so neither a late message nor the repair brings collected
+//! content back.
 
+use super::placement::is_content;
 use super::store::{written_at, Change, ChangeKind, Replicated};
 use super::tombstone;
 use crate::oci::Digest;
+use crate::storage::content_state::{self, ContentState};
 use crate::storage::fields::{MARKER_ENQUEUED_AT, MARKER_KEY, MARKER_KIND, MARKER_SENT_AT, POINTER_TARGET};
 use crate::storage::{keys, BlobStore, ByteRange, Metadata, NativePut, ObjectInfo, StorageError, StorageResult};
 use serde::{Deserialize, Serialize};
@@ -128,6 +133,9 @@ pub enum Applied {
     Superseded,
     /// The fault hook dropped the message; its marker stays for the repair job.
     Dropped,
+    /// The content is being collected (its state is dead): not copied, or the copy that
+    /// landed meanwhile deleted again.
+    Collected,
 }
 
 /// Applies one message with a maintenance-routed store; `Err` means retry later.
@@ -181,9 +189,49 @@ async fn sync_key<S: BlobStore>(
     if in_target.as_ref().is_some_and(|there| written_at(&there.metadata) >= written_at(&info.metadata)) {
         return Ok(Applied::AlreadyThere);
     }
-    if tombstone::deleted_at(store, target, key).await?.is_some_and(|deleted| deleted >= written_at(&info.metadata)) {
+    // Content the collector deletes is judged by its state, which outlives no copy of it
+    // (the collector forgets a state only once every replica's copy is gone): a record of
+    // the deletion would keep a later push of the same content from replicating.
+    let checks_state = store.collecting && is_content(key);
+    if checks_state {
+        if being_collected(store, key).await? {
+            return Ok(Applied::Collected);
+        }
+    } else if tombstone::deleted_at(store, target, key)
+        .await?
+        .is_some_and(|deleted| deleted >= written_at(&info.metadata))
+    {
         return Ok(Applied::Superseded); // deleted there after this copy was written
     }
+    copy_key(store, source, target, key, &info).await?;
+    if checks_state && being_collected(store, key).await? {
+        // Killed while it was being copied: the collector may have deleted every copy
+        // before this one landed. Dead content is never relied on (pushes of it are
+        // refused until the collector forgets it), so this copy is removed.
+        let dst = &store.replicas[target].store;
+        if let Some(assembled) = POINTER_TARGET.get(&info.metadata) {
+            store.run(target, false, dst.delete(assembled)).await?;
+        }
+        store.run(target, false, dst.delete(key)).await?;
+        return Ok(Applied::Collected);
+    }
+    Ok(Applied::Copied)
+}
+
+/// Whether the collector's state of `key` (read in the home replica) is dead.
+async fn being_collected<S: BlobStore>(store: &Replicated<S>, key: &str) -> StorageResult<bool> {
+    Ok(matches!(content_state::read(store, key).await?, ContentState::Dead { .. }))
+}
+
+/// Copies `key` (described by `info` in the source) to the target: a blob's bytes verified
+/// (and its pointer after them), anything else whole (a manifest verified).
+async fn copy_key<S: BlobStore>(
+    store: &Replicated<S>,
+    source: usize,
+    target: usize,
+    key: &str,
+    info: &ObjectInfo,
+) -> StorageResult<()> {
     if let Some(digest) = keys::blob_digest_of(key) {
         match POINTER_TARGET.get(&info.metadata) {
             Some(assembled) => {
@@ -195,7 +243,7 @@ async fn sync_key<S: BlobStore>(
     } else {
         copy_small(store, source, target, key, keys::manifest_digest_of(key)).await?;
     }
-    Ok(Applied::Copied)
+    Ok(())
 }
 
 /// Copies a small object through memory with its metadata; when `digest` is given the

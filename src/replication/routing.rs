@@ -115,6 +115,18 @@ impl Routing {
             }
     }
 
+    /// Whether this traffic may reach the home replica for the collector's keys, which live
+    /// nowhere else: unless the operator took it out of routing (a pin to another replica,
+    /// the test hook, still reads its states there).
+    pub fn home_reachable(&self) -> bool {
+        let home = self.home();
+        home < self.len()
+            && match self.traffic {
+                Traffic::Client => !self.is_disabled(home),
+                Traffic::Maintenance => true,
+            }
+    }
+
     /// The replicas to try, in order: the routable ones usable now (healthy, or due a
     /// probe). Replicas in their back-off are skipped, unless every routable replica is,
     /// and then all of them are tried rather than none.

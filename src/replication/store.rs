@@ -2,19 +2,21 @@
 //! the nearest replica holding the content and fall back on a miss, an error or a timeout;
 //! writes land in one replica and are recorded as [`Change`]s for asynchronous
 //! replication; upload sessions stay in the replica that opened them; conditional puts of
-//! replicated keys (immutable tags) are decided in the home replica.
+//! replicated keys (immutable tags) and the garbage collector's keys live in the home
+//! replica ([`placement`](super::placement) says where each key goes). The collector's
+//! view is strict: it reads every replica, and records those it could not reach.
 
+pub use super::calls::{Change, ChangeKind};
+use super::placement::{backend, is_content, is_home_scoped, is_replicated};
 use super::routing::Routing;
 use crate::oci::{Algorithm, Digest};
 use crate::storage::fields::{POINTER_TARGET, WRITTEN_AT};
 use crate::storage::{
-    keys, BlobStore, ByteRange, CutPart, ListPage, ListedKey, Metadata, NativePut, Object, ObjectInfo, PartReceipt,
-    PutIf, StorageError, StorageResult,
+    keys, BlobStore, ByteRange, CutPart, ListPage, Metadata, NativePut, Object, ObjectInfo, PartReceipt, PutIf,
+    StorageError, StorageResult,
 };
-use futures::future::{select, Either, LocalBoxFuture};
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::future::Future;
+use futures::future::LocalBoxFuture;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// Reads slower than this count as failed, and the next replica is tried.
@@ -31,36 +33,23 @@ pub struct Replica<S> {
     pub store: S,
 }
 
-/// What a write did, to be replicated to the other replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChangeKind {
-    Put,
-    Delete,
-}
-
-/// A write to a replicated key in the replica `source`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub key: String,
-    pub kind: ChangeKind,
-    pub source: usize,
-}
-
-/// Whether writes to `key` are replicated: everything but upload sessions (which live in
-/// one replica), the objects they assemble (copied with the blob that points at them) and
-/// the replication bookkeeping itself.
-pub fn is_replicated(key: &str) -> bool {
-    !keys::is_session_scoped(key) && !key.starts_with(keys::REPLICATION_PREFIX)
-}
-
 /// The replicas seen through one request's [`Routing`].
 pub struct Replicated<S> {
     pub replicas: Rc<Vec<Replica<S>>>,
     pub routing: Rc<Routing>,
-    timer: Rc<dyn Timer>,
-    read_timeout_ms: u64,
-    changes: RefCell<Vec<Change>>,
+    pub(crate) timer: Rc<dyn Timer>,
+    pub(crate) read_timeout_ms: u64,
+    pub(crate) changes: RefCell<Vec<Change>>,
+    /// The garbage collector's view: reads and listings try every replica, and a replica
+    /// that fails is recorded in `unreached` (see [`BlobStore::take_unreached`]).
+    pub(crate) strict: bool,
+    pub(crate) unreached: RefCell<Vec<String>>,
+    /// Backend calls made (see [`BlobStore::backend_calls`]).
+    pub(crate) calls: Cell<u64>,
+    /// Whether the garbage collector is on: then copies of content consult its state
+    /// first, and pushes read states in the home replica; with it off there are none to
+    /// read, so a read of the collector's keys finds nothing without a call.
+    pub(crate) collecting: bool,
 }
 
 /// When a replicated object was written (its `written-at` metadata; 0 if unstamped).
@@ -68,41 +57,49 @@ pub(crate) fn written_at(metadata: &Metadata) -> u64 {
     WRITTEN_AT.get(metadata).unwrap_or(0)
 }
 
-fn backend(message: String) -> StorageError {
-    StorageError::Backend(message)
-}
-
 /// Tries `$op` (an expression over `$store`) on each replica of `$order`; the first hit
 /// wins, a miss or an error moves on. A miss is the answer when at least one replica
 /// answered: content only in a failed replica is unavailable until it replicates or the
 /// replica is back, and a pushing client that asks first uploads it again. An error is
-/// returned only when no replica answered at all.
+/// returned only when no replica answered at all. The collector's keys are read in the
+/// home replica alone.
 macro_rules! read_fallback {
-    ($self:ident, $order:expr, |$store:ident| $op:expr) => {
-        read_fallback!(@run $self, $order, true, |$store| $op)
+    ($self:ident, $key:expr, |$store:ident| $op:expr) => {
+        read_fallback!(@run $self, $key, true, |$store| $op)
     };
-    ($self:ident, $order:expr, untimed, |$store:ident| $op:expr) => {
-        read_fallback!(@run $self, $order, false, |$store| $op)
+    ($self:ident, $key:expr, untimed, |$store:ident| $op:expr) => {
+        read_fallback!(@run $self, $key, false, |$store| $op)
     };
-    (@run $self:ident, $order:expr, $timed:expr, |$store:ident| $op:expr) => {{
+    (@run $self:ident, $key:expr, $timed:expr, |$store:ident| $op:expr) => {{
+        // The collector's keys go to the home replica whatever its health: a success there
+        // says nothing about the replica's health for other traffic.
+        let judged = !super::placement::is_home_scoped($key);
         let mut failure = None;
+        let mut failed = Vec::new();
         let mut found = None;
         let mut answered = false;
-        for i in $order {
+        for i in $self.read_order($key)? {
             let $store = &$self.replicas[i].store;
-            match $self.run(i, $timed, $op).await {
+            match $self.run_judged(i, $timed, judged, $op).await {
                 Ok(Some(value)) => {
                     found = Some(value);
                     break;
                 }
                 Ok(None) => answered = true,
-                Err(e) => failure = Some(e),
+                Err(e) => {
+                    failed.push(i);
+                    failure = Some(e);
+                }
             }
         }
         match (found, failure) {
             (Some(value), _) => Ok(Some(value)),
             (None, Some(e)) if !answered => Err(e),
-            (None, _) => Ok(None),
+            (None, _) => {
+                // A miss that a failed replica may not share.
+                failed.into_iter().for_each(|i| $self.unreached(i));
+                Ok(None)
+            }
         }
     }};
 }
@@ -114,161 +111,32 @@ impl<S: BlobStore> Replicated<S> {
         timer: Rc<dyn Timer>,
         read_timeout_ms: u64,
     ) -> Self {
-        Replicated { replicas, routing, timer, read_timeout_ms, changes: RefCell::new(Vec::new()) }
-    }
-
-    /// The writes this request made to replicated keys, each once (the last per key).
-    pub fn take_changes(&self) -> Vec<Change> {
-        let mut changes = std::mem::take(&mut *self.changes.borrow_mut());
-        let mut seen = std::collections::HashSet::new();
-        changes.reverse();
-        changes.retain(|c| seen.insert(c.key.clone()));
-        changes.reverse();
-        changes
-    }
-
-    fn record(&self, key: &str, kind: ChangeKind, source: usize) {
-        if is_replicated(key) && self.routing.len() > 1 {
-            self.changes.borrow_mut().push(Change { key: key.to_owned(), kind, source });
+        Replicated {
+            replicas,
+            routing,
+            timer,
+            read_timeout_ms,
+            changes: RefCell::new(Vec::new()),
+            strict: false,
+            unreached: RefCell::new(Vec::new()),
+            calls: Cell::new(0),
+            collecting: false,
         }
     }
 
-    /// Runs one operation on replica `i`: applies injected faults and the read timeout,
-    /// counts it, and keeps the replica's health. Limit errors are the caller's, not the
-    /// replica's, and do not make it unhealthy.
-    pub(crate) async fn run<T>(
-        &self,
-        i: usize,
-        timed: bool,
-        op: impl Future<Output = StorageResult<T>>,
-    ) -> StorageResult<T> {
-        let health = &self.routing.health;
-        let name = &self.replicas[i].name;
-        if self.routing.failing.get(i).copied().unwrap_or(false) {
-            let message = format!("replica {name}: injected fault");
-            health.failed(i, (self.routing.now)(), &message);
-            return Err(backend(message));
-        }
-        if self.routing.stalling.get(i).copied().unwrap_or(false) {
-            self.timer.sleep(self.read_timeout_ms).await;
-            let message = format!("replica {name}: no answer in {} ms (injected stall)", self.read_timeout_ms);
-            health.failed(i, (self.routing.now)(), &message);
-            return Err(backend(message));
-        }
-        health.count(i, self.routing.traffic);
-        let result = if timed {
-            let op = std::pin::pin!(op);
-            match select(op, self.timer.sleep(self.read_timeout_ms)).await {
-                Either::Left((result, _)) => result,
-                Either::Right(_) => Err(backend(format!("replica {name}: no answer in {} ms", self.read_timeout_ms))),
-            }
-        } else {
-            op.await
-        };
-        match &result {
-            Ok(_) => health.succeeded(i),
-            Err(StorageError::Backend(e)) => health.failed(i, (self.routing.now)(), e),
-            Err(StorageError::Limit(_)) => {}
-        }
-        result
+    /// The garbage collector's view of these replicas: every read and listing tries every
+    /// replica, and one that fails is recorded ([`BlobStore::take_unreached`]) rather than
+    /// hidden, so that the collector never mistakes "not reached" for "not there".
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
     }
 
-    /// Replicas to read `key` from: an upload session's own replica alone; an assembled
-    /// object's session replica first; anything else in the routing order.
-    fn read_order(&self, key: &str) -> Vec<usize> {
-        let candidates = self.routing.candidates();
-        let session = keys::session_of(key).and_then(|id| self.routing.session_replica(&id));
-        match session {
-            // A session's state lives in its replica alone: read there whenever it is in
-            // routing, healthy or in back-off, so that one failed operation gives 503s
-            // (clients retry) rather than a session that looks gone.
-            Some(home) if key.starts_with(keys::UPLOADS_PREFIX) => {
-                if self.routing.routable(home) {
-                    vec![home]
-                } else {
-                    Vec::new()
-                }
-            }
-            Some(home) => {
-                let rest = candidates.iter().copied().filter(|&i| i != home);
-                candidates.contains(&home).then_some(home).into_iter().chain(rest).collect()
-            }
-            None => candidates,
-        }
-    }
-
-    /// The one replica that takes a write to `key`: its session's replica, or the writer.
-    fn write_target(&self, key: &str) -> StorageResult<usize> {
-        let session = keys::session_of(key).and_then(|id| self.routing.session_replica(&id));
-        let target = match session {
-            Some(home) => Some(home).filter(|&i| self.routing.routable(i)),
-            None => self.routing.writer(),
-        };
-        target.ok_or_else(|| backend(format!("no replica may take a write of {key}: all are out of routing")))
-    }
-
-    /// The one replica where a conditional put of `key` is decided: an upload session's
-    /// replica for its keys; for a replicated key, the home replica, whichever replica
-    /// the request is nearest to, so that two writers in different regions race on one
-    /// copy (each replica deciding alone would let both create an immutable tag). While the
-    /// home replica is out of routing such a put fails (503, the client retries) rather
-    /// than be decided elsewhere.
-    fn condition_target(&self, key: &str) -> StorageResult<usize> {
-        if !is_replicated(key) {
-            return self.write_target(key);
-        }
-        let home = self.routing.home();
-        if self.routing.routable(home) {
-            return Ok(home);
-        }
-        let name = self.routing.name(home);
-        Err(backend(format!(
-            "{key} is written conditionally, which only the home replica {name} decides, and it is out of routing"
-        )))
-    }
-
-    /// Merges one listing page from every candidate replica: keys in order, each once with
-    /// its newest copy's metadata, cut where the first truncated replica's page ends so
-    /// that no key is skipped.
-    async fn merged_list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {
-        let mut merged: BTreeMap<String, Metadata> = BTreeMap::new();
-        let mut cutoff: Option<String> = None;
-        let mut failure = None;
-        let mut answered = false;
-        for i in self.routing.candidates() {
-            let store = &self.replicas[i].store;
-            match self.run(i, true, store.list(prefix, start_after, limit)).await {
-                Ok(page) => {
-                    answered = true;
-                    if page.truncated {
-                        if let Some(last) = page.keys.last() {
-                            if cutoff.as_ref().is_none_or(|c| last.key < *c) {
-                                cutoff = Some(last.key.clone());
-                            }
-                        }
-                    }
-                    for listed in page.keys {
-                        // The newest copy's metadata (a tag's digest) wins.
-                        let newer = |known: &Metadata| written_at(&listed.metadata) > written_at(known);
-                        if merged.get(&listed.key).is_none_or(newer) {
-                            merged.insert(listed.key, listed.metadata);
-                        }
-                    }
-                }
-                Err(e) => failure = Some(e),
-            }
-        }
-        if !answered {
-            return Err(failure.unwrap_or_else(|| backend("no replica may be listed".into())));
-        }
-        let total = merged.len();
-        let keys: Vec<ListedKey> = merged
-            .into_iter()
-            .filter(|(key, _)| cutoff.as_ref().is_none_or(|c| key <= c))
-            .take(limit)
-            .map(|(key, metadata)| ListedKey { key, metadata })
-            .collect();
-        Ok(ListPage { truncated: cutoff.is_some() || keys.len() < total, keys })
+    /// Whether the garbage collector is on (see the field `collecting`): set from the
+    /// settings for every view.
+    pub fn collector_on(mut self, on: bool) -> Self {
+        self.collecting = on;
+        self
     }
 }
 
@@ -277,15 +145,15 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
     type Native = S::Native;
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
-        read_fallback!(self, self.read_order(key), |store| store.head(key))
+        read_fallback!(self, key, |store| store.head(key))
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<Option<Object<S::Body>>> {
-        read_fallback!(self, self.read_order(key), |store| store.get(key, range))
+        read_fallback!(self, key, |store| store.get(key, range))
     }
 
     async fn get_bytes(&self, key: &str) -> StorageResult<Option<(ObjectInfo, Vec<u8>)>> {
-        read_fallback!(self, self.read_order(key), |store| store.get_bytes(key))
+        read_fallback!(self, key, |store| store.get_bytes(key))
     }
 
     fn max_single_put(&self) -> u64 {
@@ -306,7 +174,7 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
     }
 
     async fn read_range(&self, key: &str, range: ByteRange) -> StorageResult<Option<Vec<u8>>> {
-        read_fallback!(self, self.read_order(key), untimed, |store| store.read_range(key, range))
+        read_fallback!(self, key, untimed, |store| store.read_range(key, range))
     }
 
     /// A replicated key is written to the writer, or the next candidate if it fails (a
@@ -314,7 +182,8 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>, mut metadata: Metadata) -> StorageResult<ObjectInfo> {
         if !is_replicated(key) {
             let i = self.write_target(key)?;
-            return self.run(i, false, self.replicas[i].store.put_bytes(key, bytes, metadata)).await;
+            let judged = !is_home_scoped(key);
+            return self.run_judged(i, false, judged, self.replicas[i].store.put_bytes(key, bytes, metadata)).await;
         }
         WRITTEN_AT.set(&mut metadata, (self.routing.now)());
         // A blob pointer goes where its assembled bytes are, so that a replica never holds
@@ -358,7 +227,7 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
             WRITTEN_AT.set(&mut metadata, (self.routing.now)());
         }
         let put = self.replicas[i].store.put_bytes_if(key, bytes, metadata, condition);
-        let written = self.run(i, false, put).await?;
+        let written = self.run_judged(i, false, !is_home_scoped(key), put).await?;
         if replicated && written.is_some() {
             self.record(key, ChangeKind::Put, i);
         }
@@ -369,15 +238,16 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
     /// replica's copy may be older than the one the condition was checked against.
     async fn head_for_condition(&self, key: &str) -> StorageResult<Option<ObjectInfo>> {
         let i = self.condition_target(key)?;
-        self.run(i, true, self.replicas[i].store.head(key)).await
+        self.run_judged(i, true, !is_home_scoped(key), self.replicas[i].store.head(key)).await
     }
 
     /// A delete reaches every replica client traffic may touch at once, healthy or not (so
-    /// a read cannot fall back to a stale copy), and the others through replication.
+    /// a read cannot fall back to a stale copy), and the others through replication; the
+    /// strict view records those that failed.
     async fn delete(&self, key: &str) -> StorageResult<()> {
         if !is_replicated(key) {
             let i = self.write_target(key)?;
-            return self.run(i, false, self.replicas[i].store.delete(key)).await;
+            return self.run_judged(i, false, !is_home_scoped(key), self.replicas[i].store.delete(key)).await;
         }
         let mut deleted_in = None;
         let mut deleted_from = Vec::new();
@@ -391,12 +261,19 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
                     deleted_in.get_or_insert(i);
                     deleted_from.push(i);
                 }
-                Err(e) => failure = Some(e),
+                Err(e) => {
+                    self.unreached(i);
+                    failure = Some(e);
+                }
             }
         }
         match (deleted_in, failure) {
             (Some(source), _) => {
                 self.record(key, ChangeKind::Delete, source);
+                if self.strict && is_content(key) {
+                    // The collector's: copies of content consult its state, not these records.
+                    return Ok(());
+                }
                 // Best effort: without the record a late, older copy could come back; the
                 // delete itself has happened and is replicated either way.
                 let now = (self.routing.now)();
@@ -406,6 +283,29 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
             }
             (None, failure) => Err(failure.unwrap_or_else(|| backend(format!("no replica may delete {key}")))),
         }
+    }
+
+    /// The collector's keys in one call to the home replica; others one by one.
+    async fn delete_many(&self, keys: &[String]) -> StorageResult<()> {
+        if let Some(home) = keys.first().and_then(|k| self.home_scoped(k)) {
+            if keys.iter().all(|k| is_home_scoped(k)) {
+                let i = home?;
+                return self.run_judged(i, false, false, self.replicas[i].store.delete_many(keys)).await;
+            }
+        }
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
+
+    /// A delete makes a call and records its deletion (two calls) in each replica.
+    fn backend_calls(&self) -> Option<(u64, u64)> {
+        Some((self.calls.get(), 3 * self.replicas.len() as u64))
+    }
+
+    fn take_unreached(&self) -> Vec<String> {
+        std::mem::take(&mut *self.unreached.borrow_mut())
     }
 
     async fn put_verified(
@@ -441,7 +341,7 @@ impl<S: BlobStore> BlobStore for Replicated<S> {
     /// Hashing reads the whole object: it may take far longer than the read timeout, which
     /// is for finding an object, so it is not timed.
     async fn digest_object(&self, key: &str, algorithm: Algorithm) -> StorageResult<Option<Digest>> {
-        read_fallback!(self, self.read_order(key), untimed, |store| store.digest_object(key, algorithm))
+        read_fallback!(self, key, untimed, |store| store.digest_object(key, algorithm))
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage> {

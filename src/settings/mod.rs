@@ -53,7 +53,7 @@ pub struct Settings {
     pub replication: Option<ReplicationSettings>,
     /// Lifecycle rules (immutable tags); none by default.
     pub lifecycle: LifecycleSettings,
-    /// The garbage collector; `None` when it is off (`GC=off`, or with replicas).
+    /// The garbage collector; `None` when it is off (`GC=off`, or with replicas unless `GC=on`).
     pub gc: Option<GcConfig>,
     /// The retention policies the collector's runs apply; `None` when none are set.
     pub retention: Option<crate::lifecycle::retention::RetentionConfig>,
@@ -67,7 +67,7 @@ impl Settings {
         let access = access::read(&vars)?;
         let replication = ReplicationSettings::read(&vars)?;
         let lifecycle = LifecycleSettings::read(&vars)?;
-        let gc = gc::read(&vars, replication.is_some())?;
+        let gc = gc::read(&vars, replication.as_ref().map_or(0, |r| r.specs.len()))?;
         let retention = retention::read(&vars, gc.is_some(), replication.is_some())?;
         // The core enforces immutable tags on every push and delete.
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();

@@ -200,6 +200,19 @@ pub trait BlobStore {
     /// Lists keys under `prefix` strictly after `start_after`, at most `limit` (<= 1000).
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> StorageResult<ListPage>;
 
+    /// For a store over several copies (replicas), which make several backend calls per
+    /// call: the backend calls made so far and the most one call may make. `None` (one
+    /// bucket): every call is one backend call. The garbage collector's budget counts these.
+    fn backend_calls(&self) -> Option<(u64, u64)> {
+        None
+    }
+    /// The copies (replicas) that some call since the last take could not reach, so that
+    /// its answer may lack what they hold (the garbage collector's view only; others fail
+    /// or fall back instead). Always empty for one bucket: a call that cannot reach it fails.
+    fn take_unreached(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The store's reader of a body of unknown length (see [`cutter`]); the body back when
     /// this store has none, and it is read through wasm instead. `limit`: the most bytes
     /// one request body may bring.

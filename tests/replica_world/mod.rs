@@ -73,6 +73,8 @@ pub struct World {
     pub hooks: Cell<bool>,
     /// The registry's immutable-tag rules (`IMMUTABLE_TAGS`); none by default.
     pub immutable_tags: RefCell<edge_registry::registry::ImmutableTags>,
+    /// Whether the garbage collector is on (`GC=on`): every view then knows it.
+    pub collects: Cell<bool>,
 }
 
 pub struct Answer {
@@ -118,6 +120,7 @@ impl World {
             ids: Rc::new(Counter(Cell::new(0))),
             hooks: Cell::new(false),
             immutable_tags: RefCell::default(),
+            collects: Cell::new(false),
         }
     }
 
@@ -135,7 +138,14 @@ impl World {
     }
 
     pub fn client(&self, from: &str, pin: Option<&str>) -> Replicated<Bucket> {
-        self.cluster.client(&Location::from_code(from), &self.switch.borrow(), &self.faults.borrow(), pin)
+        self.cluster
+            .client(&Location::from_code(from), &self.switch.borrow(), &self.faults.borrow(), pin)
+            .collector_on(self.collects.get())
+    }
+
+    /// The view replication, repair and status run over.
+    pub fn maintenance(&self) -> Replicated<Bucket> {
+        self.cluster.maintenance(&self.switch.borrow(), &self.faults.borrow()).collector_on(self.collects.get())
     }
 
     /// The registry one request from `from` sees: its routing, upload ids naming the
@@ -186,7 +196,7 @@ impl World {
     /// Delivers every queued message once; failed ones stay queued. Returns the outcomes.
     pub fn deliver(&self) -> Vec<Result<Applied, String>> {
         let messages = std::mem::take(&mut *self.queue.0.borrow_mut());
-        let store = self.cluster.maintenance(&self.switch.borrow(), &self.faults.borrow());
+        let store = self.maintenance();
         let mut outcomes = Vec::new();
         for message in messages {
             let outcome = block_on(apply(&store, &message));
@@ -199,7 +209,7 @@ impl World {
     }
 
     pub fn repair(&self) -> edge_registry::replication::repair::RepairReport {
-        let store = self.cluster.maintenance(&self.switch.borrow(), &self.faults.borrow());
+        let store = self.maintenance();
         block_on(repair(&store, &self.queue, 0)).unwrap()
     }
 

@@ -46,6 +46,10 @@ pub enum Phase {
     /// Sweeping content: `prefix` indexes `keys::CONTENT_PREFIXES`, `after` is the last
     /// content key swept.
     Sweep { prefix: usize, after: Option<String> },
+    /// Finishing deletions an earlier run could not finish everywhere (a replica it could
+    /// not reach): content whose state is dead, found in the states' listing, `after` the
+    /// last state seen.
+    Resume { after: Option<String> },
     /// Removing repositories' links to the blobs this run deleted.
     Prune { repo: Option<String>, after: Option<String> },
     /// Forgetting the states of the content this run deleted (pushable again).
@@ -104,13 +108,25 @@ pub struct Report {
     pub steps: u64,
     pub calls: u64,
     /// Set when the mark could not be completed safely (a manifest it could not read or
-    /// parse, an index nested too deep): then nothing is condemned or deleted.
+    /// parse, an index nested too deep, a replica it could not reach): then nothing is
+    /// condemned or deleted.
     #[serde(default)]
     pub incomplete: Option<String>,
     /// What the retention policies deleted (or, not applied, would delete); `None` when
     /// none are set.
     #[serde(default)]
     pub retention: Option<RetentionReport>,
+    /// Replicas some call of this run could not reach. While marking, that makes the run
+    /// incomplete; later, a deletion may have missed them, so the run forgets no state
+    /// (the content stays refused to pushes) and the next run finishes its deletions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreached: Vec<String>,
+    /// Deletions an earlier run left unfinished (dead content), finished by this one.
+    #[serde(default)]
+    pub resumed: u64,
+    /// States of deleted content not forgotten because a replica was unreached.
+    #[serde(default)]
+    pub kept_dead: u64,
 }
 
 impl Job {

@@ -1,6 +1,8 @@
 //! The storage calls one collector step makes, counted as they are made, so that a step
 //! stops before the platform's per-invocation limit (1,000 calls to Cloudflare services on
-//! a Paid plan): the collector reaches storage only through a [`Meter`].
+//! a Paid plan): the collector reaches storage only through a [`Meter`]. Over replicas,
+//! where one call may make several backend calls, the meter counts those the store reports
+//! and reserves each unit of work as if every call made the most a call may.
 
 use crate::storage::{
     content_state, retiring, BlobStore, ListPage, MetaStore, Metadata, ObjectInfo, PutIf, StorageResult,
@@ -11,13 +13,19 @@ use std::cell::Cell;
 pub struct Meter<'a, B, M> {
     pub(super) blobs: &'a B,
     meta: &'a M,
+    /// Calls made through the meter (one each).
     spent: Cell<u64>,
+    /// Of those, calls to the index (always one backend call).
+    indexed: Cell<u64>,
+    /// The store's backend calls when the meter was made, and the most one call makes.
+    backend: Option<(u64, u64)>,
     budget: u64,
 }
 
 impl<'a, B: BlobStore, M: MetaStore> Meter<'a, B, M> {
     pub fn new(blobs: &'a B, meta: &'a M, budget: u64) -> Self {
-        Meter { blobs, meta, spent: Cell::new(0), budget }
+        let backend = blobs.backend_calls();
+        Meter { blobs, meta, spent: Cell::new(0), indexed: Cell::new(0), backend, budget }
     }
 
     /// The calls this step may make.
@@ -25,14 +33,18 @@ impl<'a, B: BlobStore, M: MetaStore> Meter<'a, B, M> {
         self.budget
     }
 
-    /// Calls made so far.
+    /// Calls made so far (backend calls, over replicas).
     pub fn spent(&self) -> u64 {
-        self.spent.get()
+        match (self.backend, self.blobs.backend_calls()) {
+            (Some((start, _)), Some((now, _))) => now.saturating_sub(start) + self.indexed.get(),
+            _ => self.spent.get(),
+        }
     }
 
-    /// Whether `calls` more still fit the budget.
+    /// Whether `calls` more (each as many backend calls as one may make) fit the budget.
     pub fn affords(&self, calls: u64) -> bool {
-        self.spent.get() + calls <= self.budget
+        let most = self.backend.map_or(1, |(_, most)| most.max(1));
+        self.spent() + calls * most <= self.budget
     }
 
     fn count(&self, calls: u64) {
@@ -83,6 +95,7 @@ impl<'a, B: BlobStore, M: MetaStore> Meter<'a, B, M> {
 
     pub async fn delete_indexed(&self, key: &str) -> StorageResult<()> {
         self.count(1);
+        self.indexed.set(self.indexed.get() + 1);
         self.meta.delete(key).await
     }
 

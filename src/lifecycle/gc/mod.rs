@@ -16,6 +16,7 @@ pub mod job;
 pub mod mark;
 pub mod meter;
 pub mod prune;
+pub mod resume;
 pub mod sweep;
 
 use crate::lifecycle::retention::{self, Retainer, Timing};
@@ -119,6 +120,8 @@ impl<'a, B: BlobStore, M: MetaStore> Collector<'a, B, M> {
             return Ok(Stepped { job, saved: false });
         }
         let mut marking = mark::Marking::new(&job);
+        let marking_phase = matches!(job.phase, Phase::Mark { .. });
+        self.blobs.take_unreached(); // what earlier calls missed is not this step's
         let finished = match &mut job.phase {
             Phase::Retain(cursor) => match (&self.retainer, job.report.retention.as_mut()) {
                 (Some(retainer), Some(report)) => {
@@ -130,11 +133,13 @@ impl<'a, B: BlobStore, M: MetaStore> Collector<'a, B, M> {
             },
             Phase::Mark { .. } => mark::step(&meter, &mut job, now, &mut marking).await?,
             Phase::Sweep { .. } => sweep::step(&meter, &mut job, now).await?,
+            Phase::Resume { .. } => resume::step(&meter, &mut job).await?,
             Phase::Prune { .. } => prune::prune_step(&meter, &mut job).await?,
             Phase::Forget { .. } => prune::forget_step(&meter, &mut job).await?,
             Phase::Clean => prune::clean_step(&meter, &job).await?,
             Phase::Done { .. } => true,
         };
+        account_for_unreached(&mut job, self.blobs.take_unreached(), marking_phase);
         // A phase's end ends its step: the next phase starts with a fresh budget, and a
         // test (or an operator reading the status) sees every phase.
         if finished {
@@ -142,7 +147,8 @@ impl<'a, B: BlobStore, M: MetaStore> Collector<'a, B, M> {
                 Phase::Retain(_) => Phase::Mark { repo: None, after: None },
                 Phase::Mark { .. } => Phase::Sweep { prefix: 0, after: None },
                 Phase::Sweep { .. } if job.dry_run => Phase::Clean,
-                Phase::Sweep { .. } => Phase::Prune { repo: None, after: None },
+                Phase::Sweep { .. } => Phase::Resume { after: None },
+                Phase::Resume { .. } => Phase::Prune { repo: None, after: None },
                 Phase::Prune { .. } => Phase::Forget { after: None },
                 Phase::Forget { .. } => Phase::Clean,
                 Phase::Clean | Phase::Done { .. } => Phase::Done { finished_at: now },
@@ -161,5 +167,26 @@ impl<'a, B: BlobStore, M: MetaStore> Collector<'a, B, M> {
             return Ok(Stepped { job: theirs, saved });
         }
         Ok(Stepped { job, saved })
+    }
+}
+
+/// Records the replicas a step could not reach (see [`job::Report::unreached`]): while
+/// marking, what only they hold is unknown, so the run becomes incomplete and condemns
+/// and deletes nothing; later, the forget phase keeps every state (see [`prune`]).
+fn account_for_unreached(job: &mut Job, unreached: Vec<String>, marking: bool) {
+    if unreached.is_empty() {
+        return;
+    }
+    if marking && job.report.incomplete.is_none() {
+        job.report.incomplete = Some(format!(
+            "replica {} could not be reached while marking: what only it holds is unknown, so this run condemns and \
+             deletes nothing",
+            unreached.join(", ")
+        ));
+    }
+    for name in unreached {
+        if !job.report.unreached.contains(&name) {
+            job.report.unreached.push(name);
+        }
     }
 }

@@ -130,7 +130,11 @@ fn linked_content(key: &str) -> Option<String> {
     format!("{algorithm}:{hex}").parse().ok().map(|d| keys::manifest(&d))
 }
 
-/// Forgets the states of deleted content; `Ok(true)` when done.
+/// Forgets the states of deleted content; `Ok(true)` when done. A run that could not
+/// reach a replica forgets none: a deletion or a link's removal may have missed it, and
+/// content pushable again could then be served (or linked) from that replica's stale copy.
+/// Those states stay dead (pushes of that content are refused) until a later run, reaching
+/// every replica, finishes the deletion (the sweep or [`resume`](super::resume)).
 pub async fn forget_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job: &mut Job) -> StorageResult<bool> {
     let prefix = dead_prefix(job.run);
     loop {
@@ -148,7 +152,11 @@ pub async fn forget_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, jo
                 return Ok(false);
             }
             if let Some(content) = keys::content_of_mark(job.run, "dead", &mark.key) {
-                meter.forget(content).await?;
+                if job.report.unreached.is_empty() {
+                    meter.forget(content).await?;
+                } else {
+                    job.report.kept_dead += 1;
+                }
             }
             job.phase = Phase::Forget { after: Some(mark.key) };
         }

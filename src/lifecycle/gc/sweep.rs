@@ -31,7 +31,7 @@ const PAGE: usize = 200;
 
 /// The calls one swept key may take at most (session, state, kill, size, dead mark, two
 /// deletes, the index entry; or the mark of a live pointer's target).
-const PER_KEY: u64 = 8;
+pub(super) const PER_KEY: u64 = 8;
 
 /// The longest one step may run (a cron invocation's wall-clock limit is 15 minutes).
 pub const MAX_STEP_MS: u64 = 15 * 60_000;
@@ -128,8 +128,8 @@ async fn sweep_key<B: BlobStore, M: MetaStore>(
         }
         return Ok(());
     }
-    if job.report.incomplete.is_some() {
-        return Ok(()); // an incomplete mark proves nothing unreachable
+    if job.report.incomplete.is_some() && !matches!(state, ContentState::Dead { .. }) {
+        return Ok(()); // an incomplete mark proves nothing unreachable (dead content is, already)
     }
     let size = size_of(meter, entry).await?;
     job.report.unreachable.add(size);
@@ -149,24 +149,28 @@ async fn sweep_key<B: BlobStore, M: MetaStore>(
             if job.dry_run {
                 job.report.deleted.add(size);
             } else if meter.kill(content, &etag).await? {
-                delete(meter, job, entry, size).await?;
+                delete(meter, job, entry).await?;
+                job.report.deleted.add(size);
             }
         }
-        // Left by a step that stopped half-way: finish what it started.
-        ContentState::Dead { .. } if !job.dry_run => delete(meter, job, entry, size).await?,
+        // Left by a step that stopped half-way, or by a run that could not reach every
+        // replica (the copy listed now is one it missed): finish what it started.
+        ContentState::Dead { .. } if !job.dry_run => {
+            delete(meter, job, entry).await?;
+            job.report.deleted.add(size);
+        }
         ContentState::Dead { .. } => {}
     }
     Ok(())
 }
 
 /// Deletes killed content: records it as this run's (for the links and the state to be
-/// removed later), then the assembled object a pointer names, the key, and a manifest's
-/// index entry.
-async fn delete<B: BlobStore, M: MetaStore>(
+/// removed later), then the assembled object a pointer names, the key (in every replica),
+/// and a manifest's index entry.
+pub(super) async fn delete<B: BlobStore, M: MetaStore>(
     meter: &Meter<'_, B, M>,
-    job: &mut Job,
+    job: &Job,
     entry: &ListedKey,
-    size: u64,
 ) -> StorageResult<()> {
     let dead = Metadata::from([GC_STATE.entry("dead")]);
     meter.put(&keys::gc_dead(job.run, &entry.key), Vec::new(), dead).await?;
@@ -177,7 +181,6 @@ async fn delete<B: BlobStore, M: MetaStore>(
     if let Some(digest) = keys::manifest_digest_of(&entry.key) {
         meter.delete_indexed(&keys::kv_manifest(&digest)).await?;
     }
-    job.report.deleted.add(size);
     Ok(())
 }
 
