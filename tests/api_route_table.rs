@@ -16,6 +16,7 @@ use edge_registry::api::table::{sections, Handler, RouteSection};
 use edge_registry::api::{self, Services};
 use edge_registry::auth::{Action, Auth, BlobTokenStore};
 use edge_registry::lifecycle::gc::GcConfig;
+use edge_registry::lifecycle::usage::UsageConfig;
 use edge_registry::registry::{Config, RequestBody};
 use edge_registry::replication::admin::{FaultPlan, RepairReport, ReplicaStatus, ReplicationAdmin};
 use edge_registry::storage::memory::MemoryBlobStore;
@@ -69,10 +70,13 @@ struct Setup<'a> {
     auth: Option<&'a Auth>,
     replication: Option<&'a SomeReplication>,
     gc: Option<GcConfig>,
+    usage: Option<UsageConfig>,
 }
 
 /// The garbage collector on, as it is by default.
 const GC_ON: Option<GcConfig> = Some(GcConfig { grace_ms: 3_600_000, calls_per_step: 900, interval_ms: 3_600_000 });
+/// The usage count on, as it is by default.
+const USAGE_ON: Option<UsageConfig> = Some(UsageConfig { calls_per_step: 40, interval_ms: 3_600_000 });
 
 fn send_to(reg: &TestRegistry, setup: Setup, creds: Option<&str>, method: &Method, path: &str) -> Answer {
     let mut headers = vec![];
@@ -89,6 +93,7 @@ fn send_to(reg: &TestRegistry, setup: Setup, creds: Option<&str>, method: &Metho
         replication: setup.replication,
         gc: setup.gc,
         retention: None,
+        usage: setup.usage,
     };
     answer(block_on(api::serve(services, request)))
 }
@@ -152,7 +157,7 @@ fn the_table_is_well_formed() {
 #[test]
 fn every_entry_routes_its_methods_refuses_the_rest_and_enforces_its_rights() {
     let auth = auth();
-    let setup = Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: GC_ON };
+    let setup = Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: GC_ON, usage: USAGE_ON };
     let table = table();
     let mut checked = 0;
     for entry in table.iter().flat_map(|s| &s.endpoints) {
@@ -214,7 +219,7 @@ fn every_entry_routes_its_methods_refuses_the_rest_and_enforces_its_rights() {
 #[test]
 fn bad_path_parameters_get_their_specific_errors_before_any_access_check() {
     let auth = auth();
-    let setup = Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: GC_ON };
+    let setup = Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: GC_ON, usage: USAGE_ON };
     let reg = seeded();
     let digest = sha256(b"a blob");
     let table = table();
@@ -281,11 +286,16 @@ fn a_feature_that_is_off_answers_404_on_its_routes_and_405_on_other_methods() {
         let Some(feature) = &section.feature else { continue };
         // Each feature says here how it is turned off.
         let setup = match feature.name {
-            "access control" => Setup { auth: None, replication: Some(&SomeReplication), gc: GC_ON },
-            "replication" => Setup { auth: Some(&auth), replication: None, gc: GC_ON },
-            "garbage collection" => Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: None },
+            "access control" => Setup { auth: None, replication: Some(&SomeReplication), gc: GC_ON, usage: USAGE_ON },
+            "replication" => Setup { auth: Some(&auth), replication: None, gc: GC_ON, usage: USAGE_ON },
+            "garbage collection" => {
+                Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: None, usage: USAGE_ON }
+            }
+            "storage usage" => Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: GC_ON, usage: None },
             // Off in the registry's config (the settings turn it off with replicas).
-            "repository delete" => Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: GC_ON },
+            "repository delete" => {
+                Setup { auth: Some(&auth), replication: Some(&SomeReplication), gc: GC_ON, usage: USAGE_ON }
+            }
             other => panic!("feature {other:?}: add how to turn it off to this test"),
         };
         let reg = if feature.name == "repository delete" { &no_deletes } else { &seeded };
@@ -296,6 +306,7 @@ fn a_feature_that_is_off_answers_404_on_its_routes_and_405_on_other_methods() {
             replication: setup.replication,
             gc: setup.gc,
             retention: None,
+            usage: setup.usage,
         };
         assert!(!(feature.is_on)(&services), "{} is off here", feature.name);
         for entry in &section.endpoints {

@@ -29,6 +29,7 @@ fn serve(
         replication: None::<&NoReplication>,
         gc: None,
         retention: None,
+        usage: None,
     };
     let stream = stream(Feed::Pieces(body.as_bytes().to_vec(), 1024));
     let request =

@@ -29,6 +29,7 @@ pub mod route;
 pub mod table;
 mod token;
 mod uploads;
+mod usage;
 
 pub use blobs::{CACHE_STATUS_HEADER, IMMUTABLE_CACHE_CONTROL};
 pub use discovery::CATALOG_SCAN_LIMIT;
@@ -111,21 +112,30 @@ pub async fn handle_replicated<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
     let tokens = BlobTokenStore::new(registry.blob_store());
-    serve(Services { registry, auth, tokens: &tokens, replication, gc, retention: None }, request).await
+    serve(Services { registry, auth, tokens: &tokens, replication, gc, retention: None, usage: None }, request).await
 }
 
-/// [`handle`] for a registry with the garbage collector on (`gc`): its admin endpoints
-/// answer, and its runs apply the `retention` policies.
+/// [`handle`] for a registry with one bucket: the garbage collector's (`gc`, whose runs
+/// apply the `retention` policies) and the usage count's (`usage`) admin endpoints answer
+/// while they are on.
 pub async fn handle_collected<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     auth: Option<&Auth>,
     gc: Option<crate::lifecycle::gc::GcConfig>,
     retention: Option<&crate::lifecycle::retention::RetentionConfig>,
+    usage: Option<crate::lifecycle::usage::UsageConfig>,
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
     let tokens = BlobTokenStore::new(registry.blob_store());
-    let services =
-        Services::<_, _, _, admin::NoReplication> { registry, auth, tokens: &tokens, replication: None, gc, retention };
+    let services = Services::<_, _, _, admin::NoReplication> {
+        registry,
+        auth,
+        tokens: &tokens,
+        replication: None,
+        gc,
+        retention,
+        usage,
+    };
     serve(services, request).await
 }
 

@@ -7,7 +7,7 @@
 
 use super::endpoint::{Endpoint, Operation, Right, Section};
 use super::route::{Params, PathShape, Segment};
-use super::{admin, blobs, discovery, gc, manifests, repositories, token, uploads, Call, HandlerResult, Reply};
+use super::{admin, blobs, discovery, gc, manifests, repositories, token, uploads, usage, Call, HandlerResult, Reply};
 use crate::auth::{Action, Auth, TokenStore};
 use crate::registry::Registry;
 use crate::replication::admin::ReplicationAdmin;
@@ -28,6 +28,8 @@ pub struct Services<'a, B, M, T, A> {
     pub gc: Option<crate::lifecycle::gc::GcConfig>,
     /// The retention policies the collector's runs apply; `None` when none are set.
     pub retention: Option<&'a crate::lifecycle::retention::RetentionConfig>,
+    /// The storage usage count's settings; `None` while it is off.
+    pub usage: Option<crate::lifecycle::usage::UsageConfig>,
 }
 
 impl<B, M, T, A> Clone for Services<'_, B, M, T, A> {
@@ -60,7 +62,7 @@ pub fn op<B: BlobStore, M, T, A>(
 /// The whole table: the core API, then each feature.
 pub fn sections<'a, B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin>(
 ) -> Vec<RouteSection<'a, B, M, T, A>> {
-    vec![core(), token::routes(), admin::routes(), gc::routes(), repositories::routes()]
+    vec![core(), token::routes(), admin::routes(), gc::routes(), repositories::routes(), usage::routes()]
 }
 
 const PULL: Right = Right::Repository(Action::Pull);

@@ -94,7 +94,8 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let registry = registry(&env, &settings.registry, &background)?;
     let request = convert::to_http(request)?;
     let path = request.uri().path().to_owned();
-    let response = api::handle_collected(&registry, auth, settings.gc, settings.retention.as_ref(), request).await;
+    let response =
+        api::handle_collected(&registry, auth, settings.gc, settings.retention.as_ref(), settings.usage, request).await;
     background.hand_to(&ctx);
     let mut response = convert::to_worker(response)?;
     cache::keep(&ctx, &path, &mut response)?;

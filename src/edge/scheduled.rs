@@ -8,6 +8,7 @@ use super::replication::{self, WorkerQueue};
 use super::settings::configured;
 use crate::lifecycle::gc::Collector;
 use crate::lifecycle::retention::Retainer;
+use crate::lifecycle::usage::UsageCounter;
 use crate::oci::{RepositoryName, Tag};
 use crate::registry::{Registry, StepBudget};
 use crate::replication::repair::repair;
@@ -51,12 +52,15 @@ pub struct Replicas<'a> {
 
 /// Runs `jobs` in order; each one's failure is logged, and the next one runs all the same.
 /// With replicas the collector runs over `collecting`, the strict view of every replica.
+/// At most one budgeted lifecycle step runs per invocation (the collector's, else the
+/// usage count's), so that the two budgets never add up past the plan's limit.
 pub async fn run<B: BlobStore, M: MetaStore>(
     jobs: &[ScheduledJob],
     registry: &Registry<B, M>,
     replicas: Option<Replicas<'_>>,
     collecting: Option<&Replicated<R2Store>>,
 ) {
+    let mut collector_stepped = false;
     for job in jobs {
         match job {
             &ScheduledJob::ExpireUploads { idle_ms } => match registry.expire_uploads(idle_ms).await {
@@ -89,6 +93,7 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                     }
                     (None, None) => Collector::new(registry.blob_store(), registry.meta_store(), *gc).tick(now).await,
                 };
+                collector_stepped = !matches!(ticked, Ok(None));
                 match ticked {
                     Ok(Some(stepped)) => worker::console_log!(
                         "garbage collection run {}: {:?} ({} steps so far): {:?}",
@@ -99,6 +104,23 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                     ),
                     Ok(None) => {}
                     Err(e) => worker::console_error!("garbage collection step failed (the next one retries): {e}"),
+                }
+            }
+            &ScheduledJob::CountUsage(_) if collector_stepped => {
+                worker::console_log!("storage usage: no step (the garbage collector used this invocation's budget)")
+            }
+            &ScheduledJob::CountUsage(config) => {
+                let counter = UsageCounter::new(registry.blob_store(), registry.meta_store(), config);
+                match counter.tick(registry.now_millis()).await {
+                    Ok(Some(stepped)) => worker::console_log!(
+                        "storage usage run {}: {:?} ({} steps so far, {} repositories counted)",
+                        stepped.job.run,
+                        stepped.job.phase,
+                        stepped.job.steps,
+                        stepped.job.totals.repositories
+                    ),
+                    Ok(None) => {}
+                    Err(e) => worker::console_error!("storage usage step failed (the next one retries): {e}"),
                 }
             }
             &ScheduledJob::RepairReplicas { resend_after_ms } => {

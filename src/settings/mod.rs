@@ -14,7 +14,9 @@
 //! - [`lifecycle`]: what happens to tags after a push (`IMMUTABLE_TAGS`), enforced by the
 //!   registry core, whose config gets a copy;
 //! - [`gc`]: the garbage collector (`GC`, `GC_GRACE_SECONDS`, `GC_CALLS_PER_STEP`,
-//!   `GC_INTERVAL_SECONDS`); on by default with one bucket.
+//!   `GC_INTERVAL_SECONDS`); on by default with one bucket;
+//! - [`usage`]: the storage usage count (`USAGE`, `USAGE_CALLS_PER_STEP`,
+//!   `USAGE_INTERVAL_SECONDS`); on by default with one bucket.
 //!
 //! A new feature (lifecycle/GC, pull-through, events) adds its submodule, a field of
 //! [`Settings`] parsed in [`Settings::from_lookup`], its rows in the README's settings
@@ -28,6 +30,7 @@ pub mod registry;
 pub mod replication;
 pub mod retention;
 pub mod schedule;
+pub mod usage;
 mod vars;
 
 pub use lifecycle::LifecycleSettings;
@@ -38,6 +41,7 @@ pub use vars::{lookup_in, Vars};
 
 use crate::auth::AuthConfig;
 use crate::lifecycle::gc::GcConfig;
+use crate::lifecycle::usage::UsageConfig;
 
 /// Looks a setting up by name: a Workers var or secret, `None` when neither is set.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -57,6 +61,8 @@ pub struct Settings {
     pub gc: Option<GcConfig>,
     /// The retention policies the collector's runs apply; `None` when none are set.
     pub retention: Option<crate::lifecycle::retention::RetentionConfig>,
+    /// The storage usage count; `None` when it is off (`USAGE=off`, or with replicas).
+    pub usage: Option<UsageConfig>,
 }
 
 impl Settings {
@@ -69,13 +75,14 @@ impl Settings {
         let lifecycle = LifecycleSettings::read(&vars)?;
         let gc = gc::read(&vars, replication.as_ref().map_or(0, |r| r.specs.len()))?;
         let retention = retention::read(&vars, gc.is_some(), replication.is_some())?;
+        let usage = usage::read(&vars, replication.is_some())?;
         // The core enforces immutable tags on every push and delete.
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();
         // Retention runs only on one bucket; only there do pushes yield to it.
         registry.config.yield_to_retention = replication.is_none();
         // Repository delete is offered with one bucket only (README, Garbage collection).
         registry.config.repository_deletes = replication.is_none();
-        Ok(Settings { registry, access, replication, lifecycle, gc, retention })
+        Ok(Settings { registry, access, replication, lifecycle, gc, retention, usage })
     }
 }
 

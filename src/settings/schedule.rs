@@ -1,7 +1,8 @@
 //! What the cron trigger runs, in one list: each feature contributes its job here from its
 //! settings section (the registry core: upload expiry and repository deletes; replication:
-//! the repair; the garbage collector), and `edge` runs them in this order. A later feature
-//! (events, ...) adds its variant and its line in [`Settings::scheduled_jobs`].
+//! the repair), and `edge` runs them in this order (lifecycle: the collector, then the
+//! usage count). A later feature (events, ...) adds its variant and its line in
+//! [`Settings::scheduled_jobs`].
 
 use super::Settings;
 
@@ -23,6 +24,10 @@ pub enum ScheduledJob {
         gc: crate::lifecycle::gc::GcConfig,
         retention: Option<crate::lifecycle::retention::RetentionConfig>,
     },
+    /// One step of the storage usage count (starting a run when one is due). It shares
+    /// the invocation's budget with the collector: it steps only when the collector did
+    /// not (no run in progress, or the collector off).
+    CountUsage(crate::lifecycle::usage::UsageConfig),
 }
 
 impl Settings {
@@ -39,6 +44,9 @@ impl Settings {
         if let Some(gc) = self.gc {
             jobs.push(ScheduledJob::CollectGarbage { gc, retention: self.retention.clone() });
         }
+        if let Some(usage) = self.usage {
+            jobs.push(ScheduledJob::CountUsage(usage));
+        }
         jobs
     }
 }
@@ -53,13 +61,22 @@ mod tests {
     }
 
     #[test]
-    fn one_bucket_expires_uploads_deletes_repositories_then_collects_garbage() {
+    fn one_bucket_expires_uploads_deletes_repositories_collects_garbage_then_counts_usage() {
         let jobs = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC_GRACE_SECONDS", "60")]).scheduled_jobs();
         let gc = crate::lifecycle::gc::GcConfig { grace_ms: 60_000, calls_per_step: 40, interval_ms: 60_000 };
+        let usage = crate::lifecycle::usage::UsageConfig { calls_per_step: 40, interval_ms: 3_600_000 };
         let deletes = ScheduledJob::DeleteRepositories { calls_per_step: 40 };
         let expire = ScheduledJob::ExpireUploads { idle_ms: 5000 };
-        assert_eq!(jobs, vec![expire.clone(), deletes.clone(), ScheduledJob::CollectGarbage { gc, retention: None }]);
-        let off = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC", "off")]).scheduled_jobs();
+        assert_eq!(
+            jobs,
+            vec![
+                expire.clone(),
+                deletes.clone(),
+                ScheduledJob::CollectGarbage { gc, retention: None },
+                ScheduledJob::CountUsage(usage)
+            ]
+        );
+        let off = settings(&[("UPLOAD_EXPIRY_SECONDS", "5"), ("GC", "off"), ("USAGE", "off")]).scheduled_jobs();
         assert_eq!(off, vec![expire, deletes]);
     }
 

@@ -161,6 +161,12 @@ pub const DELETION_STATE: TextField = TextField("deletion-state");
 /// On a finished repository deletion's record: when it finished (ms since the epoch).
 pub const DELETION_FINISHED_AT: NumberField = NumberField("finished-at");
 
+/// On a usage entry ([`keys::usage_entry`](super::keys::usage_entry)): what the run
+/// counted in the repository, as JSON (`bytes`, `manifest_bytes`, `blob_bytes`, `tags`,
+/// `manifests`, `blobs`, `unreadable`; under 200 bytes). Written by the usage count; read
+/// by the usage endpoints from listings alone.
+pub const USAGE_COUNTS: TextField = TextField("usage");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +186,7 @@ mod tests {
             (TOMBSTONE_KEY, "key"),
             (GC_STATE, "gc-state"),
             (DELETION_STATE, "deletion-state"),
+            (USAGE_COUNTS, "usage"),
         ];
         for (field, name) in text {
             assert_eq!(field.name(), name);

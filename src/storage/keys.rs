@@ -314,6 +314,46 @@ pub fn pending_deletion_of(key: &str) -> Option<(u64, RepositoryName)> {
     Some((started_at.parse().ok()?, RepositoryName::parse(repo).ok()?))
 }
 
+/// R2: prefix of the usage count's records (its job, its report, its runs' repository
+/// entries); never content, never replicated.
+pub const USAGE_PREFIX: &str = "usage/";
+
+/// R2: prefix of the repository entries of every usage run.
+pub const USAGE_RUNS_PREFIX: &str = "usage/runs/";
+
+/// R2: the usage count's job (the run in progress, its cursor and the digests it has
+/// seen); changed only by compare-and-swap on its etag.
+pub fn usage_job() -> String {
+    format!("{USAGE_PREFIX}job")
+}
+
+/// R2: the last finished usage run's report (JSON): its time, totals and the run whose
+/// repository entries hold the per-repository numbers.
+pub fn usage_report() -> String {
+    format!("{USAGE_PREFIX}report")
+}
+
+/// R2: prefix of the repository entries of usage run `run`.
+pub fn usage_entries_prefix(run: u64) -> String {
+    format!("{USAGE_RUNS_PREFIX}{run:020}/repos/")
+}
+
+/// R2: what usage run `run` counted in `repo` (an empty object; the numbers are in its
+/// metadata, so one listing answers a page of repositories).
+pub fn usage_entry(run: u64, repo: &RepositoryName) -> String {
+    format!("{}{}", usage_entries_prefix(run), repo.as_str())
+}
+
+/// The repository a usage entry of run `run` names; `None` for any other key.
+pub fn repository_of_usage_entry(run: u64, key: &str) -> Option<RepositoryName> {
+    RepositoryName::parse(key.strip_prefix(&usage_entries_prefix(run))?).ok()
+}
+
+/// The run a key under [`USAGE_RUNS_PREFIX`] belongs to; `None` for any other key.
+pub fn usage_run_of(key: &str) -> Option<u64> {
+    key.strip_prefix(USAGE_RUNS_PREFIX)?.split('/').next()?.parse().ok()
+}
+
 /// R2: prefix of every key of `repo` itself (tags, links, referrers) and of no nested
 /// repository's: name components never start with `_`.
 pub fn repository_own_prefix(repo: &RepositoryName) -> String {
@@ -458,6 +498,15 @@ mod tests {
         assert_eq!(pending_deletion_of(&pending_deletion(17, &repo)), Some((17, repo.clone())));
         assert_eq!(pending_deletion_of(&repository_deletion(&repo)), None);
         assert!(!CONTENT_PREFIXES.iter().any(|p| DELETIONS_PREFIX.starts_with(p)));
+        assert_eq!((USAGE_PREFIX, USAGE_RUNS_PREFIX), ("usage/", "usage/runs/"));
+        assert_eq!((usage_job(), usage_report()), ("usage/job".to_owned(), "usage/report".to_owned()));
+        assert_eq!(usage_entries_prefix(17), "usage/runs/00000000000000000017/repos/");
+        assert_eq!(usage_entry(17, &repo), "usage/runs/00000000000000000017/repos/team/app");
+        assert_eq!(repository_of_usage_entry(17, &usage_entry(17, &repo)), Some(repo.clone()));
+        assert_eq!(repository_of_usage_entry(18, &usage_entry(17, &repo)), None);
+        assert_eq!(usage_run_of(&usage_entry(17, &repo)), Some(17));
+        assert_eq!(usage_run_of(&catalog_entry(&repo)), None);
+        assert!(!CONTENT_PREFIXES.iter().any(|p| USAGE_PREFIX.starts_with(p)));
     }
 
     #[test]

@@ -12,9 +12,11 @@
 //!
 //! The one entry point is [`Collector`]; it calls `storage` and `oci` only.
 
+/// The shared meter, where the collector's steps have always found it.
+pub use super::meter;
+
 pub mod job;
 pub mod mark;
-pub mod meter;
 pub mod prune;
 pub mod resume;
 pub mod sweep;

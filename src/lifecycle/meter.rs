@@ -1,8 +1,9 @@
-//! The storage calls one collector step makes, counted as they are made, so that a step
-//! stops before the platform's per-invocation limit (1,000 calls to Cloudflare services on
-//! a Paid plan): the collector reaches storage only through a [`Meter`]. Over replicas,
-//! where one call may make several backend calls, the meter counts those the store reports
-//! and reserves each unit of work as if every call made the most a call may.
+//! The storage calls one step of a lifecycle job (the collector with its retention phase,
+//! the usage count) makes, counted as they are made, so that a step stops before the
+//! platform's per-invocation limit (50 calls to Cloudflare services on a Free plan, 1,000
+//! on a Paid one): each job reaches storage only through a [`Meter`]. Over replicas, where
+//! one call may make several backend calls, the meter counts those the store reports and
+//! reserves each unit of work as if every call made the most a call may.
 
 use crate::storage::{
     content_state, retiring, BlobStore, ListPage, MetaStore, Metadata, ObjectInfo, PutIf, StorageResult,
@@ -11,7 +12,7 @@ use std::cell::Cell;
 
 /// The stores of one step, with a count of the calls made through them and the budget.
 pub struct Meter<'a, B, M> {
-    pub(super) blobs: &'a B,
+    blobs: &'a B,
     meta: &'a M,
     /// Calls made through the meter (one each).
     spent: Cell<u64>,
