@@ -38,7 +38,18 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let info = self.link(repo, &digest).await?.ok_or_else(unknown)?;
         let pointing = self.tags_pointing_at(repo, &digest).await?;
         self.refuse_deleting_tagged(repo, &digest, &pointing)?;
-        // Held while its referrer entry and tags go: a push of the manifest waits for it.
+        // The tags first: a delete that fails midway (a storage error) leaves the link, so
+        // the client's retry finds the manifest and finishes. Only while a tag still points
+        // here: a tag moved meanwhile is another image's.
+        let target = digest.to_string();
+        for tag in pointing {
+            if self.take_if(&tag.key, |i| TAG_DIGEST.get(&i.metadata) == Some(target.as_str())).await? {
+                retiring::release(&self.blobs, &tag.key).await?;
+            }
+        }
+        // Held while its referrer entry goes: a push of the manifest waits for it. A failure
+        // after this leaves a marker, absent to every reader, that the collector removes
+        // once nobody holds it (`lifecycle::gc::prune`).
         if !self.take(&link).await? {
             return Err(unknown());
         }
@@ -48,13 +59,6 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 if let Some(subject) = parsed.subject {
                     self.blobs.delete(&keys::referrer(repo, &subject.digest, &digest)).await?;
                 }
-            }
-        }
-        let target = digest.to_string();
-        for tag in pointing {
-            // Only while it still points here: a tag moved meanwhile is another image's.
-            if self.take_if(&tag.key, |i| TAG_DIGEST.get(&i.metadata) == Some(target.as_str())).await? {
-                retiring::release(&self.blobs, &tag.key).await?;
             }
         }
         retiring::release(&self.blobs, &link).await?;

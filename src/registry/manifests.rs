@@ -17,6 +17,9 @@ use crate::storage::fields::{MANIFEST_MEDIA_TYPE, PUSHED_AT, TAG_DIGEST};
 use crate::storage::retiring::{self, Mode};
 use crate::storage::{self, keys, BlobStore, ListedKey, MetaStore, Metadata, ObjectInfo};
 
+/// The most nested indexes a push reads for their manifests ([`Registry::descendants`]).
+const MAX_NESTED_INDEXES: usize = 64;
+
 /// The outcome of a manifest push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushedManifest {
@@ -73,7 +76,9 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         };
         // Before anything it relies on is checked or written: see `repository_delete::fence`.
         let fence = self.enter_fence(repo).await?;
-        let (missing_empty_json, children) = self.check_references(repo, &parsed).await?;
+        let (missing_empty_json, mut children) = self.check_references(repo, &parsed).await?;
+        let below = self.descendants(&children).await?;
+        children.extend(below);
         let tags = self.tags_to_write(repo, reference, extra_tags);
         self.refuse_moving_immutable_tags(repo, &tags, &digest).await?;
         self.before_storing_manifest(&digest).await?;
@@ -87,8 +92,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         self.blobs.put_bytes(&keys::manifest(&digest), bytes.clone(), media.clone()).await?;
         self.meta.put(&keys::kv_manifest(&digest), bytes, Some(parsed.media_type.to_string())).await?;
         let pushed_at = self.clock.now_millis();
-        // Each child's link is written again first, so that retention cannot be deleting
-        // one the index relies on (`storage::retiring`).
+        // Each descendant's link is written again first (the deepest ones' too), so that
+        // retention cannot be deleting one the index relies on (`storage::retiring`).
         for (child, metadata) in children {
             self.write_link(repo, &child, metadata, pushed_at).await?;
         }
@@ -137,6 +142,47 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     pub(super) async fn link(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<Option<ObjectInfo>> {
         let link = self.blobs.head(&keys::repository_manifest(repo, digest)).await?;
         Ok(link.filter(|info| !retiring::is_marker(&info.metadata)))
+    }
+
+    /// The manifests below an index's children (a child index's own manifests, and so on),
+    /// each with its link's metadata, for the push to write their links again too:
+    /// retention may be deleting a grandchild that only an untagged child index names, and
+    /// a link written again is kept (`storage::retiring`). One read per nested index, and
+    /// none without retention (replicas).
+    async fn descendants(&self, children: &[(Digest, Metadata)]) -> RegistryResult<Vec<(Digest, Metadata)>> {
+        let mut found: Vec<(Digest, Metadata)> = Vec::new();
+        if !self.config.yield_to_retention {
+            return Ok(found);
+        }
+        let media_of = |m: &Metadata| MediaType::from(MANIFEST_MEDIA_TYPE.get(m).unwrap_or_default());
+        let mut pending: Vec<Digest> =
+            children.iter().filter(|(_, m)| media_of(m).is_index()).map(|(d, _)| d.clone()).collect();
+        let mut read = 0;
+        while let Some(index) = pending.pop() {
+            read += 1;
+            if read > MAX_NESTED_INDEXES {
+                return Err(RegistryError::ManifestInvalid(format!(
+                    "its indexes nest more than {MAX_NESTED_INDEXES} indexes deep or wide; flatten them"
+                )));
+            }
+            let Some((info, bytes)) = self.blobs.get_bytes(&keys::manifest(&index)).await? else { continue };
+            let media = media_of(&info.metadata);
+            let Ok(parsed) = manifest::parse(&bytes, Some(&media)) else { continue };
+            for child in parsed.manifests {
+                if children.iter().chain(&found).any(|(d, _)| *d == child.digest) {
+                    continue;
+                }
+                // As for a child: content the collector is deleting cannot be linked again.
+                if !self.manifest_usable(&child.digest).await? {
+                    return Err(RegistryError::ManifestBlobUnknown(child.digest));
+                }
+                if child.media_type.is_index() {
+                    pending.push(child.digest.clone());
+                }
+                found.push((child.digest, Metadata::from([MANIFEST_MEDIA_TYPE.entry(child.media_type.to_string())])));
+            }
+        }
+        Ok(found)
     }
 
     /// Fetches a manifest by tag or digest (end-3).

@@ -16,7 +16,7 @@ use super::prune::next_repository;
 use crate::oci::manifest::{self, ParsedManifest};
 use crate::oci::{Digest, MediaType, RepositoryName};
 use crate::storage::fields::{MANIFEST_MEDIA_TYPE, PUSHED_AT, TAG_DIGEST};
-use crate::storage::{keys, BlobStore, ListedKey, MetaStore, Metadata, StorageResult};
+use crate::storage::{keys, retiring, BlobStore, ListedKey, MetaStore, Metadata, StorageResult};
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
 /// How deep below a manifest link the mark follows children that have no link of their
@@ -100,6 +100,12 @@ async fn visit<B: BlobStore, M: MetaStore>(
     marking: &mut Marking,
 ) -> StorageResult<()> {
     let Some(digest) = keys::linked_digest_of(&link.key) else { return Ok(()) };
+    // A retiring marker is a link being deleted (or one a failed step left): absent, so it
+    // keeps nothing alive (`storage::retiring`). A push that replaces it afterwards is a
+    // new link, which the content-state protocol protects like any other.
+    if retiring::is_marker(&link.metadata) {
+        return Ok(());
+    }
     job.report.manifests_visited += 1;
     let media_type = MANIFEST_MEDIA_TYPE.get(&link.metadata).and_then(MediaType::from_content_type);
     let Some(parsed) = read_manifest(meter, job, &digest, media_type.as_ref()).await? else {
@@ -109,7 +115,8 @@ async fn visit<B: BlobStore, M: MetaStore>(
     if let Some(subject) = &parsed.subject {
         let pushed_at = PUSHED_AT.get(&link.metadata).unwrap_or(0);
         let young = now.saturating_sub(pushed_at) < job.grace_ms;
-        if !young && meter.head(&keys::repository_manifest(repo, &subject.digest)).await?.is_none() {
+        let subject_link = meter.head(&keys::repository_manifest(repo, &subject.digest)).await?;
+        if !young && subject_link.is_none_or(|info| retiring::is_marker(&info.metadata)) {
             let tagged = match &marking.tagged {
                 Some(tagged) => tagged,
                 None => marking.tagged.insert(tagged_digests(meter, repo).await?),

@@ -136,7 +136,7 @@ impl<'a, B: BlobStore, M: MetaStore> Collector<'a, B, M> {
             Phase::Mark { .. } => mark::step(&meter, &mut job, now, &mut marking).await?,
             Phase::Sweep { .. } => sweep::step(&meter, &mut job, now).await?,
             Phase::Resume { .. } => resume::step(&meter, &mut job).await?,
-            Phase::Prune { .. } => prune::prune_step(&meter, &mut job).await?,
+            Phase::Prune { .. } => prune::prune_step(&meter, &mut job, now).await?,
             Phase::Forget { .. } => prune::forget_step(&meter, &mut job).await?,
             Phase::Clean => prune::clean_step(&meter, &job).await?,
             Phase::Done { .. } => true,

@@ -66,7 +66,15 @@ impl Dead {
 }
 
 /// Removes links to deleted content, repository by repository; `Ok(true)` when done.
-pub async fn prune_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job: &mut Job) -> StorageResult<bool> {
+///
+/// A retiring marker a step left (it failed between writing and deleting it, and nobody
+/// holds it any more) is taken over and deleted here, as `storage::retiring` allows; a
+/// held one is its step's.
+pub async fn prune_step<B: BlobStore, M: MetaStore>(
+    meter: &Meter<'_, B, M>,
+    job: &mut Job,
+    now: u64,
+) -> StorageResult<bool> {
     if job.dry_run {
         return Ok(true);
     }
@@ -99,10 +107,11 @@ pub async fn prune_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job
             if !meter.affords(3) {
                 return Ok(false);
             }
-            // A retiring marker is deleted by the retention step holding it, never here
-            // (`storage::retiring`).
-            let content = linked_content(&link.key).filter(|_| !retiring::is_marker(&link.metadata));
-            if let Some(content) = content {
+            if retiring::is_marker(&link.metadata) {
+                if remove_stale_marker(meter, &link.key, now).await? {
+                    job.report.links_removed += 1;
+                }
+            } else if let Some(content) = linked_content(&link.key) {
                 if dead.contains(meter, job.run, &content).await? {
                     meter.delete(&link.key).await?;
                     job.report.links_removed += 1;
@@ -111,6 +120,24 @@ pub async fn prune_step<B: BlobStore, M: MetaStore>(meter: &Meter<'_, B, M>, job
             job.phase = Phase::Prune { repo: Some(repo.clone()), after: Some(link.key) };
         }
     }
+}
+
+/// Takes over a marker nobody holds any more and deletes it (3 calls); false when it is
+/// held, gone, or changed meanwhile (a push replaced it).
+async fn remove_stale_marker<B: BlobStore, M: MetaStore>(
+    meter: &Meter<'_, B, M>,
+    key: &str,
+    now: u64,
+) -> StorageResult<bool> {
+    let Some(info) = meter.head(key).await? else { return Ok(false) };
+    if !retiring::is_marker(&info.metadata) || retiring::is_held(&info.metadata, now) {
+        return Ok(false);
+    }
+    if !meter.retire(key, &info.etag, now).await? {
+        return Ok(false);
+    }
+    meter.release(key).await?;
+    Ok(true)
 }
 
 /// The content key a repository key links: a blob link's blob, a manifest link's bytes,

@@ -49,7 +49,7 @@ pub async fn step<B: BlobStore, M: MetaStore>(
             report.repositories += 1;
             if retainer.rules.policy_for(&repository(&next)?).is_some() {
                 report.evaluated += 1;
-                cursor.work = Some(Work::new(next));
+                cursor.work = Some(Work::new(next, timing.now_ms));
             } else {
                 cursor.finished = Some(next);
             }
@@ -169,6 +169,9 @@ fn decide(
     timing: Timing,
     repo: &RepositoryName,
 ) -> StorageResult<bool> {
+    // Planned as of the read's start: what was pushed since is within the grace period.
+    let timing =
+        Timing { now_ms: if work.read_at == 0 { timing.now_ms } else { work.read_at.min(timing.now_ms) }, ..timing };
     let parse = |d: &str| d.parse::<Digest>().ok();
     let tags: Vec<TagInfo> = work
         .tags
@@ -193,6 +196,9 @@ fn decide(
         .collect();
     let is_immutable = |tag: &Tag| (retainer.is_immutable)(repo, tag);
     let plan = retainer.rules.plan(repo, &Inventory { tags: &tags, manifests: &manifests }, timing, &is_immutable);
+    let tag_pushed_at: BTreeMap<&Tag, u64> = tags.iter().map(|t| (&t.name, t.pushed_at_ms)).collect();
+    let seen_manifests: BTreeMap<&str, &super::work::SeenManifest> =
+        work.manifests.iter().map(|m| (m.digest.as_str(), m)).collect();
     let mut actions = Vec::new();
     for decision in &plan.tags {
         if !decision.verdict.deletes() {
@@ -201,7 +207,7 @@ fn decide(
         }
         report.tags_deleted += 1;
         report.note(format!("{repo}:{}", decision.tag));
-        let seen = tags.iter().find(|t| t.name == decision.tag).map_or(0, |t| t.pushed_at_ms);
+        let seen = tag_pushed_at.get(&decision.tag).copied().unwrap_or(0);
         let (name, digest) = (decision.tag.to_string(), decision.digest.to_string());
         actions.push(Action::Tag { name, digest, pushed_at: seen });
     }
@@ -213,7 +219,7 @@ fn decide(
         }
         report.manifests_deleted += 1;
         report.note(format!("{repo}@{}", decision.digest));
-        let Some(seen) = work.manifests.iter().find(|m| m.digest == decision.digest.to_string()) else { continue };
+        let Some(seen) = seen_manifests.get(decision.digest.to_string().as_str()) else { continue };
         let index = MediaType::from(seen.media_type.as_str()).is_index();
         let action =
             Action::Manifest { digest: seen.digest.clone(), pushed_at: seen.pushed_at, subject: seen.subject.clone() };
@@ -222,6 +228,7 @@ fn decide(
     // An index goes before its children: no kept index ever names a deleted child.
     manifest_actions.sort_by_key(|(not_index, _)| *not_index);
     actions.extend(manifest_actions.into_iter().map(|(_, action)| action));
+    drop(seen_manifests);
     work.tags.clear();
     work.manifests.clear();
     if actions.is_empty() || !report.applied {

@@ -18,6 +18,10 @@ pub struct Cursor {
 pub struct Work {
     pub repo: String,
     pub stage: Stage,
+    /// When its read began (the tag listing's step): the plan's now, so that a manifest
+    /// pushed during the read (a tag the listing missed, a link it saw) is within grace.
+    #[serde(default)]
+    pub read_at: u64,
     #[serde(default)]
     pub tags: Vec<SeenTag>,
     #[serde(default)]
@@ -28,8 +32,9 @@ pub struct Work {
 }
 
 impl Work {
-    pub fn new(repo: String) -> Work {
-        Work { repo, stage: Stage::Tags { after: None }, tags: Vec::new(), manifests: Vec::new(), actions: Vec::new() }
+    pub fn new(repo: String, read_at: u64) -> Work {
+        let stage = Stage::Tags { after: None };
+        Work { repo, stage, read_at, tags: Vec::new(), manifests: Vec::new(), actions: Vec::new() }
     }
 }
 
