@@ -9,13 +9,14 @@ mod common;
 
 use common::*;
 use edge_registry::api;
-use edge_registry::oci::RepositoryName;
+use edge_registry::oci::{RepositoryName, Tag};
 use edge_registry::registry::{Config, DeletionsReport, StepBudget, PUSH_QUIET_MS, STEP_DEADLINE_MS};
 use edge_registry::registry::{ImmutableRule, ImmutableTags};
 use edge_registry::storage::faulty::{FaultyBlobStore, Op};
 use edge_registry::storage::fields::TAG_DIGEST;
 use edge_registry::storage::memory::MemoryBlobStore;
-use edge_registry::storage::Metadata;
+use edge_registry::storage::retiring;
+use edge_registry::storage::{keys, BlobStore, Metadata};
 use futures::executor::block_on;
 use futures::future::LocalBoxFuture;
 use std::future::Future;
@@ -149,6 +150,28 @@ fn a_big_repository_is_deleted_as_a_job_the_cron_finishes() {
     clock.advance(PUSH_QUIET_MS);
     let again = push_image(&reg, "big", "v1", 1);
     assert_eq!(again, digest, "pushed again once the quiet period is over");
+}
+
+/// A tag a retention step holds (its retiring marker, not yet deleted) is left to that
+/// step: the deletion waits for it instead of deleting a key a later push could reuse.
+#[test]
+fn a_retiring_marker_a_retention_step_holds_is_left_to_it() {
+    let reg = registry_with(Config::default());
+    push_image(&reg, "held", "v1", 1);
+    let key = keys::tag(&name("held"), &Tag::parse("v1").unwrap());
+    let etag = block_on(reg.blob_store().head(&key)).unwrap().unwrap().etag;
+    assert!(block_on(retiring::retire(reg.blob_store(), &key, &etag, reg.now_millis())).unwrap());
+
+    assert_eq!(send(&reg, "DELETE", "/admin/repositories/held", &[], b"").status, 202);
+    cron(&reg, StepBudget::calls(40));
+    assert_eq!(status(&reg, "held")["state"], "deleting", "not done while the marker is held");
+    assert_eq!(keys_of(&reg, "repositories/held/"), 1, "everything but the held marker went");
+    assert!(block_on(reg.blob_store().head(&key)).unwrap().is_some());
+
+    block_on(retiring::release(reg.blob_store(), &key)).unwrap();
+    cron(&reg, StepBudget::calls(40));
+    assert_eq!(status(&reg, "held")["state"], "done");
+    assert_eq!(keys_of(&reg, "repositories/held/"), 0);
 }
 
 /// Small steps (a few calls, pages of two keys): the cron trigger takes the deletion to

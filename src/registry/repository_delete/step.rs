@@ -4,14 +4,15 @@
 //! page, and lists again, tags first (the repository stops serving images at once), then
 //! the manifest links, referrer entries and blob links; when nothing is left, the catalog
 //! entry, and the record says done. Every delete is of a key listed under the repository,
-//! so a step repeated, or two at once, only delete the same keys twice.
+//! so a step repeated, or two at once, only delete the same keys twice; a retiring marker
+//! a retention step holds is left to that step.
 
 use super::super::error::RegistryResult;
 use super::super::Registry;
 use super::record::{self, DeletionState, RepositoryDeletion, Stored};
 use super::STEP_DEADLINE_MS;
 use crate::oci::RepositoryName;
-use crate::storage::{keys, BlobStore, MetaStore, PutIf};
+use crate::storage::{keys, retiring, BlobStore, ListedKey, MetaStore, PutIf};
 
 /// What a step may spend.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +77,20 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
                 (calls, removed, done) = (calls + 1, removed + 1, true);
                 break;
             }
-            let batch: Vec<String> = page.keys.into_iter().map(|k| k.key).collect();
+            // A retiring marker a retention step holds is that step's to delete: deleted here,
+            // a push after the deletion could write the key and the step's delete remove it
+            // (`storage::retiring`). It goes within seconds; a later step finishes.
+            let now = self.clock.now_millis();
+            let held = |k: &ListedKey| retiring::is_marker(&k.metadata) && retiring::is_held(&k.metadata, now);
+            let batch: Vec<String> = page.keys.into_iter().filter(|k| !held(k)).map(|k| k.key).collect();
+            if batch.is_empty() {
+                // Only held tags left: on to the other keys; only held keys left: a later step.
+                if !tags_left {
+                    break;
+                }
+                tags_left = false;
+                continue;
+            }
             self.blobs.delete_many(&batch).await?;
             (calls, removed) = (calls + 1, removed + batch.len() as u64);
         }
