@@ -52,15 +52,17 @@ pub struct Replicas<'a> {
 
 /// Runs `jobs` in order; each one's failure is logged, and the next one runs all the same.
 /// With replicas the collector runs over `collecting`, the strict view of every replica.
-/// At most one budgeted lifecycle step runs per invocation (the collector's, else the
-/// usage count's), so that the two budgets never add up past the plan's limit.
+/// At most one budgeted lifecycle step runs per invocation (a repository deletion's, else
+/// the collector's, else the usage count's), so that two budgets never add up past the
+/// plan's limit.
 pub async fn run<B: BlobStore, M: MetaStore>(
     jobs: &[ScheduledJob],
     registry: &Registry<B, M>,
     replicas: Option<Replicas<'_>>,
     collecting: Option<&Replicated<R2Store>>,
 ) {
-    let mut collector_stepped = false;
+    // Whether a budgeted step ran in this invocation already, and whose.
+    let mut stepped: Option<&str> = None;
     for job in jobs {
         match job {
             &ScheduledJob::ExpireUploads { idle_ms } => match registry.expire_uploads(idle_ms).await {
@@ -75,9 +77,17 @@ pub async fn run<B: BlobStore, M: MetaStore>(
             &ScheduledJob::DeleteRepositories { calls_per_step } => {
                 match registry.step_repository_deletions(StepBudget::calls(calls_per_step)).await {
                     Ok(r) if r.stepped == 0 && r.failed == 0 => {}
-                    Ok(r) => worker::console_log!("repository deletes: {r:?}"),
+                    Ok(r) => {
+                        stepped = stepped.or((r.stepped > 0).then_some("a repository deletion"));
+                        worker::console_log!("repository deletes: {r:?}")
+                    }
                     Err(e) => worker::console_error!("repository deletes not stepped (the next run retries): {e}"),
                 }
+            }
+            ScheduledJob::CollectGarbage { .. } | ScheduledJob::CountUsage(_) if stepped.is_some() => {
+                let what =
+                    if matches!(job, ScheduledJob::CountUsage(_)) { "storage usage" } else { "garbage collection" };
+                worker::console_log!("{what}: no step ({} used this invocation's budget)", stepped.unwrap_or_default())
             }
             ScheduledJob::CollectGarbage { gc, retention } => {
                 let now = registry.now_millis();
@@ -93,7 +103,9 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                     }
                     (None, None) => Collector::new(registry.blob_store(), registry.meta_store(), *gc).tick(now).await,
                 };
-                collector_stepped = !matches!(ticked, Ok(None));
+                if !matches!(ticked, Ok(None)) {
+                    stepped = Some("the garbage collector");
+                }
                 match ticked {
                     Ok(Some(stepped)) => worker::console_log!(
                         "garbage collection run {}: {:?} ({} steps so far): {:?}",
@@ -105,9 +117,6 @@ pub async fn run<B: BlobStore, M: MetaStore>(
                     Ok(None) => {}
                     Err(e) => worker::console_error!("garbage collection step failed (the next one retries): {e}"),
                 }
-            }
-            &ScheduledJob::CountUsage(_) if collector_stepped => {
-                worker::console_log!("storage usage: no step (the garbage collector used this invocation's budget)")
             }
             &ScheduledJob::CountUsage(config) => {
                 let counter = UsageCounter::new(registry.blob_store(), registry.meta_store(), config);
