@@ -196,3 +196,57 @@ fn a_manifest_delete_that_fails_midway_finishes_on_retry() {
     let listed = send(&reg, "GET", "/v2/ci/app/tags/list", &[], b"").json();
     assert!(listed["tags"].as_array().is_none_or(|t| t.is_empty()), "{listed}");
 }
+
+fn put_index(reg: &Faulty, repo: &str, reference: &str, bytes: &[u8]) -> Answer {
+    send(reg, "PUT", &format!("/v2/{repo}/manifests/{reference}"), &[("content-type", OCI_INDEX)], bytes)
+}
+
+fn index_over(child: &str, child_type: &str) -> Vec<u8> {
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{child_type}","digest":"{child}","size":1}}]}}"#
+    )
+    .into_bytes()
+}
+
+/// An image whose `DELETE` failed at its link's marker, still named by a live index: the
+/// collector marks it through the index (a marker is no root of its own), so none of its
+/// bytes is condemned; an index pushed over that index is refused, naming the image (its
+/// link is gone from the repository), rather than linking it again unchecked.
+#[test]
+fn an_image_whose_delete_failed_stays_alive_through_its_index() {
+    let (reg, clock) = world();
+    let image = push_image(&reg, "x/app", "gone", 5);
+    let index = index_over(&image, OCI_MANIFEST);
+    assert_eq!(put_index(&reg, "x/app", "multi", &index).status, 201);
+    let link = link_key(&image).replace("ci/app", "x/app");
+    reg.blob_store().fail_times(Op::Delete, &link, 1);
+    assert_eq!(send(&reg, "DELETE", &format!("/v2/x/app/manifests/{image}"), &[], b"").status, 503);
+    assert!(retiring::is_marker(&block_on(reg.blob_store().inner().head(&link)).unwrap().unwrap().metadata));
+
+    clock.advance(GRACE + MAX_HOLD_MS + CLOCK_SKEW_MS + 1000);
+    let first = run(&reg).report;
+    assert_eq!(first.condemned.items, 0, "everything is reachable from the index: {first:?}");
+    clock.advance(GRACE + 1000);
+    let second = run(&reg).report;
+    assert_eq!(second.deleted.items, 0, "{second:?}");
+    let manifest = send(&reg, "GET", &format!("/v2/x/app/manifests/{}", sha256(&index)), &[], b"");
+    assert_eq!(manifest.status, 200);
+    let over = put_index(&reg, "x/app", "outer", &index_over(&sha256(&index), OCI_INDEX));
+    over.assert_error(400, "MANIFEST_BLOB_UNKNOWN");
+    assert!(String::from_utf8_lossy(&over.body).contains(&image), "{:?}", String::from_utf8_lossy(&over.body));
+}
+
+/// A nested index's descriptor that claims the wrong media type for a manifest: the push
+/// over it writes that manifest's link with the media type its own link names, so the
+/// manifest is served as it was pushed.
+#[test]
+fn a_nested_descriptor_cannot_change_a_manifests_media_type() {
+    let (reg, _clock) = world();
+    let image = push_image(&reg, "x/app", "v1", 5);
+    let lying = index_over(&image, OCI_INDEX);
+    assert_eq!(put_index(&reg, "x/app", "lying", &lying).status, 201);
+    assert_eq!(put_index(&reg, "x/app", "outer", &index_over(&sha256(&lying), OCI_INDEX)).status, 201);
+    let got = send(&reg, "GET", &format!("/v2/x/app/manifests/{image}"), &[], b"");
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), Some(OCI_MANIFEST));
+}

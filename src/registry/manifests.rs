@@ -16,9 +16,7 @@ use crate::oci::{Digest, Reference, RepositoryName, Tag};
 use crate::storage::fields::{MANIFEST_MEDIA_TYPE, PUSHED_AT, TAG_DIGEST};
 use crate::storage::retiring::{self, Mode};
 use crate::storage::{self, keys, BlobStore, ListedKey, MetaStore, Metadata, ObjectInfo};
-
-/// The most nested indexes a push reads for their manifests ([`Registry::descendants`]).
-const MAX_NESTED_INDEXES: usize = 64;
+use std::collections::HashSet;
 
 /// The outcome of a manifest push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +75,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         // Before anything it relies on is checked or written: see `repository_delete::fence`.
         let fence = self.enter_fence(repo).await?;
         let (missing_empty_json, mut children) = self.check_references(repo, &parsed).await?;
-        let below = self.descendants(&children).await?;
+        let below = self.descendants(repo, &children).await?;
         children.extend(below);
         let tags = self.tags_to_write(repo, reference, extra_tags);
         self.refuse_moving_immutable_tags(repo, &tags, &digest).await?;
@@ -147,39 +145,48 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// The manifests below an index's children (a child index's own manifests, and so on),
     /// each with its link's metadata, for the push to write their links again too:
     /// retention may be deleting a grandchild that only an untagged child index names, and
-    /// a link written again is kept (`storage::retiring`). One read per nested index, and
-    /// none without retention (replicas).
-    async fn descendants(&self, children: &[(Digest, Metadata)]) -> RegistryResult<Vec<(Digest, Metadata)>> {
+    /// a link written again is kept (`storage::retiring`). Each must be in the repository
+    /// as a child must (a live link, content the collector is not deleting), and all of
+    /// them with the children count against `MAX_MANIFEST_REFERENCES`. One read per
+    /// nested index, and none without retention (replicas).
+    async fn descendants(
+        &self,
+        repo: &RepositoryName,
+        children: &[(Digest, Metadata)],
+    ) -> RegistryResult<Vec<(Digest, Metadata)>> {
         let mut found: Vec<(Digest, Metadata)> = Vec::new();
         if !self.config.yield_to_retention {
             return Ok(found);
         }
+        let limit = self.config.max_manifest_references;
         let media_of = |m: &Metadata| MediaType::from(MANIFEST_MEDIA_TYPE.get(m).unwrap_or_default());
+        let mut seen: HashSet<Digest> = children.iter().map(|(d, _)| d.clone()).collect();
         let mut pending: Vec<Digest> =
             children.iter().filter(|(_, m)| media_of(m).is_index()).map(|(d, _)| d.clone()).collect();
-        let mut read = 0;
         while let Some(index) = pending.pop() {
-            read += 1;
-            if read > MAX_NESTED_INDEXES {
-                return Err(RegistryError::ManifestInvalid(format!(
-                    "its indexes nest more than {MAX_NESTED_INDEXES} indexes deep or wide; flatten them"
-                )));
-            }
             let Some((info, bytes)) = self.blobs.get_bytes(&keys::manifest(&index)).await? else { continue };
-            let media = media_of(&info.metadata);
-            let Ok(parsed) = manifest::parse(&bytes, Some(&media)) else { continue };
+            let Ok(parsed) = manifest::parse(&bytes, Some(&media_of(&info.metadata))) else { continue };
             for child in parsed.manifests {
-                if children.iter().chain(&found).any(|(d, _)| *d == child.digest) {
+                if !seen.insert(child.digest.clone()) {
                     continue;
                 }
-                // As for a child: content the collector is deleting cannot be linked again.
-                if !self.manifest_usable(&child.digest).await? {
-                    return Err(RegistryError::ManifestBlobUnknown(child.digest));
+                if seen.len() > limit {
+                    return Err(RegistryError::ManifestInvalid(format!(
+                        "with the manifests its indexes name in turn, it references over {limit} manifests, this \
+                         registry's limit (MAX_MANIFEST_REFERENCES); split it into several indexes"
+                    )));
                 }
-                if child.media_type.is_index() {
+                let link = match self.manifest_usable(&child.digest).await? {
+                    true => self.link(repo, &child.digest).await?,
+                    false => None,
+                };
+                let Some(link) = link else { return Err(RegistryError::ManifestBlobUnknown(child.digest)) };
+                // The media type its link names, never what the nesting index claims.
+                let media = media_of(&link.metadata);
+                if media.is_index() {
                     pending.push(child.digest.clone());
                 }
-                found.push((child.digest, Metadata::from([MANIFEST_MEDIA_TYPE.entry(child.media_type.to_string())])));
+                found.push((child.digest, Metadata::from([MANIFEST_MEDIA_TYPE.entry(media.to_string())])));
             }
         }
         Ok(found)

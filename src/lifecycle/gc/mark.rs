@@ -162,8 +162,9 @@ async fn run_task<B: BlobStore, M: MetaStore>(
         }
         Task::Child { digest, depth } => {
             let Ok(child) = digest.parse::<Digest>() else { return Ok(()) };
-            if meter.head(&keys::repository_manifest(repo, &child)).await?.is_some() {
-                return Ok(()); // a root of its own: visited by its link
+            let link = meter.head(&keys::repository_manifest(repo, &child)).await?;
+            if link.is_some_and(|info| !retiring::is_marker(&info.metadata)) {
+                return Ok(()); // a root of its own: visited by its link (a marker is not)
             }
             if depth > MAX_DEPTH {
                 job.report.incomplete = Some(format!("{repo}: an index nests {child} deeper than {MAX_DEPTH}"));

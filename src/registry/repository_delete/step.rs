@@ -79,7 +79,8 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
             }
             // A retiring marker a retention step holds is that step's to delete: deleted here,
             // a push after the deletion could write the key and the step's delete remove it
-            // (`storage::retiring`). It goes within seconds; a later step finishes.
+            // (`storage::retiring`). Its step deletes it within a few calls; one a failed step left
+            // is deleted here once stale (`MAX_HOLD_MS` and the skew, about 16 minutes).
             let now = self.clock.now_millis();
             let held = |k: &ListedKey| retiring::is_marker(&k.metadata) && retiring::is_held(&k.metadata, now);
             let batch: Vec<String> = page.keys.into_iter().filter(|k| !held(k)).map(|k| k.key).collect();
