@@ -8,3 +8,12 @@ pub mod gc;
 pub mod meter;
 pub mod retention;
 pub mod usage;
+
+/// How a step of a lifecycle job (a collector run, a usage count) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stepped<J> {
+    /// The job after the step (or as another step saved it, when that one won).
+    pub job: J,
+    /// Whether this step's progress was saved (false: another step saved first).
+    pub saved: bool,
+}

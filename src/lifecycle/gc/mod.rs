@@ -44,13 +44,7 @@ pub const DEFAULT_GRACE_MS: u64 = 3_600_000;
 pub const DEFAULT_CALLS_PER_STEP: u64 = 40;
 
 /// How a step ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stepped {
-    /// The job after the step (or as another step saved it, when that one won).
-    pub job: Job,
-    /// Whether this step's progress was saved (false: another step saved first).
-    pub saved: bool,
-}
+pub type Stepped = super::Stepped<Job>;
 
 /// The garbage collector over the stores.
 pub struct Collector<'a, B, M> {

@@ -42,13 +42,7 @@ pub const DEFAULT_CALLS_PER_STEP: u64 = 40;
 pub const DEFAULT_INTERVAL_MS: u64 = 3_600_000;
 
 /// How a step ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stepped {
-    /// The job after the step (or as another step saved it, when that one won).
-    pub job: Job,
-    /// Whether this step's progress was saved (false: another step saved first).
-    pub saved: bool,
-}
+pub type Stepped = super::Stepped<Job>;
 
 /// The usage count over the stores.
 pub struct UsageCounter<'a, B, M> {
