@@ -15,6 +15,8 @@
 //!   tokens of the Docker token protocol, anonymous pull).
 //! - [`replication`]: opt-in geo-replication across R2 buckets: routing by location,
 //!   read fallback, health back-off, queue-driven verified copies and a repair job.
+//! - [`mirror`]: the pull-through cache's upstreams: names under a prefix are fetched from
+//!   another registry on a miss (the Docker token flow or Basic to log in upstream).
 //! - [`lifecycle`]: garbage collection, retention policies and repository delete, over
 //!   the storage ports.
 //! - [`oci`]: names, tags, digests, media types and manifests, validated by the spec's rules.
@@ -32,6 +34,7 @@ pub mod api;
 pub mod auth;
 pub mod ids;
 pub mod lifecycle;
+pub mod mirror;
 pub mod oci;
 pub mod registry;
 pub mod replication;

@@ -94,6 +94,7 @@ fn send_to(reg: &TestRegistry, setup: Setup, creds: Option<&str>, method: &Metho
         gc: setup.gc,
         retention: None,
         usage: setup.usage,
+        mirror: None,
     };
     answer(block_on(api::serve(services, request)))
 }
@@ -307,6 +308,7 @@ fn a_feature_that_is_off_answers_404_on_its_routes_and_405_on_other_methods() {
             gc: setup.gc,
             retention: None,
             usage: setup.usage,
+            mirror: None,
         };
         assert!(!(feature.is_on)(&services), "{} is off here", feature.name);
         for entry in &section.endpoints {

@@ -30,6 +30,7 @@ fn serve(
         gc: None,
         retention: None,
         usage: None,
+        mirror: None,
     };
     let stream = stream(Feed::Pieces(body.as_bytes().to_vec(), 1024));
     let request =

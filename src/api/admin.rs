@@ -50,7 +50,7 @@ pub fn routes<'a, B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin
 }
 
 /// The replication port; the route table answers for it being off before any handler runs.
-fn port<'a, B, M, T, A>(s: &Services<'a, B, M, T, A>) -> Result<&'a A, ApiError> {
+fn port<'a, B: BlobStore, M, T, A>(s: &Services<'a, B, M, T, A>) -> Result<&'a A, ApiError> {
     s.replication.ok_or_else(|| feature_off(OFF))
 }
 

@@ -129,6 +129,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::BodyInterrupted(_) => (S::BAD_REQUEST, C::BlobUploadInvalid),
             // An immutable tag: the change is not allowed, whoever asks (spec `DENIED`).
             RegistryError::Immutable(_) => (S::FORBIDDEN, C::Denied),
+            RegistryError::UpstreamTooLarge { .. } => (S::BAD_GATEWAY, C::BlobUnknown),
             // A push into a repository being deleted: refused until the deletion is done.
             RegistryError::RepositoryDeleting(_) => (S::FORBIDDEN, C::Denied),
             // A backend failure is ours, never the client's, and passes: "503 Service

@@ -20,6 +20,7 @@ pub mod endpoint;
 pub mod error;
 mod gc;
 mod manifests;
+pub mod mirror;
 pub mod params;
 #[cfg(test)]
 mod parsing_tests;
@@ -42,6 +43,7 @@ use crate::auth::{Action, Auth, BlobTokenStore, Identity, TokenStore};
 use crate::registry::{Registry, RequestBody};
 use crate::replication::admin::ReplicationAdmin;
 use crate::storage::{BlobStore, MetaStore};
+use endpoint::Right;
 use http::{HeaderMap, Method, Request, Response};
 use params::Query;
 
@@ -112,7 +114,9 @@ pub async fn handle_replicated<B: BlobStore, M: MetaStore, A: ReplicationAdmin>(
     request: Request<RequestBody<B::Native>>,
 ) -> Response<Body<B::Body>> {
     let tokens = BlobTokenStore::new(registry.blob_store());
-    serve(Services { registry, auth, tokens: &tokens, replication, gc, retention: None, usage: None }, request).await
+    let services =
+        Services { registry, auth, tokens: &tokens, replication, gc, retention: None, usage: None, mirror: None };
+    serve(services, request).await
 }
 
 /// [`handle`] for a registry with one bucket: the garbage collector's (`gc`, whose runs
@@ -135,6 +139,7 @@ pub async fn handle_collected<B: BlobStore, M: MetaStore>(
         gc,
         retention,
         usage,
+        mirror: None,
     };
     serve(services, request).await
 }
@@ -146,6 +151,10 @@ pub async fn serve<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmi
 ) -> Response<Body<B::Body>> {
     let (parts, body) = request.into_parts();
     let body = drain::DrainableBody::new(body);
+    let host = parts.uri.authority().map(|a| a.as_str()).or_else(|| parts.headers.get("host")?.to_str().ok());
+    // A mirror host's root is an upstream's prefix (docker's `registry-mirrors`).
+    let mapped = services.mirror.zip(host).and_then(|(m, host)| m.config().host_path(host, parts.uri.path()));
+    let path = mapped.as_deref().unwrap_or(parts.uri.path()).to_owned();
     let call = Call {
         method: parts.method,
         origin: access::origin(&parts.uri, &parts.headers),
@@ -154,7 +163,7 @@ pub async fn serve<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmi
         identity: None,
         body: body.clone(),
     };
-    let reply = answer(services, parts.uri.path(), call).await;
+    let reply = answer(services, &path, call).await;
     // A request refused before its body was read still has bytes in flight; answering
     // without reading them makes some HTTP/1.1 peers (workerd's dev proxy among them)
     // reset the connection and report a 503 instead of our error.
@@ -176,6 +185,11 @@ async fn answer<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin>(
     let operation = found.endpoint.operation(&call.method)?;
     if let Some(feature) = found.section.feature.as_ref().filter(|f| !(f.is_on)(&services)) {
         return Err(feature.off_error());
+    }
+    if let (Right::Repository(Action::Push), Some(name)) = (operation.right, found.params.name.as_ref()) {
+        if let Some((_, route)) = services.upstream_of(name) {
+            return Err(mirror::refuse_push(&route, name));
+        }
     }
     let needs = access::Needs::of(operation.right, &found.params)?;
     let now_ms = services.registry.now_millis();

@@ -7,8 +7,12 @@
 
 use super::endpoint::{Endpoint, Operation, Right, Section};
 use super::route::{Params, PathShape, Segment};
-use super::{admin, blobs, discovery, gc, manifests, repositories, token, uploads, usage, Call, HandlerResult, Reply};
+use super::{
+    admin, blobs, discovery, gc, manifests, mirror, repositories, token, uploads, usage, Call, HandlerResult, Reply,
+};
 use crate::auth::{Action, Auth, TokenStore};
+use crate::mirror::{Mirror, Route};
+use crate::oci::RepositoryName;
 use crate::registry::Registry;
 use crate::replication::admin::ReplicationAdmin;
 use crate::storage::{BlobStore, MetaStore};
@@ -16,7 +20,7 @@ use futures::future::LocalBoxFuture;
 use http::{Method, StatusCode};
 
 /// What handlers may use to answer one request.
-pub struct Services<'a, B, M, T, A> {
+pub struct Services<'a, B: BlobStore, M, T, A> {
     pub registry: &'a Registry<B, M>,
     /// `None` when access control is off (an open registry).
     pub auth: Option<&'a Auth>,
@@ -30,15 +34,25 @@ pub struct Services<'a, B, M, T, A> {
     pub retention: Option<&'a crate::lifecycle::retention::RetentionConfig>,
     /// The storage usage count's settings; `None` while it is off.
     pub usage: Option<crate::lifecycle::usage::UsageConfig>,
+    /// The pull-through cache's upstreams; `None` when no `UPSTREAMS` are set.
+    pub mirror: Option<&'a Mirror<B::Native>>,
 }
 
-impl<B, M, T, A> Clone for Services<'_, B, M, T, A> {
+impl<B: BlobStore, M, T, A> Clone for Services<'_, B, M, T, A> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<B, M, T, A> Copy for Services<'_, B, M, T, A> {}
+impl<B: BlobStore, M, T, A> Copy for Services<'_, B, M, T, A> {}
+
+impl<'a, B: BlobStore, M, T, A> Services<'a, B, M, T, A> {
+    /// The pull-through cache and the upstream `name` is cached from, if it is under one.
+    pub fn upstream_of<'n>(&self, name: &'n RepositoryName) -> Option<(&'a Mirror<B::Native>, Route<'a>)> {
+        let mirror = self.mirror?;
+        Some((mirror, mirror.config().route(name)?))
+    }
+}
 
 /// Answers one operation, given the path's parameters and the request.
 pub type Handler<B, M, T, A> = for<'a> fn(
@@ -177,7 +191,13 @@ fn manifest_get<'a, B: BlobStore, M: MetaStore, T, A>(
     p: Params,
     call: Call<B::Native>,
 ) -> LocalBoxFuture<'a, HandlerResult<B::Body>> {
-    Box::pin(async move { manifests::get(s.registry, p.name()?, p.reference()?, &call).await })
+    Box::pin(async move {
+        let (name, reference) = (p.name()?, p.reference()?);
+        match s.upstream_of(name) {
+            Some((cache, route)) => mirror::manifest(s.registry, cache, route, name, reference, &call).await,
+            None => manifests::get(s.registry, name, reference, &call).await,
+        }
+    })
 }
 
 fn blob_get<'a, B: BlobStore, M: MetaStore, T, A>(
@@ -185,5 +205,11 @@ fn blob_get<'a, B: BlobStore, M: MetaStore, T, A>(
     p: Params,
     call: Call<B::Native>,
 ) -> LocalBoxFuture<'a, HandlerResult<B::Body>> {
-    Box::pin(async move { blobs::get(s.registry, p.name()?, p.digest()?, &call).await })
+    Box::pin(async move {
+        let (name, digest) = (p.name()?, p.digest()?);
+        match s.upstream_of(name) {
+            Some((cache, route)) => mirror::blob(s.registry, cache, route, name, digest, &call).await,
+            None => blobs::get(s.registry, name, digest, &call).await,
+        }
+    })
 }

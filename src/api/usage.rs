@@ -51,7 +51,7 @@ pub fn routes<'a, B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmin
     Section { feature: Some(feature), endpoints }
 }
 
-fn config<B, M, T, A>(s: &Services<'_, B, M, T, A>) -> Result<UsageConfig, ApiError> {
+fn config<B: BlobStore, M, T, A>(s: &Services<'_, B, M, T, A>) -> Result<UsageConfig, ApiError> {
     s.usage.ok_or_else(|| feature_off(OFF))
 }
 

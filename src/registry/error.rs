@@ -41,6 +41,9 @@ pub enum RegistryError {
     /// A push into a repository being deleted (the message says which case and what to do).
     #[error("{0}")]
     RepositoryDeleting(String),
+    /// An upstream blob over the largest object one put may store (R2: 5 GiB).
+    #[error("upstream blob {digest} has {size} bytes, more than this cache stores in one put (5 GiB); pull it from the upstream directly")]
+    UpstreamTooLarge { digest: Digest, size: u64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

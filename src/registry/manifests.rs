@@ -123,7 +123,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
 
     /// Writes `repo`'s link to the manifest `digest`, stamped `pushed_at` (in its bytes too,
     /// so that every push changes its etag), yielding to retention (`storage::retiring`).
-    async fn write_link(
+    pub(super) async fn write_link(
         &self,
         repo: &RepositoryName,
         digest: &Digest,

@@ -18,6 +18,7 @@ mod referrers;
 mod repository_delete;
 mod session;
 mod uploads;
+mod upstream;
 
 pub use blobs::{BlobRead, BlobStat};
 pub use cut::CUT_CHECKPOINT_EVERY_MS;
@@ -31,6 +32,7 @@ pub use repository_delete::{
     PUSH_QUIET_MS, REPOSITORY_DELETE_CALLS_PER_STEP, STEP_DEADLINE_MS,
 };
 pub use uploads::UploadProgress;
+pub use upstream::CachedBlob;
 
 use crate::storage::{BlobStore, MetaStore};
 

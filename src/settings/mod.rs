@@ -16,7 +16,10 @@
 //! - [`gc`]: the garbage collector (`GC`, `GC_GRACE_SECONDS`, `GC_CALLS_PER_STEP`,
 //!   `GC_INTERVAL_SECONDS`); on by default with one bucket;
 //! - [`usage`]: the storage usage count (`USAGE`, `USAGE_CALLS_PER_STEP`,
-//!   `USAGE_INTERVAL_SECONDS`); on by default with one bucket.
+//!   `USAGE_INTERVAL_SECONDS`); on by default with one bucket;
+//! - [`mirror`]: the pull-through cache (`UPSTREAMS`, `UPSTREAM_CREDENTIALS`,
+//!   `UPSTREAM_TAG_TTL_SECONDS`, `UPSTREAM_TIMEOUT_SECONDS`, `MIRROR_HOSTS`); off without
+//!   `UPSTREAMS`.
 //!
 //! A new feature (lifecycle/GC, pull-through, events) adds its submodule, a field of
 //! [`Settings`] parsed in [`Settings::from_lookup`], its rows in the README's settings
@@ -26,6 +29,7 @@
 pub mod access;
 pub mod gc;
 pub mod lifecycle;
+pub mod mirror;
 pub mod registry;
 pub mod replication;
 pub mod retention;
@@ -63,6 +67,8 @@ pub struct Settings {
     pub retention: Option<crate::lifecycle::retention::RetentionConfig>,
     /// The storage usage count; `None` when it is off (`USAGE=off`, or with replicas).
     pub usage: Option<UsageConfig>,
+    /// The pull-through cache; `None` without `UPSTREAMS`.
+    pub mirror: Option<crate::mirror::MirrorConfig>,
 }
 
 impl Settings {
@@ -76,13 +82,14 @@ impl Settings {
         let gc = gc::read(&vars, replication.as_ref().map_or(0, |r| r.specs.len()))?;
         let retention = retention::read(&vars, gc.is_some(), replication.is_some())?;
         let usage = usage::read(&vars, replication.is_some())?;
+        let mirror = mirror::read(&vars, replication.is_some())?;
         // The core enforces immutable tags on every push and delete.
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();
         // Retention runs only on one bucket; only there do pushes yield to it.
         registry.config.yield_to_retention = replication.is_none();
         // Repository delete is offered with one bucket only (README, Garbage collection).
         registry.config.repository_deletes = replication.is_none();
-        Ok(Settings { registry, access, replication, lifecycle, gc, retention, usage })
+        Ok(Settings { registry, access, replication, lifecycle, gc, retention, usage, mirror })
     }
 }
 

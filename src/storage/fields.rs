@@ -167,6 +167,11 @@ pub const DELETION_FINISHED_AT: NumberField = NumberField("finished-at");
 /// by the usage endpoints from listings alone.
 pub const USAGE_COUNTS: TextField = TextField("usage");
 
+/// On a pull-through cache's record of a tag
+/// ([`keys::upstream_checked`](super::keys::upstream_checked)): when the tag was last
+/// fetched or confirmed upstream (ms since the epoch).
+pub const CHECKED_AT: NumberField = NumberField("checked-at");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +207,7 @@ mod tests {
             (GC_CONDEMNED_AT, "condemned-at"),
             (RETIRING_AT, "retiring-at"),
             (DELETION_FINISHED_AT, "finished-at"),
+            (CHECKED_AT, "checked-at"),
         ];
         for (field, name) in numbers {
             assert_eq!(field.name(), name);

@@ -1,6 +1,7 @@
 //! Test harness: the whole HTTP API over the in-memory stores, driven natively.
 #![allow(dead_code)]
 
+pub mod cache;
 pub mod inflight;
 
 use edge_registry::api::{self, Body};

@@ -11,7 +11,9 @@ use crate::ids::UploadId;
 use crate::oci::{Digest, RepositoryName, Tag};
 
 mod lifecycle;
+mod upstream;
 pub use lifecycle::*;
+pub use upstream::*;
 
 /// R2: the bytes of a verified blob, shared by every repository (global dedup). Written
 /// only after the bytes were verified to hash to the digest. Either holds the bytes, or is

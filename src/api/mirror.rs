@@ -1,0 +1,216 @@
+//! The pull-through cache's reads: a manifest or blob of a name under an upstream's prefix
+//! is served from the cache when it is there (and, for a tag, confirmed upstream within
+//! `UPSTREAM_TAG_TTL_SECONDS`), else fetched from the upstream (`mirror`), stored by the
+//! registry core (`registry::upstream`) and served as stored. When the upstream fails
+//! (a timeout, the network, a `429`, a `5xx`), a cached tag is served as it is, saying so
+//! in [`UPSTREAM_STATUS_HEADER`] and `Warning`. Pushes into a cache prefix are refused in
+//! `api::answer` ([`refuse_push`]).
+
+use super::{blobs, ApiError, Call, HandlerResult, Reply};
+use crate::mirror::{Mirror, Route, UpstreamError};
+use crate::oci::{Digest, ErrorCode, MediaType, Reference, RepositoryName, Tag};
+use crate::registry::{CachedBlob, ManifestContent, Registry, RegistryError};
+use crate::storage::{BlobStore, MetaStore};
+use http::{Method, StatusCode};
+
+/// Says where a cache repository's answer came from: `hit` (the cache, trusted),
+/// `revalidated` (the cache, confirmed upstream just now), `fetched` (the upstream, now
+/// stored) or `stale` (the cache, because the upstream failed).
+pub const UPSTREAM_STATUS_HEADER: &str = "x-edge-registry-upstream";
+
+/// Seconds a client is asked to wait after an upstream failure with nothing cached.
+const UPSTREAM_RETRY_AFTER_SECONDS: u64 = 10;
+
+/// `403 DENIED` for a push into a name the cache fills from an upstream.
+pub fn refuse_push(route: &Route<'_>, name: &RepositoryName) -> ApiError {
+    let message = format!(
+        "{name} is under {}/, a pull-through cache of {}: it cannot be pushed to; push to a name outside the \
+         cache prefixes",
+        route.upstream.prefix, route.upstream.url
+    );
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Denied, message)
+}
+
+/// GET or HEAD a manifest of a cache repository (end-3).
+pub async fn manifest<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    mirror: &Mirror<B::Native>,
+    route: Route<'_>,
+    name: &RepositoryName,
+    reference: &Reference,
+    call: &Call<B::Native>,
+) -> HandlerResult<B::Body> {
+    let local = match registry.get_manifest(name, reference).await {
+        Ok(content) => Some(content),
+        Err(RegistryError::ManifestUnknown(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let (content, status) = match (reference, local) {
+        (Reference::Digest(_), Some(content)) => (content, "hit"),
+        (Reference::Digest(_), None) => {
+            (fetch_manifest(registry, mirror, &route, name, reference, None).await?, "fetched")
+        }
+        (Reference::Tag(tag), None) => {
+            (fetch_manifest(registry, mirror, &route, name, reference, Some(tag)).await?, "fetched")
+        }
+        (Reference::Tag(tag), Some(content)) => refresh_tag(registry, mirror, &route, name, tag, content).await?,
+    };
+    let etag = format!("\"{}\"", content.digest);
+    let mut reply = Reply::new(StatusCode::OK)
+        .header("docker-content-digest", content.digest.to_string())
+        .header("etag", etag.clone())
+        .header(UPSTREAM_STATUS_HEADER, status);
+    if status == "stale" {
+        reply = reply.header("warning", "110 edge-registry \"Response is Stale\"");
+    }
+    if call.method == Method::HEAD {
+        return Ok(reply
+            .header("content-type", content.media_type.as_str())
+            .header("content-length", content.bytes.len().to_string()));
+    }
+    if call.etag_matches(&etag) {
+        return Ok(reply.status(StatusCode::NOT_MODIFIED));
+    }
+    Ok(reply.bytes(content.media_type.as_str(), content.bytes))
+}
+
+/// A cached tag: trusted within the TTL of its last check; else checked with a `HEAD`
+/// (fetched again if the upstream moved it), or served stale if the upstream fails.
+async fn refresh_tag<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    mirror: &Mirror<B::Native>,
+    route: &Route<'_>,
+    name: &RepositoryName,
+    tag: &Tag,
+    cached: ManifestContent,
+) -> Result<(ManifestContent, &'static str), ApiError> {
+    let now = registry.now_millis();
+    let checked = registry.upstream_checked_at(name, tag).await?;
+    if checked.is_some_and(|at| now < at.saturating_add(mirror.config().tag_ttl_ms)) {
+        return Ok((cached, "hit"));
+    }
+    let reference = Reference::Tag(tag.clone());
+    match mirror.head_manifest(route, &reference, now).await {
+        Ok(Some(digest)) if digest == cached.digest => {
+            registry.mark_upstream_checked(name, tag).await?;
+            Ok((cached, "revalidated"))
+        }
+        Ok(_) => match fetch_manifest(registry, mirror, route, name, &reference, Some(tag)).await {
+            Ok(fetched) => Ok((fetched, "fetched")),
+            Err(e) if e.status.is_server_error() => Ok((cached, "stale")),
+            Err(e) => Err(e),
+        },
+        Err(UpstreamError::NotFound(message)) => Err(ApiError::manifest_unknown(message)),
+        Err(UpstreamError::Failed(_)) => Ok((cached, "stale")),
+    }
+}
+
+/// Fetches a manifest upstream, checks that its bytes are what was asked for (the digest
+/// asked for, or the digest the upstream says it sent), and stores it.
+async fn fetch_manifest<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    mirror: &Mirror<B::Native>,
+    route: &Route<'_>,
+    name: &RepositoryName,
+    reference: &Reference,
+    tag: Option<&Tag>,
+) -> Result<ManifestContent, ApiError> {
+    let now = registry.now_millis();
+    let limit = registry.config().max_manifest_bytes;
+    let fetched = mirror.get_manifest(route, reference, limit, now).await.map_err(|e| manifest_error(e, reference))?;
+    let claimed = match reference {
+        Reference::Digest(digest) => Some(digest.clone()),
+        Reference::Tag(_) => fetched.digest.clone(),
+    };
+    if let Some(claimed) = claimed {
+        let actual = claimed.algorithm().digest_of(&fetched.bytes);
+        if actual != claimed {
+            return Err(bad_gateway(
+                ErrorCode::ManifestUnknown,
+                format!(
+                    "upstream {} sent a manifest hashing to {actual}, not {claimed}; nothing was stored",
+                    route.upstream.url
+                ),
+            ));
+        }
+    }
+    let content_type = fetched.media_type.as_deref().and_then(MediaType::from_content_type);
+    let stored = registry.store_upstream_manifest(name, tag, content_type.as_ref(), fetched.bytes).await;
+    let content = stored.map_err(|e| match e {
+        RegistryError::ManifestInvalid(m) => bad_gateway(ErrorCode::ManifestInvalid, m),
+        RegistryError::ManifestTooLarge(limit) => bad_gateway(
+            ErrorCode::ManifestInvalid,
+            format!("the upstream's manifest is over this registry's {limit}-byte limit"),
+        ),
+        other => other.into(),
+    })?;
+    if let Some(tag) = tag {
+        registry.mark_upstream_checked(name, tag).await?;
+    }
+    Ok(content)
+}
+
+/// GET or HEAD a blob of a cache repository (end-2): from the cache, else from the
+/// upstream, stored first (verified by the store's checksum as it streams in) and then
+/// served as any stored blob. A `HEAD` of a blob not cached asks the upstream and stores
+/// nothing.
+pub async fn blob<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    mirror: &Mirror<B::Native>,
+    route: Route<'_>,
+    name: &RepositoryName,
+    digest: &Digest,
+    call: &Call<B::Native>,
+) -> HandlerResult<B::Body> {
+    match registry.stat_blob(name, digest).await {
+        Ok(_) => return Ok(blobs::get(registry, name, digest, call).await?.header(UPSTREAM_STATUS_HEADER, "hit")),
+        Err(RegistryError::BlobUnknown(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let now = registry.now_millis();
+    if call.method == Method::HEAD {
+        let size = mirror.head_blob(&route, digest, now).await.map_err(|e| blob_error(e, digest))?;
+        return Ok(Reply::new(StatusCode::OK)
+            .header("docker-content-digest", digest.to_string())
+            .header("content-type", "application/octet-stream")
+            .header("content-length", size.to_string())
+            .header(UPSTREAM_STATUS_HEADER, "upstream"));
+    }
+    let fetched = mirror.get_blob(&route, digest, now).await.map_err(|e| blob_error(e, digest))?;
+    let url = &route.upstream.url;
+    match registry.store_upstream_blob(name, digest, fetched.body, fetched.length).await? {
+        CachedBlob::Stored => {
+            Ok(blobs::get(registry, name, digest, call).await?.header(UPSTREAM_STATUS_HEADER, "fetched"))
+        }
+        CachedBlob::DigestMismatch => Err(bad_gateway(
+            ErrorCode::BlobUnknown,
+            format!("upstream {url} sent bytes for {digest} that hash to another digest; nothing was stored"),
+        )),
+        CachedBlob::Interrupted(reason) => Err(bad_gateway(
+            ErrorCode::BlobUnknown,
+            format!("upstream {url}'s transfer of {digest} broke off ({reason}); nothing was stored, retry"),
+        )),
+    }
+}
+
+fn manifest_error(e: UpstreamError, reference: &Reference) -> ApiError {
+    match e {
+        UpstreamError::NotFound(m) => ApiError::manifest_unknown(format!("{reference}: {m}")),
+        UpstreamError::Failed(m) => {
+            bad_gateway(ErrorCode::ManifestUnknown, format!("{reference} is not cached and {m}"))
+        }
+    }
+}
+
+fn blob_error(e: UpstreamError, digest: &Digest) -> ApiError {
+    match e {
+        UpstreamError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::BlobUnknown, m),
+        UpstreamError::Failed(m) => bad_gateway(ErrorCode::BlobUnknown, format!("{digest} is not cached and {m}")),
+    }
+}
+
+/// `502`: the upstream failed or sent something unusable; clients retry.
+fn bad_gateway(code: ErrorCode, message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, code, message)
+        .with_header("retry-after", UPSTREAM_RETRY_AFTER_SECONDS.to_string())
+}

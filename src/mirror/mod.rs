@@ -1,0 +1,210 @@
+//! The pull-through cache's upstream side: which upstream a name is cached from
+//! ([`config`]), how this registry logs in to it ([`auth`]: the Docker token flow or Basic,
+//! tokens cached per isolate) and the requests it makes ([`Mirror`], over the
+//! [`http::UpstreamHttp`] port, with an in-memory upstream as its double in [`fake`]).
+//!
+//! It may call `oci` only. What is fetched is checked and stored by the registry core
+//! (`registry::upstream`), and `api::mirror` decides when to ask: a miss, a tag older than
+//! `UPSTREAM_TAG_TTL_SECONDS`, never a digest already held. Nothing an upstream sends is
+//! passed to the client but the content itself: no upstream header, token or credential.
+
+pub mod auth;
+pub mod config;
+pub mod fake;
+pub mod http;
+
+pub use config::{Credentials, MirrorConfig, Route, Upstream};
+
+use self::auth::{Challenge, TokenCache};
+use self::http::{UpstreamHttp, UpstreamRequest, UpstreamResponse};
+use crate::oci::{Digest, Reference};
+use ::http::Method;
+use std::rc::Rc;
+
+/// The manifests this cache asks for: an index and each platform's manifest, OCI's and
+/// Docker's (the upstream picks; Docker Hub answers a schema-1 manifest to none of them).
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+                      application/vnd.docker.distribution.manifest.list.v2+json, \
+                      application/vnd.docker.distribution.manifest.v2+json";
+
+/// Why an upstream gave no content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream says it has no such thing (`404`).
+    #[error("{0}")]
+    NotFound(String),
+    /// No usable answer: a timeout, the network, a `429`, a `5xx`, a refused login, an
+    /// answer that is not what was asked for. A cached tag is served instead (stale).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A manifest as an upstream sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamManifest {
+    pub bytes: Vec<u8>,
+    /// Its `Content-Type`.
+    pub media_type: Option<String>,
+    /// Its `Docker-Content-Digest`, if it sent one.
+    pub digest: Option<Digest>,
+}
+
+/// A blob's body as an upstream streams it, with the length it announced.
+pub struct UpstreamBlob<N> {
+    pub length: u64,
+    pub body: N,
+}
+
+/// The upstream side of the pull-through cache for one request.
+pub struct Mirror<N> {
+    config: MirrorConfig,
+    http: Box<dyn UpstreamHttp<N>>,
+    tokens: Rc<TokenCache>,
+}
+
+impl<N> Mirror<N> {
+    pub fn new(config: MirrorConfig, http: Box<dyn UpstreamHttp<N>>, tokens: Rc<TokenCache>) -> Self {
+        Mirror { config, http, tokens }
+    }
+
+    pub fn config(&self) -> &MirrorConfig {
+        &self.config
+    }
+
+    /// The digest an upstream's tag or digest names now (a `HEAD`, which Docker Hub does
+    /// not count against its pull limit); `None` when it sent no `Docker-Content-Digest`.
+    pub async fn head_manifest(
+        &self,
+        route: &Route<'_>,
+        reference: &Reference,
+        now_ms: u64,
+    ) -> Result<Option<Digest>, UpstreamError> {
+        let path = format!("manifests/{reference}");
+        let response = self.exchange(route, Method::HEAD, &path, now_ms).await?;
+        Ok(response.header("docker-content-digest").and_then(|d| d.parse().ok()))
+    }
+
+    /// A manifest by tag or digest, read whole (at most `limit` bytes).
+    pub async fn get_manifest(
+        &self,
+        route: &Route<'_>,
+        reference: &Reference,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<UpstreamManifest, UpstreamError> {
+        let response = self.exchange(route, Method::GET, &format!("manifests/{reference}"), now_ms).await?;
+        let media_type = response.header("content-type").map(str::to_owned);
+        let digest = response.header("docker-content-digest").and_then(|d| d.parse().ok());
+        let body = response.body.ok_or_else(|| failed(route, "sent a manifest without a body"))?;
+        let bytes = self.http.read_body(body, limit).await.map_err(|e| failed(route, &format!("manifest: {e}")))?;
+        Ok(UpstreamManifest { bytes, media_type, digest })
+    }
+
+    /// A blob's size (a `HEAD`).
+    pub async fn head_blob(&self, route: &Route<'_>, digest: &Digest, now_ms: u64) -> Result<u64, UpstreamError> {
+        let response = self.exchange(route, Method::HEAD, &format!("blobs/{digest}"), now_ms).await?;
+        content_length(&response).ok_or_else(|| failed(route, "answered a blob HEAD without Content-Length"))
+    }
+
+    /// A blob's body, to be stored as it streams (the store checks its digest).
+    pub async fn get_blob(
+        &self,
+        route: &Route<'_>,
+        digest: &Digest,
+        now_ms: u64,
+    ) -> Result<UpstreamBlob<N>, UpstreamError> {
+        let response = self.exchange(route, Method::GET, &format!("blobs/{digest}"), now_ms).await?;
+        let length = content_length(&response)
+            .ok_or_else(|| failed(route, "sent a blob without Content-Length; it cannot be stored as it streams"))?;
+        let body = response.body.ok_or_else(|| failed(route, "sent a blob without a body"))?;
+        Ok(UpstreamBlob { length, body })
+    }
+
+    /// One request for `/v2/<remote>/<path>`, logging in when challenged: with a cached
+    /// token first, else without, then once more with the credentials the challenge asks
+    /// for. Any answer but a `200` is an [`UpstreamError`].
+    async fn exchange(
+        &self,
+        route: &Route<'_>,
+        method: Method,
+        path: &str,
+        now_ms: u64,
+    ) -> Result<UpstreamResponse<N>, UpstreamError> {
+        let upstream = route.upstream;
+        let url = format!("{}/v2/{}/{}", upstream.url, route.remote, path);
+        let scope = format!("repository:{}:pull", route.remote);
+        let request = |authorization: Option<&str>| {
+            let mut request = UpstreamRequest::new(method.clone(), url.clone())
+                .header("accept", ACCEPT)
+                .header("user-agent", "edge-registry (pull-through cache)");
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
+            }
+            request
+        };
+        let cached = self.tokens.get(&upstream.prefix, &scope, now_ms).map(|t| format!("Bearer {t}"));
+        let mut response = self.send(route, request(cached.as_deref())).await?;
+        if response.status == 401 {
+            self.tokens.forget(&upstream.prefix, &scope);
+            let challenge = response.header("www-authenticate").and_then(auth::parse_challenge);
+            let authorization = match challenge {
+                Some(Challenge::Bearer { realm, service, scope: asked }) => {
+                    let scope = asked.unwrap_or(scope);
+                    let token = self.token(route, &realm, service.as_deref(), &scope, now_ms).await?;
+                    format!("Bearer {token}")
+                }
+                Some(Challenge::Basic) => match &upstream.credentials {
+                    Some(credentials) => auth::basic(credentials),
+                    None => return Err(failed(route, "asks for a login (Basic) and no credentials are set for it")),
+                },
+                None => return Err(failed(route, "answered 401 with a challenge this cache cannot answer")),
+            };
+            response = self.send(route, request(Some(&authorization))).await?;
+        }
+        match response.status {
+            200 => Ok(response),
+            404 => Err(UpstreamError::NotFound(format!("{} has no {}/{path}", upstream.url, route.remote))),
+            401 | 403 => Err(failed(route, &format!("refused the login ({}); check its credentials", response.status))),
+            429 => Err(failed(route, "answered 429 (too many requests)")),
+            status => Err(failed(route, &format!("answered {status}"))),
+        }
+    }
+
+    /// A token for `scope` from the upstream's token service, cached for its lifetime.
+    async fn token(
+        &self,
+        route: &Route<'_>,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        now_ms: u64,
+    ) -> Result<String, UpstreamError> {
+        let mut request = UpstreamRequest::new(Method::GET, auth::token_url(realm, service, scope));
+        if let Some(credentials) = &route.upstream.credentials {
+            request = request.header("authorization", auth::basic(credentials));
+        }
+        let response = self.send(route, request).await?;
+        if response.status != 200 {
+            let status = response.status;
+            return Err(failed(route, &format!("'s token service answered {status}; check its credentials")));
+        }
+        let body = response.body.ok_or_else(|| failed(route, "'s token service sent no body"))?;
+        let bytes = self.http.read_body(body, 64 * 1024).await.map_err(|e| failed(route, &e))?;
+        let issued = auth::parse_token(&bytes).ok_or_else(|| failed(route, "'s token service sent no token"))?;
+        let (prefix, token) = (&route.upstream.prefix, issued.token.clone());
+        self.tokens.put(prefix, scope, &issued, now_ms);
+        Ok(token)
+    }
+
+    async fn send(&self, route: &Route<'_>, request: UpstreamRequest) -> Result<UpstreamResponse<N>, UpstreamError> {
+        self.http.send(request).await.map_err(|e| failed(route, &format!("could not be reached: {e}")))
+    }
+}
+
+fn content_length<N>(response: &UpstreamResponse<N>) -> Option<u64> {
+    response.header("content-length")?.trim().parse().ok()
+}
+
+fn failed(route: &Route<'_>, what: &str) -> UpstreamError {
+    UpstreamError::Failed(format!("upstream {} ({}) {what}", route.upstream.prefix, route.upstream.url))
+}

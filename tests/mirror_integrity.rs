@@ -1,0 +1,179 @@
+//! What the pull-through cache stores, and only that: bytes that hash to their digest, one
+//! copy when misses race, an index without the children nobody asked for (and the
+//! collector keeps what was asked for), nothing pushed into a cache prefix; and the
+//! mirror host that docker's `registry-mirrors` needs.
+
+mod common;
+
+use common::cache::{upstream_image, Cache};
+use common::{sha256, OCI_INDEX, OCI_MANIFEST};
+use edge_registry::lifecycle::gc::{Collector, GcConfig};
+use edge_registry::mirror::fake::Health;
+use edge_registry::storage::faulty::Op;
+use futures::executor::block_on;
+use std::task::{Context, Poll};
+
+fn blob_key(digest: &str) -> String {
+    format!("blobs/sha256/{}", digest.strip_prefix("sha256:").unwrap())
+}
+
+#[test]
+fn a_corrupt_upstream_blob_is_refused_and_not_stored() {
+    let cache = Cache::new();
+    let image = upstream_image(&cache.upstream, "library/app", "1", 1);
+    let (layer, bytes) = image.blobs[1].clone();
+    cache.upstream.corrupt(&layer.parse().unwrap());
+    assert_eq!(cache.get("/v2/hub/app/manifests/1").status, 200);
+    let refused = cache.get(&format!("/v2/hub/app/blobs/{layer}"));
+    refused.assert_error(502, "BLOB_UNKNOWN");
+    assert!(refused.json()["errors"][0]["message"].as_str().unwrap().contains("nothing was stored"));
+    assert!(!cache.stored(&blob_key(&layer)), "no object under the digest");
+    assert!(!cache.stored(&format!("repositories/hub/app/_blobs/sha256/{}", &layer[7..])), "no link");
+    cache.upstream.set_health(Health::Down);
+    cache.get(&format!("/v2/hub/app/blobs/{layer}")).assert_error(502, "BLOB_UNKNOWN");
+    // A healthy upstream's copy is taken afterwards.
+    let healed = Cache::new();
+    upstream_image(&healed.upstream, "library/app", "1", 1);
+    assert_eq!(healed.get(&format!("/v2/hub/app/blobs/{layer}")).body, bytes);
+}
+
+#[test]
+fn a_manifest_that_does_not_hash_to_its_digest_is_refused() {
+    let cache = Cache::new();
+    let image = upstream_image(&cache.upstream, "library/app", "1", 1);
+    cache.upstream.corrupt(&image.digest.parse().unwrap());
+    cache.get("/v2/hub/app/manifests/1").assert_error(502, "MANIFEST_UNKNOWN");
+    cache.get(&format!("/v2/hub/app/manifests/{}", image.digest)).assert_error(502, "MANIFEST_UNKNOWN");
+    assert!(!cache.stored(&format!("manifests/sha256/{}", &image.digest[7..])));
+    assert!(!cache.stored("repositories/hub/app/_tags/1"));
+}
+
+fn poll(request: &mut futures::future::LocalBoxFuture<'_, common::Answer>) -> Option<common::Answer> {
+    match request.as_mut().poll(&mut Context::from_waker(futures::task::noop_waker_ref())) {
+        Poll::Ready(answer) => Some(answer),
+        Poll::Pending => None,
+    }
+}
+
+/// Two misses of one blob: the first is held just before its put; the second fills the
+/// blob; the first then lands its put of the same verified bytes on the same key. One
+/// object, both clients served the blob. And a put refused because the other landed
+/// (R2's one write a second per key) is a success once the key is seen.
+#[test]
+fn racing_misses_of_one_blob_leave_one_verified_copy() {
+    let cache = Cache::new();
+    let image = upstream_image(&cache.upstream, "library/app", "1", 1);
+    let (layer, bytes) = image.blobs[2].clone();
+    let uri = format!("/v2/hub/app/blobs/{layer}");
+    cache.reg.blob_store().hold(Op::PutVerified, &blob_key(&layer));
+    let mut first = cache.start("GET", &uri, b"");
+    assert!(poll(&mut first).is_none(), "held before its put");
+    cache.reg.blob_store().release();
+    let second = cache.get(&uri);
+    assert_eq!((second.status, second.body == bytes), (200, true));
+    let first = block_on(first);
+    assert_eq!((first.status, first.body == bytes), (200, true));
+    let copies = cache.reg.blob_store().inner().keys().into_iter().filter(|k| k.starts_with("blobs/")).count();
+    assert_eq!(copies, 1, "one object for the digest");
+
+    let (other, other_bytes) = image.blobs[3].clone();
+    let uri = format!("/v2/hub/app/blobs/{other}");
+    cache.reg.blob_store().hold(Op::PutVerified, &blob_key(&other));
+    let mut first = cache.start("GET", &uri, b"");
+    assert!(poll(&mut first).is_none(), "held before its put");
+    cache.reg.blob_store().release();
+    assert_eq!(cache.get(&uri).status, 200, "the other request fills the blob");
+    cache.reg.blob_store().fail_times(Op::PutVerified, &blob_key(&other), 1);
+    let first = block_on(first);
+    assert_eq!((first.status, first.body == other_bytes), (200, true), "{}", String::from_utf8_lossy(&first.body));
+    assert_eq!(cache.reg.blob_store().injected(), 1, "its put failed");
+}
+
+/// An index is stored without its children; the one platform asked for is fetched with
+/// its blobs, the other never; the collector keeps what was fetched, and the cached index
+/// and platform are served with the upstream gone.
+#[test]
+fn an_index_is_cached_without_the_children_nobody_asked_for() {
+    let cache = Cache::new();
+    let amd = upstream_image(&cache.upstream, "library/app", "amd64-only", 1);
+    let arm = upstream_image(&cache.upstream, "library/app", "arm64-only", 2);
+    let entry = |d: &str, n: usize, arch: &str| {
+        format!(
+            r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":{n},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#
+        )
+    };
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{},{}]}}"#,
+        entry(&amd.digest, amd.manifest.len(), "amd64"),
+        entry(&arm.digest, arm.manifest.len(), "arm64")
+    );
+    let index_digest =
+        cache.upstream.put_manifest("library/app", Some("multi"), OCI_INDEX, index.as_bytes()).to_string();
+    assert_eq!(cache.get("/v2/hub/app/manifests/multi").header("docker-content-digest"), Some(index_digest.as_str()));
+    assert_eq!(cache.get(&format!("/v2/hub/app/manifests/{}", amd.digest)).status, 200);
+    for (digest, _) in &amd.blobs {
+        assert_eq!(cache.get(&format!("/v2/hub/app/blobs/{digest}")).status, 200);
+    }
+    let fetched = cache.upstream_requests();
+    assert!(!fetched.iter().any(|r| r.contains(&arm.digest[7..])), "the other platform is never fetched: {fetched:#?}");
+    assert!(!cache.stored(&format!("manifests/sha256/{}", &arm.digest[7..])));
+
+    let config = GcConfig { grace_ms: 0, calls_per_step: 900, interval_ms: 0 };
+    for _ in 0..2 {
+        cache.clock.advance(1_000);
+        let gc = Collector::new(cache.reg.blob_store(), cache.reg.meta_store(), config);
+        let job = block_on(async {
+            let now = cache.reg.now_millis();
+            gc.start(now, false).await.unwrap();
+            loop {
+                let stepped = gc.step(now).await.unwrap();
+                if stepped.job.is_done() {
+                    return stepped.job;
+                }
+            }
+        });
+        assert_eq!(job.report.incomplete, None, "an absent child is absent, not a failure");
+        assert_eq!(job.report.deleted.items, 0, "nothing fetched is garbage: {:?}", job.report);
+    }
+    cache.upstream.set_health(Health::Down);
+    assert_eq!(cache.get("/v2/hub/app/manifests/multi").status, 200);
+    for (digest, bytes) in &amd.blobs {
+        assert_eq!(&cache.get(&format!("/v2/hub/app/blobs/{digest}")).body, bytes);
+    }
+    cache.get(&format!("/v2/hub/app/manifests/{}", arm.digest)).assert_error(502, "MANIFEST_UNKNOWN");
+}
+
+#[test]
+fn pushes_into_a_cache_prefix_are_refused_and_a_head_stores_nothing() {
+    let cache = Cache::new();
+    let image = upstream_image(&cache.upstream, "library/app", "1", 1);
+    for (method, uri) in [
+        ("POST", "/v2/hub/app/blobs/uploads/".to_owned()),
+        ("PUT", "/v2/hub/app/manifests/2".to_owned()),
+        ("POST", format!("/v2/hub/app/blobs/uploads/?mount={}&from=team/app", image.blobs[0].0)),
+    ] {
+        let refused = cache.send(method, &uri, &image.manifest);
+        refused.assert_error(403, "DENIED");
+        assert!(refused.json()["errors"][0]["message"].as_str().unwrap().contains("pull-through cache"));
+    }
+    assert_eq!(cache.send("POST", "/v2/team/app/blobs/uploads/", b"").status, 202, "other names take pushes");
+
+    let (layer, bytes) = image.blobs[1].clone();
+    let head = cache.send("HEAD", &format!("/v2/hub/app/blobs/{layer}"), b"");
+    assert_eq!((head.status, head.header("content-length")), (200, Some(bytes.len().to_string().as_str())));
+    assert!(!cache.stored(&blob_key(&layer)), "a HEAD asks upstream and stores nothing");
+    assert_eq!(sha256(&cache.get(&format!("/v2/hub/app/blobs/{layer}")).body), layer);
+}
+
+/// docker's `registry-mirrors` sends Docker Hub's names to the mirror host's root.
+#[test]
+fn a_mirror_host_serves_docker_hub_names_from_the_hub_prefix() {
+    let cache = Cache::new();
+    let image = upstream_image(&cache.upstream, "library/app", "1", 1);
+    let mirrored = cache.get("http://mirror.test/v2/library/app/manifests/1");
+    assert_eq!(mirrored.header("docker-content-digest"), Some(image.digest.as_str()));
+    let same = cache.get("/v2/hub/library/app/manifests/1");
+    assert_eq!(same.header("x-edge-registry-upstream"), Some("hit"), "the same repository as hub/library/app");
+    assert_eq!(cache.get("http://mirror.test/v2/").status, 200);
+    assert_eq!(cache.get("http://other.test/v2/library/app/manifests/1").status, 404, "other hosts are not mapped");
+}
