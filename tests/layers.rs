@@ -16,8 +16,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("registry", &["oci", "ids", "storage"]),
     ("lifecycle", &["oci", "ids", "storage"]),
     ("replication", &["oci", "ids", "storage"]),
-    ("settings", &["oci", "auth", "registry", "replication", "lifecycle"]),
-    ("api", &["oci", "ids", "storage", "auth", "registry", "replication::admin", "lifecycle", "settings"]),
+    ("mirror", &["oci"]),
+    ("settings", &["oci", "auth", "registry", "replication", "lifecycle", "mirror"]),
+    ("api", &["oci", "ids", "storage", "auth", "registry", "replication::admin", "lifecycle", "mirror", "settings"]),
     ("edge", &["*"]),
 ];
 

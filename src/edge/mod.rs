@@ -12,6 +12,7 @@ mod r2;
 mod replication;
 mod scheduled;
 mod settings;
+mod upstream;
 
 use crate::api;
 use crate::registry::{Clock, RandomIds, Registry};
@@ -94,8 +95,19 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let registry = registry(&env, &settings.registry, &background)?;
     let request = convert::to_http(request)?;
     let path = request.uri().path().to_owned();
-    let response =
-        api::handle_collected(&registry, auth, settings.gc, settings.retention.as_ref(), settings.usage, request).await;
+    let mirror = settings.mirror.as_ref().map(upstream::mirror);
+    let tokens = crate::auth::BlobTokenStore::new(registry.blob_store());
+    let services = api::Services::<_, _, _, api::admin::NoReplication> {
+        registry: &registry,
+        auth,
+        tokens: &tokens,
+        replication: None,
+        gc: settings.gc,
+        retention: settings.retention.as_ref(),
+        usage: settings.usage,
+        mirror: mirror.as_ref(),
+    };
+    let response = api::serve(services, request).await;
     background.hand_to(&ctx);
     let mut response = convert::to_worker(response)?;
     cache::keep(&ctx, &path, &mut response)?;

@@ -1,0 +1,83 @@
+//! The pull-through cache's port to upstream registries on Workers: `fetch`, with the
+//! request abandoned (and aborted) when the answer's headers take longer than
+//! `UPSTREAM_TIMEOUT_SECONDS`. A body is handed on as the JavaScript stream it is, so an
+//! upstream blob streams into R2 without passing through wasm.
+
+use crate::mirror::auth::TokenCache;
+use crate::mirror::http::{UpstreamHttp, UpstreamRequest, UpstreamResponse};
+use crate::mirror::{Mirror, MirrorConfig};
+use futures::future::{select, Either, LocalBoxFuture};
+use std::rc::Rc;
+use std::time::Duration;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::ReadableStream;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, ResponseBody};
+
+thread_local! {
+    /// Upstream tokens live as long as the isolate: one login serves many pulls.
+    static TOKENS: Rc<TokenCache> = Rc::new(TokenCache::default());
+}
+
+/// The mirror over `fetch`, with this isolate's tokens.
+pub fn mirror(config: &MirrorConfig) -> Mirror<ReadableStream> {
+    let http = FetchUpstream { timeout_ms: config.timeout_ms };
+    Mirror::new(config.clone(), Box::new(http), TOKENS.with(Rc::clone))
+}
+
+struct FetchUpstream {
+    timeout_ms: u64,
+}
+
+impl FetchUpstream {
+    async fn exchange(&self, request: UpstreamRequest) -> Result<UpstreamResponse<ReadableStream>, String> {
+        let headers = Headers::new();
+        for (name, value) in &request.headers {
+            headers.set(name, value).map_err(|e| format!("header {name}: {e}"))?;
+        }
+        let method = if request.method == http::Method::HEAD { Method::Head } else { Method::Get };
+        let mut init = RequestInit::new();
+        init.with_method(method).with_headers(headers);
+        let outgoing = Request::new_with_init(&request.url, &init).map_err(|e| e.to_string())?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(outgoing);
+        let sent = Box::pin(fetch.send_with_signal(&signal));
+        let timeout = Delay::from(Duration::from_millis(self.timeout_ms));
+        let mut response = match select(sent, timeout).await {
+            Either::Left((answer, _)) => answer.map_err(|e| e.to_string())?,
+            Either::Right(_) => {
+                controller.abort();
+                return Err(format!("no answer within {} ms (UPSTREAM_TIMEOUT_SECONDS)", self.timeout_ms));
+            }
+        };
+        let status = response.status_code();
+        let headers = response.headers_mut().entries().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+        let (_, body) = response.into_parts();
+        let body = match body {
+            ResponseBody::Stream(stream) => Some(stream),
+            ResponseBody::Empty | ResponseBody::Body(_) => None,
+        };
+        Ok(UpstreamResponse { status, headers, body })
+    }
+}
+
+impl UpstreamHttp<ReadableStream> for FetchUpstream {
+    fn send(&self, request: UpstreamRequest) -> LocalBoxFuture<'_, Result<UpstreamResponse<ReadableStream>, String>> {
+        Box::pin(self.exchange(request))
+    }
+
+    fn read_body(&self, body: ReadableStream, limit: usize) -> LocalBoxFuture<'_, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            let response = web_sys::Response::new_with_opt_readable_stream(Some(&body))
+                .map_err(|e| format!("cannot read the body: {e:?}"))?;
+            let promise = response.array_buffer().map_err(|e| format!("cannot read the body: {e:?}"))?;
+            let buffer = JsFuture::from(promise).await.map_err(|e| format!("the body broke off: {e:?}"))?;
+            let buffer: js_sys::ArrayBuffer = buffer.dyn_into().map_err(|_| "the body is not bytes".to_owned())?;
+            if buffer.byte_length() as usize > limit {
+                return Err(format!("over {limit} bytes"));
+            }
+            Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+        })
+    }
+}
