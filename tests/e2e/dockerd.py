@@ -10,6 +10,7 @@ and its containerd and removes the directory (vfs copies every layer).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -23,7 +24,8 @@ COMMAND_TIMEOUT = 600
 
 
 class Dockerd:
-    def __init__(self, dockerd: str, docker: str):
+    def __init__(self, dockerd: str, docker: str, daemon_config: dict | None = None):
+        """daemon_config: the daemon's daemon.json (e.g. its registry-mirrors), if any."""
         self.docker_bin = docker
         self.root = Path(tempfile.mkdtemp(prefix="e2e-dockerd-"))
         self.socket = self.root / "sock"
@@ -34,12 +36,16 @@ class Dockerd:
             "http_proxy", "https_proxy", "all_proxy", "docker_host", "docker_config")}
         self.env.update(DOCKER_HOST=f"unix://{self.socket}", DOCKER_CONFIG=str(config),
                         DOCKER_BUILDKIT="0", NO_PROXY="*", no_proxy="*")
+        args = [dockerd, "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
+                "--bridge=none", "--data-root", str(self.root / "data"), "--exec-root",
+                str(self.root / "exec"), "--pidfile", str(self.root / "pid"), "--host",
+                f"unix://{self.socket}"]
+        if daemon_config is not None:
+            (self.root / "daemon.json").write_text(json.dumps(daemon_config))
+            args += ["--config-file", str(self.root / "daemon.json")]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [dockerd, "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
-                 "--bridge=none", "--data-root", str(self.root / "data"), "--exec-root",
-                 str(self.root / "exec"), "--pidfile", str(self.root / "pid"), "--host",
-                 f"unix://{self.socket}"],
+                args,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                 start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT
