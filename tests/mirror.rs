@@ -144,3 +144,50 @@ fn the_token_flow_logs_in_once_and_credentials_never_reach_the_client() {
     let message = refused.json()["errors"][0]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("check its credentials") && !message.contains("wrong"), "{message}");
 }
+
+/// Cached content is content: the cache prefix's own retention policy (`UPSTREAM_RETENTION`,
+/// after the `RETENTION` policies) trims it like any repository, and a trimmed tag is
+/// fetched again on the next pull.
+#[test]
+fn the_cache_prefix_has_its_own_retention_policy() {
+    use edge_registry::lifecycle::gc::{Collector, GcConfig};
+    use edge_registry::lifecycle::retention::Retainer;
+    let pairs = [
+        ("UPSTREAMS", r#"[{"prefix": "hub", "url": "https://upstream.test"}]"#),
+        ("UPSTREAM_RETENTION", r#"{"keep_last": 1}"#),
+        ("RETENTION_MODE", "apply"),
+    ];
+    let settings = edge_registry::settings::Settings::from_lookup(&edge_registry::settings::lookup_in(&pairs)).unwrap();
+    let retention = settings.retention.expect("the cache prefix gets a policy without RETENTION");
+    let cache = Cache::new();
+    upstream_image(&cache.upstream, "library/app", "1", 1);
+    let second = upstream_image(&cache.upstream, "library/app", "2", 2);
+    pull(&cache, "1");
+    cache.clock.advance(1_000);
+    pull(&cache, "2");
+    let never_immutable = |_: &_, _: &_| false;
+    let retainer = Retainer { rules: &retention.rules, apply: retention.apply, is_immutable: &never_immutable };
+    let config = GcConfig { grace_ms: 0, calls_per_step: 900, interval_ms: 0 };
+    let gc = Collector::new(cache.reg.blob_store(), cache.reg.meta_store(), config).with_retention(retainer);
+    let job = futures::executor::block_on(async {
+        let now = cache.reg.now_millis();
+        gc.start(now, false).await.unwrap();
+        loop {
+            let stepped = gc.step(now).await.unwrap();
+            if stepped.job.is_done() {
+                return stepped.job;
+            }
+        }
+    });
+    let report = job.report.retention.expect("retention ran");
+    assert_eq!(report.tags_deleted, 1, "{report:?}");
+    cache.upstream_requests();
+    let kept = cache.get("/v2/hub/app/manifests/2");
+    assert_eq!(
+        (kept.header("docker-content-digest"), kept.header(HEADER)),
+        (Some(second.digest.as_str()), Some("hit"))
+    );
+    let trimmed = cache.get("/v2/hub/app/manifests/1");
+    assert_eq!((trimmed.status, trimmed.header(HEADER)), (200, Some("fetched")), "fetched again");
+    assert_eq!(cache.upstream_requests().len(), 1);
+}

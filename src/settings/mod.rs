@@ -83,6 +83,9 @@ impl Settings {
         let retention = retention::read(&vars, gc.is_some(), replication.is_some())?;
         let usage = usage::read(&vars, replication.is_some())?;
         let mirror = mirror::read(&vars, replication.is_some())?;
+        // Each cache prefix gets its own policy after the RETENTION ones.
+        let prefixes: Vec<&str> = mirror.iter().flat_map(|m| m.upstreams.iter().map(|u| u.prefix.as_str())).collect();
+        let retention = retention::with_cache_policies(&vars, retention, &prefixes, gc.is_some())?;
         // The core enforces immutable tags on every push and delete.
         registry.config.immutable_tags = lifecycle.immutable_tags.clone();
         // Retention runs only on one bucket; only there do pushes yield to it.

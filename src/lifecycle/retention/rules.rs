@@ -66,6 +66,16 @@ impl RetentionRules {
         Ok(RetentionRules { policies })
     }
 
+    /// Adds `policy` after the others unless an earlier one already covers every
+    /// repository it would (the first match wins); says whether it was added.
+    pub fn append_unless_covered(&mut self, policy: Policy) -> bool {
+        if self.policies.iter().any(|p| shadows(&p.repositories, &policy.repositories)) {
+            return false;
+        }
+        self.policies.push(policy);
+        true
+    }
+
     /// The policies, in order.
     pub fn policies(&self) -> &[Policy] {
         &self.policies
