@@ -130,7 +130,8 @@ fn the_token_flow_logs_in_once_and_credentials_never_reach_the_client() {
     let unauthenticated = log.iter().filter(|l| !l.contains(" [")).count();
     assert_eq!(unauthenticated, 1, "only the first request goes without a token: {log:#?}");
     assert!(log.iter().filter(|l| l.contains("/v2/")).skip(1).all(|l| l.contains("[Bearer token-1]")), "{log:#?}");
-    for uri in ["/v2/hub/app/manifests/1", "/v2/hub/app/blobs/sha256:00", "/v2/hub/nope/manifests/1"] {
+    let absent = format!("/v2/hub/app/blobs/sha256:{}", "0".repeat(64));
+    for uri in ["/v2/hub/app/manifests/1", absent.as_str(), "/v2/hub/nope/manifests/1"] {
         let a = cache.get(uri);
         let seen = format!("{:?} {}", a.headers, String::from_utf8_lossy(&a.body));
         assert!(!seen.contains(password) && !seen.contains("token-1") && !seen.contains("Basic "), "{seen}");
@@ -190,4 +191,34 @@ fn the_cache_prefix_has_its_own_retention_policy() {
     let trimmed = cache.get("/v2/hub/app/manifests/1");
     assert_eq!((trimmed.status, trimmed.header(HEADER)), (200, Some("fetched")), "fetched again");
     assert_eq!(cache.upstream_requests().len(), 1);
+}
+
+/// Docker Hub answers a repository that does not exist with 401, even to a fresh token: a
+/// 404 here, as docker reports it, and no stale copy of a repository gone upstream.
+#[test]
+fn a_401_to_a_fresh_token_is_not_found() {
+    let cache = Cache::with_credentials(Some(Credentials { username: "bot".into(), password: "pw".into() }));
+    cache.upstream.require_login("bot", "pw");
+    cache.upstream.hide_unknown();
+    upstream_image(&cache.upstream, "library/app", "1", 1);
+    cache.get("/v2/hub/typo/manifests/1").assert_error(404, "MANIFEST_UNKNOWN");
+    cache.get(&format!("/v2/hub/app/blobs/sha256:{}", "1".repeat(64))).assert_error(404, "BLOB_UNKNOWN");
+    assert_eq!(pull(&cache, "1").0.len(), 71, "what exists is pulled");
+}
+
+/// A fill meets a repository delete as a push does, but the puller is told to retry (503),
+/// not that it was denied; once the quiet period is over the name fills again.
+#[test]
+fn a_fill_into_a_repository_being_deleted_is_a_retry() {
+    let cache = Cache::new();
+    let image = upstream_image(&cache.upstream, "library/app", "1", 1);
+    pull(&cache, "1");
+    let deleted = cache.send("DELETE", "/admin/repositories/hub/app", b"");
+    assert!(deleted.status == 200 || deleted.status == 202, "{}", String::from_utf8_lossy(&deleted.body));
+    let refused = cache.get("/v2/hub/app/manifests/1");
+    refused.assert_error(503, "MANIFEST_UNKNOWN");
+    assert!(refused.header("retry-after").is_some());
+    cache.get(&format!("/v2/hub/app/blobs/{}", image.blobs[1].0)).assert_error(503, "BLOB_UNKNOWN");
+    cache.clock.advance(edge_registry::registry::PUSH_QUIET_MS + 1);
+    assert_eq!(pull(&cache, "1").0, image.digest, "fetched again");
 }

@@ -31,10 +31,32 @@ fn a_corrupt_upstream_blob_is_refused_and_not_stored() {
     assert!(!cache.stored(&format!("repositories/hub/app/_blobs/sha256/{}", &layer[7..])), "no link");
     cache.upstream.set_health(Health::Down);
     cache.get(&format!("/v2/hub/app/blobs/{layer}")).assert_error(502, "BLOB_UNKNOWN");
-    // A healthy upstream's copy is taken afterwards.
-    let healed = Cache::new();
-    upstream_image(&healed.upstream, "library/app", "1", 1);
-    assert_eq!(healed.get(&format!("/v2/hub/app/blobs/{layer}")).body, bytes);
+    // Once the upstream serves it intact, the same cache takes it.
+    cache.upstream.set_health(Health::Up);
+    cache.upstream.serve_intact(&layer.parse().unwrap());
+    assert_eq!(cache.get(&format!("/v2/hub/app/blobs/{layer}")).body, bytes);
+}
+
+/// A blob this registry holds for another name is linked into a cache name only once the
+/// upstream's bytes hash to it: an upstream cannot make a cache name serve a private blob
+/// by naming its digest.
+#[test]
+fn a_blob_stored_for_another_name_is_linked_only_on_the_upstreams_proof() {
+    let cache = Cache::new();
+    let private = common::bytes(3000, 9);
+    let digest = sha256(&private);
+    let pushed = cache.send("POST", &format!("/v2/team/secret/blobs/uploads/?digest={digest}"), &private);
+    assert_eq!(pushed.status, 201, "{}", String::from_utf8_lossy(&pushed.body));
+    let uri = format!("/v2/hub/app/blobs/{digest}");
+    cache.get(&uri).assert_error(404, "BLOB_UNKNOWN");
+    let parsed = digest.parse().unwrap();
+    assert_eq!(cache.upstream.put_blob(&private), parsed);
+    cache.upstream.corrupt(&parsed);
+    cache.get(&uri).assert_error(502, "BLOB_UNKNOWN");
+    assert!(!cache.stored(&format!("repositories/hub/app/_blobs/sha256/{}", &digest[7..])), "not linked");
+    cache.upstream.serve_intact(&parsed);
+    let proven = cache.get(&uri);
+    assert_eq!((proven.status, proven.body == private), (200, true));
 }
 
 #[test]
@@ -56,9 +78,10 @@ fn poll(request: &mut futures::future::LocalBoxFuture<'_, common::Answer>) -> Op
 }
 
 /// Two misses of one blob: the first is held just before its put; the second fills the
-/// blob; the first then lands its put of the same verified bytes on the same key. One
-/// object, both clients served the blob. And a put refused because the other landed
-/// (R2's one write a second per key) is a success once the key is seen.
+/// blob; the first then lands its put of the same verified bytes on the same key: both
+/// clients are served the one verified object. A put refused because the other landed
+/// (R2's one write a second per key) is a 503, and the retry links what is stored once the
+/// upstream's bytes prove it.
 #[test]
 fn racing_misses_of_one_blob_leave_one_verified_copy() {
     let cache = Cache::new();
@@ -73,9 +96,11 @@ fn racing_misses_of_one_blob_leave_one_verified_copy() {
     assert_eq!((second.status, second.body == bytes), (200, true));
     let first = block_on(first);
     assert_eq!((first.status, first.body == bytes), (200, true));
-    let copies = cache.reg.blob_store().inner().keys().into_iter().filter(|k| k.starts_with("blobs/")).count();
-    assert_eq!(copies, 1, "one object for the digest");
+    let stored =
+        block_on(edge_registry::storage::BlobStore::get_bytes(cache.reg.blob_store().inner(), &blob_key(&layer)));
+    assert_eq!(stored.unwrap().unwrap().1, bytes, "the one object holds the verified bytes");
 
+    // A put that fails though the other landed is a 503; the retry proves and links.
     let (other, other_bytes) = image.blobs[3].clone();
     let uri = format!("/v2/hub/app/blobs/{other}");
     cache.reg.blob_store().hold(Op::PutVerified, &blob_key(&other));
@@ -84,9 +109,9 @@ fn racing_misses_of_one_blob_leave_one_verified_copy() {
     cache.reg.blob_store().release();
     assert_eq!(cache.get(&uri).status, 200, "the other request fills the blob");
     cache.reg.blob_store().fail_times(Op::PutVerified, &blob_key(&other), 1);
-    let first = block_on(first);
-    assert_eq!((first.status, first.body == other_bytes), (200, true), "{}", String::from_utf8_lossy(&first.body));
-    assert_eq!(cache.reg.blob_store().injected(), 1, "its put failed");
+    block_on(first).assert_error(503, "UNSUPPORTED");
+    let retried = cache.get(&uri);
+    assert_eq!((retried.status, retried.body == other_bytes), (200, true));
 }
 
 /// An index is stored without its children; the one platform asked for is fetched with

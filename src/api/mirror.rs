@@ -8,8 +8,8 @@
 
 use super::{blobs, ApiError, Call, HandlerResult, Reply};
 use crate::mirror::{Mirror, Route, UpstreamError};
-use crate::oci::{Digest, ErrorCode, MediaType, Reference, RepositoryName, Tag};
-use crate::registry::{CachedBlob, ManifestContent, Registry, RegistryError};
+use crate::oci::{Algorithm, Digest, ErrorCode, MediaType, Reference, RepositoryName, Tag};
+use crate::registry::{BlobFill, CachedBlob, ManifestContent, Registry, RegistryError};
 use crate::storage::{BlobStore, MetaStore};
 use http::{Method, StatusCode};
 
@@ -47,11 +47,9 @@ pub async fn manifest<B: BlobStore, M: MetaStore>(
     };
     let (content, status) = match (reference, local) {
         (Reference::Digest(_), Some(content)) => (content, "hit"),
-        (Reference::Digest(_), None) => {
-            (fetch_manifest(registry, mirror, &route, name, reference, None).await?, "fetched")
-        }
+        (Reference::Digest(_), None) => (fetch_new(registry, mirror, &route, name, reference, None).await?, "fetched"),
         (Reference::Tag(tag), None) => {
-            (fetch_manifest(registry, mirror, &route, name, reference, Some(tag)).await?, "fetched")
+            (fetch_new(registry, mirror, &route, name, reference, Some(tag)).await?, "fetched")
         }
         (Reference::Tag(tag), Some(content)) => refresh_tag(registry, mirror, &route, name, tag, content).await?,
     };
@@ -74,8 +72,22 @@ pub async fn manifest<B: BlobStore, M: MetaStore>(
     Ok(reply.bytes(content.media_type.as_str(), content.bytes))
 }
 
+/// A manifest not cached at all, fetched and stored.
+async fn fetch_new<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    mirror: &Mirror<B::Native>,
+    route: &Route<'_>,
+    name: &RepositoryName,
+    reference: &Reference,
+    tag: Option<&Tag>,
+) -> Result<ManifestContent, ApiError> {
+    let fetched = fetch_manifest(registry, mirror, route, name, reference, tag, None).await?;
+    fetched.ok_or_else(|| ApiError::manifest_unknown(format!("{reference} vanished while it was fetched")))
+}
+
 /// A cached tag: trusted within the TTL of its last check; else checked with a `HEAD`
-/// (fetched again if the upstream moved it), or served stale if the upstream fails.
+/// (fetched again if the upstream moved it), or served stale if the upstream fails, which
+/// also counts as a check: a failing upstream is asked once per TTL, not on every pull.
 async fn refresh_tag<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     mirror: &Mirror<B::Native>,
@@ -90,23 +102,32 @@ async fn refresh_tag<B: BlobStore, M: MetaStore>(
         return Ok((cached, "hit"));
     }
     let reference = Reference::Tag(tag.clone());
-    match mirror.head_manifest(route, &reference, now).await {
-        Ok(Some(digest)) if digest == cached.digest => {
+    let fresh = match mirror.head_manifest(route, &reference, now).await {
+        Ok(Some(digest)) if digest == cached.digest => Ok(None),
+        Ok(_) => fetch_manifest(registry, mirror, route, name, &reference, Some(tag), Some(&cached.digest)).await,
+        Err(UpstreamError::NotFound(message)) => return Err(ApiError::manifest_unknown(message)),
+        Err(UpstreamError::Failed(message)) => Err(bad_gateway(ErrorCode::ManifestUnknown, message)),
+    };
+    match fresh {
+        Ok(Some(fetched)) => Ok((fetched, "fetched")),
+        Ok(None) => {
             registry.mark_upstream_checked(name, tag).await?;
             Ok((cached, "revalidated"))
         }
-        Ok(_) => match fetch_manifest(registry, mirror, route, name, &reference, Some(tag)).await {
-            Ok(fetched) => Ok((fetched, "fetched")),
-            Err(e) if e.status.is_server_error() => Ok((cached, "stale")),
-            Err(e) => Err(e),
-        },
-        Err(UpstreamError::NotFound(message)) => Err(ApiError::manifest_unknown(message)),
-        Err(UpstreamError::Failed(_)) => Ok((cached, "stale")),
+        // The upstream (or storing its answer) failed; also an immutable tag the upstream
+        // moved, which keeps what it points at here.
+        Err(e) if e.status.is_server_error() || e.code == ErrorCode::Denied => {
+            // At worst the next pull asks again.
+            let _ = registry.mark_upstream_checked(name, tag).await;
+            Ok((cached, "stale"))
+        }
+        Err(e) => Err(e),
     }
 }
 
 /// Fetches a manifest upstream, checks that its bytes are what was asked for (the digest
-/// asked for, or the digest the upstream says it sent), and stores it.
+/// asked for, or the digest the upstream says it sent), and stores it; `None` when its
+/// digest is `known` (the cached one: nothing to store).
 async fn fetch_manifest<B: BlobStore, M: MetaStore>(
     registry: &Registry<B, M>,
     mirror: &Mirror<B::Native>,
@@ -114,7 +135,8 @@ async fn fetch_manifest<B: BlobStore, M: MetaStore>(
     name: &RepositoryName,
     reference: &Reference,
     tag: Option<&Tag>,
-) -> Result<ManifestContent, ApiError> {
+    known: Option<&Digest>,
+) -> Result<Option<ManifestContent>, ApiError> {
     let now = registry.now_millis();
     let limit = registry.config().max_manifest_bytes;
     let fetched = mirror.get_manifest(route, reference, limit, now).await.map_err(|e| manifest_error(e, reference))?;
@@ -122,32 +144,31 @@ async fn fetch_manifest<B: BlobStore, M: MetaStore>(
         Reference::Digest(digest) => Some(digest.clone()),
         Reference::Tag(_) => fetched.digest.clone(),
     };
-    if let Some(claimed) = claimed {
-        let actual = claimed.algorithm().digest_of(&fetched.bytes);
-        if actual != claimed {
-            return Err(bad_gateway(
-                ErrorCode::ManifestUnknown,
-                format!(
-                    "upstream {} sent a manifest hashing to {actual}, not {claimed}; nothing was stored",
-                    route.upstream.url
-                ),
-            ));
-        }
+    let algorithm = claimed.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
+    let actual = algorithm.digest_of(&fetched.bytes);
+    if claimed.as_ref().is_some_and(|claimed| *claimed != actual) {
+        let claimed = claimed.unwrap_or_else(|| actual.clone());
+        let url = &route.upstream.url;
+        let message = format!("upstream {url} sent a manifest hashing to {actual}, not {claimed}; nothing was stored");
+        return Err(bad_gateway(ErrorCode::ManifestUnknown, message));
+    }
+    if known == Some(&actual) {
+        return Ok(None);
     }
     let content_type = fetched.media_type.as_deref().and_then(MediaType::from_content_type);
-    let stored = registry.store_upstream_manifest(name, tag, content_type.as_ref(), fetched.bytes).await;
+    let stored = registry.store_upstream_manifest(name, tag, content_type.as_ref(), algorithm, fetched.bytes).await;
     let content = stored.map_err(|e| match e {
         RegistryError::ManifestInvalid(m) => bad_gateway(ErrorCode::ManifestInvalid, m),
         RegistryError::ManifestTooLarge(limit) => bad_gateway(
             ErrorCode::ManifestInvalid,
             format!("the upstream's manifest is over this registry's {limit}-byte limit"),
         ),
-        other => other.into(),
+        other => fill_error(other, ErrorCode::ManifestUnknown),
     })?;
     if let Some(tag) = tag {
         registry.mark_upstream_checked(name, tag).await?;
     }
-    Ok(content)
+    Ok(Some(content))
 }
 
 /// GET or HEAD a blob of a cache repository (end-2): from the cache, else from the
@@ -176,20 +197,42 @@ pub async fn blob<B: BlobStore, M: MetaStore>(
             .header("content-length", size.to_string())
             .header(UPSTREAM_STATUS_HEADER, "upstream"));
     }
-    let fetched = mirror.get_blob(&route, digest, now).await.map_err(|e| blob_error(e, digest))?;
     let url = &route.upstream.url;
-    match registry.store_upstream_blob(name, digest, fetched.body, fetched.length).await? {
+    let mismatch = || {
+        let message = format!("upstream {url} sent bytes for {digest} that hash to another digest; nothing was stored");
+        bad_gateway(ErrorCode::BlobUnknown, message)
+    };
+    let filled = match registry.upstream_blob_fill(digest).await? {
+        BlobFill::LinkOnceVerified => {
+            if !mirror.verify_blob(&route, digest, now).await.map_err(|e| blob_error(e, digest))? {
+                return Err(mismatch());
+            }
+            registry.link_upstream_blob(name, digest).await.map(|()| CachedBlob::Stored)
+        }
+        BlobFill::Store => {
+            let fetched = mirror.get_blob(&route, digest, now).await.map_err(|e| blob_error(e, digest))?;
+            registry.store_upstream_blob(name, digest, fetched.body, fetched.length).await
+        }
+    };
+    match filled.map_err(|e| fill_error(e, ErrorCode::BlobUnknown))? {
         CachedBlob::Stored => {
             Ok(blobs::get(registry, name, digest, call).await?.header(UPSTREAM_STATUS_HEADER, "fetched"))
         }
-        CachedBlob::DigestMismatch => Err(bad_gateway(
-            ErrorCode::BlobUnknown,
-            format!("upstream {url} sent bytes for {digest} that hash to another digest; nothing was stored"),
-        )),
+        CachedBlob::DigestMismatch => Err(mismatch()),
         CachedBlob::Interrupted(reason) => Err(bad_gateway(
             ErrorCode::BlobUnknown,
             format!("upstream {url}'s transfer of {digest} broke off ({reason}); nothing was stored, retry"),
         )),
+    }
+}
+
+/// A fill refused by what guards pushes is no fault of the puller: a repository being
+/// deleted (or just deleted) is `503` for a while, as content being collected is.
+fn fill_error(e: RegistryError, code: ErrorCode) -> ApiError {
+    match e {
+        RegistryError::RepositoryDeleting(message) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+            .with_header("retry-after", UPSTREAM_RETRY_AFTER_SECONDS.to_string()),
+        other => other.into(),
     }
 }
 

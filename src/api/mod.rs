@@ -151,11 +151,13 @@ pub async fn serve<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmi
 ) -> Response<Body<B::Body>> {
     let (parts, body) = request.into_parts();
     let body = drain::DrainableBody::new(body);
-    let host = parts.uri.authority().map(|a| a.as_str()).or_else(|| parts.headers.get("host")?.to_str().ok());
+    let host = parts.uri.authority().map(|a| a.as_str().to_owned());
+    let host = host.or_else(|| parts.headers.get("host")?.to_str().ok().map(str::to_owned));
+    let host = host.as_deref();
     // A mirror host's root is an upstream's prefix (docker's `registry-mirrors`).
     let mapped = services.mirror.zip(host).and_then(|(m, host)| m.config().host_path(host, parts.uri.path()));
     let path = mapped.as_deref().unwrap_or(parts.uri.path()).to_owned();
-    let call = Call {
+    let mut call = Call {
         method: parts.method,
         origin: access::origin(&parts.uri, &parts.headers),
         headers: parts.headers,
@@ -163,6 +165,12 @@ pub async fn serve<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmi
         identity: None,
         body: body.clone(),
     };
+    // A token asked for on a mirror host is for the names it maps.
+    if let Some(prefix) = services.mirror.zip(host).and_then(|(m, host)| m.config().host_prefix(host)) {
+        if path == "/token" {
+            call.query.map_values("scope", |scopes| crate::mirror::MirrorConfig::host_scope(prefix, scopes));
+        }
+    }
     let reply = answer(services, &path, call).await;
     // A request refused before its body was read still has bytes in flight; answering
     // without reading them makes some HTTP/1.1 peers (workerd's dev proxy among them)

@@ -30,6 +30,13 @@ impl Query {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// Replaces every value of `key` by `f` of it.
+    pub fn map_values(&mut self, key: &str, f: impl Fn(&str) -> String) {
+        for (_, v) in self.0.iter_mut().filter(|(k, _)| k == key) {
+            *v = f(v);
+        }
+    }
+
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }

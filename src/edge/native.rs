@@ -122,7 +122,7 @@ fn runtime_name(algorithm: Algorithm) -> &'static str {
     }
 }
 
-fn digest_from_raw(algorithm: Algorithm, raw: &[u8]) -> Option<Digest> {
+pub(crate) fn digest_from_raw(algorithm: Algorithm, raw: &[u8]) -> Option<Digest> {
     format!("{}:{}", algorithm.as_str(), to_hex(raw)).parse().ok()
 }
 

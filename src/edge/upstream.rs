@@ -3,9 +3,11 @@
 //! `UPSTREAM_TIMEOUT_SECONDS`. A body is handed on as the JavaScript stream it is, so an
 //! upstream blob streams into R2 without passing through wasm.
 
+use super::native::{digest_from_raw, digest_of_stream};
 use crate::mirror::auth::TokenCache;
 use crate::mirror::http::{UpstreamHttp, UpstreamRequest, UpstreamResponse};
 use crate::mirror::{Mirror, MirrorConfig};
+use crate::oci::{Algorithm, Digest};
 use futures::future::{select, Either, LocalBoxFuture};
 use std::rc::Rc;
 use std::time::Duration;
@@ -68,16 +70,34 @@ impl UpstreamHttp<ReadableStream> for FetchUpstream {
     }
 
     fn read_body(&self, body: ReadableStream, limit: usize) -> LocalBoxFuture<'_, Result<Vec<u8>, String>> {
+        Box::pin(read_limited(body, limit))
+    }
+
+    fn digest_body(&self, body: ReadableStream, algorithm: Algorithm) -> LocalBoxFuture<'_, Result<Digest, String>> {
         Box::pin(async move {
-            let response = web_sys::Response::new_with_opt_readable_stream(Some(&body))
-                .map_err(|e| format!("cannot read the body: {e:?}"))?;
-            let promise = response.array_buffer().map_err(|e| format!("cannot read the body: {e:?}"))?;
-            let buffer = JsFuture::from(promise).await.map_err(|e| format!("the body broke off: {e:?}"))?;
-            let buffer: js_sys::ArrayBuffer = buffer.dyn_into().map_err(|_| "the body is not bytes".to_owned())?;
-            if buffer.byte_length() as usize > limit {
-                return Err(format!("over {limit} bytes"));
-            }
-            Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+            let raw = digest_of_stream(body, algorithm).await.map_err(|e| format!("{e:?}"))?;
+            digest_from_raw(algorithm, &raw).ok_or_else(|| "the runtime's digest has the wrong length".to_owned())
         })
+    }
+}
+
+/// Reads a stream chunk by chunk, cancelling it once past `limit` bytes: an upstream's
+/// oversized answer never fills the isolate's memory.
+async fn read_limited(body: ReadableStream, limit: usize) -> Result<Vec<u8>, String> {
+    let reader: web_sys::ReadableStreamDefaultReader =
+        body.get_reader().dyn_into().map_err(|_| "the body cannot be read".to_owned())?;
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| format!("the body broke off: {e:?}"))?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true);
+        if done {
+            return Ok(bytes);
+        }
+        let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(|_| "the body broke off".to_owned())?;
+        bytes.extend(js_sys::Uint8Array::new(&value).to_vec());
+        if bytes.len() > limit {
+            let _ = reader.cancel();
+            return Err(format!("over {limit} bytes"));
+        }
     }
 }

@@ -60,6 +60,32 @@ pub fn basic(credentials: &Credentials) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
 }
 
+/// Whether Basic credentials for the upstream at `upstream_url` may be sent to `realm`:
+/// the same scheme (never `http` for an `https` upstream) and the same host or the same
+/// registrable domain, taken as the last two labels (`auth.docker.io` for
+/// `registry-1.docker.io`, `ghcr.io` for itself). A hostile or misconfigured upstream
+/// cannot send this cache's service account to a host of its choosing.
+pub fn realm_may_see_credentials(upstream_url: &str, realm: &str) -> bool {
+    let split = |url: &str| -> Option<(String, String)> {
+        let (scheme, rest) = url.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = host.split(':').next()?.to_ascii_lowercase();
+        Some((scheme.to_ascii_lowercase(), host))
+    };
+    let (Some((scheme, host)), Some((realm_scheme, realm_host))) = (split(upstream_url), split(realm)) else {
+        return false;
+    };
+    let domain = |h: &str| -> String {
+        let labels: Vec<&str> = h.split('.').collect();
+        match labels.len() >= 2 && !labels.iter().all(|l| l.chars().all(|c| c.is_ascii_digit())) {
+            true => labels[labels.len() - 2..].join("."),
+            false => h.to_owned(),
+        }
+    };
+    scheme == realm_scheme && (host == realm_host || domain(&host) == domain(&realm_host))
+}
+
 /// The URL of a token request to `realm` for `scope`.
 pub fn token_url(realm: &str, service: Option<&str>, scope: &str) -> String {
     let mut url = realm.to_owned();
@@ -115,7 +141,7 @@ impl TokenCache {
     }
 
     pub fn put(&self, upstream: &str, scope: &str, issued: &IssuedToken, now_ms: u64) {
-        let until = now_ms + (issued.expires_in_s * 1000).saturating_sub(EXPIRY_MARGIN_MS);
+        let until = now_ms.saturating_add(issued.expires_in_s.saturating_mul(1000).saturating_sub(EXPIRY_MARGIN_MS));
         let mut tokens = self.tokens.borrow_mut();
         // Bounded: a long-lived isolate that pulled many repositories starts over.
         if tokens.len() >= 1000 {
@@ -174,6 +200,19 @@ mod tests {
         assert_eq!(cache.get("ghcr", "s", 2_000), None);
         cache.forget("hub", "s");
         assert_eq!(cache.get("hub", "s", 2_000), None);
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_upstreams_own_domain_and_scheme() {
+        let hub = "https://registry-1.docker.io";
+        assert!(realm_may_see_credentials(hub, "https://auth.docker.io/token"));
+        assert!(realm_may_see_credentials("https://ghcr.io", "https://ghcr.io/token"));
+        assert!(realm_may_see_credentials("http://127.0.0.1:5000", "http://127.0.0.1:5000/token"));
+        assert!(!realm_may_see_credentials(hub, "http://auth.docker.io/token"), "no downgrade");
+        assert!(!realm_may_see_credentials(hub, "https://auth.evil.example/token"));
+        assert!(!realm_may_see_credentials(hub, "https://docker.io.evil.example/token"));
+        assert!(!realm_may_see_credentials("http://127.0.0.1:5000", "http://127.0.0.2:5000/token"));
+        assert!(!realm_may_see_credentials("http://10.0.0.1", "http://11.0.0.1/token"), "addresses are not domains");
     }
 
     #[test]

@@ -79,10 +79,26 @@ impl MirrorConfig {
         self.route(name).is_some()
     }
 
+    /// The prefix whose root `host` is, if it is a mirror host.
+    pub fn host_prefix(&self, host: &str) -> Option<&str> {
+        self.hosts.iter().find(|(h, _)| h.eq_ignore_ascii_case(host)).map(|(_, p)| p.as_str())
+    }
+
+    /// A token request's scope as a client of the mirror host under `prefix` means it:
+    /// `repository:library/alpine:pull` is `repository:<prefix>/library/alpine:pull`
+    /// (docker asks for the scope of the name it pulls, not the challenge's).
+    pub fn host_scope(prefix: &str, scopes: &str) -> String {
+        let each = scopes.split(' ').map(|scope| match scope.strip_prefix("repository:") {
+            Some(rest) if !rest.is_empty() => format!("repository:{prefix}/{rest}"),
+            _ => scope.to_owned(),
+        });
+        each.collect::<Vec<_>>().join(" ")
+    }
+
     /// The path a request to `host` means: `/v2/<name>/...` under the prefix mapped to
     /// that host; `None` when the host is not one, or the path is not under `/v2/<name>`.
     pub fn host_path(&self, host: &str, path: &str) -> Option<String> {
-        let (_, prefix) = self.hosts.iter().find(|(h, _)| h.eq_ignore_ascii_case(host))?;
+        let prefix = self.host_prefix(host)?;
         let rest = path.strip_prefix("/v2/")?;
         if rest.is_empty() || rest.starts_with('_') {
             return None;
@@ -140,6 +156,8 @@ mod tests {
         assert_eq!(config.host_path("mirror.example.com", "/v2/"), None);
         assert_eq!(config.host_path("mirror.example.com", "/v2/_catalog"), None);
         assert_eq!(config.host_path("registry.example.com", "/v2/library/alpine/manifests/3"), None);
+        let scopes = MirrorConfig::host_scope("hub", "repository:library/alpine:pull registry:catalog:*");
+        assert_eq!(scopes, "repository:hub/library/alpine:pull registry:catalog:*");
     }
 
     #[test]

@@ -35,6 +35,7 @@ struct State {
     health: Cell<Option<Health>>,
     log: RefCell<Vec<String>>,
     issued: Cell<u32>,
+    hide_unknown: Cell<bool>,
 }
 
 /// The fake upstream; clones share one state, so a test keeps a handle to what the
@@ -68,6 +69,17 @@ impl FakeUpstream {
     /// Serves `digest` altered: a blob's first byte changed, a manifest with a space added.
     pub fn corrupt(&self, digest: &Digest) {
         self.state.corrupt.borrow_mut().insert(digest.clone());
+    }
+
+    /// Serves `digest` intact again.
+    pub fn serve_intact(&self, digest: &Digest) {
+        self.state.corrupt.borrow_mut().remove(digest);
+    }
+
+    /// Answers `401` for what it does not have, even to a valid token, as Docker Hub does
+    /// for a repository that does not exist.
+    pub fn hide_unknown(&self) {
+        self.state.hide_unknown.set(true);
     }
 
     /// Requires the Docker token flow with these Basic credentials.
@@ -124,7 +136,9 @@ impl FakeUpstream {
             }),
             _ => None,
         };
-        let Some((digest, media_type, bytes)) = found else { return reply(404, vec![], None) };
+        let Some((digest, media_type, bytes)) = found else {
+            return reply(if self.state.hide_unknown.get() { 401 } else { 404 }, vec![], None);
+        };
         let headers = vec![
             ("content-type".into(), media_type),
             ("content-length".into(), bytes.len().to_string()),
@@ -172,6 +186,17 @@ impl UpstreamHttp<ByteStream> for FakeUpstream {
             _ => Ok(self.answer(&request)),
         };
         Box::pin(async move { answer })
+    }
+
+    fn digest_body(
+        &self,
+        body: ByteStream,
+        algorithm: crate::oci::Algorithm,
+    ) -> LocalBoxFuture<'_, Result<Digest, String>> {
+        Box::pin(async move {
+            let bytes = self.read_body(body, usize::MAX).await?;
+            Ok(algorithm.digest_of(&bytes))
+        })
     }
 
     fn read_body(&self, mut body: ByteStream, limit: usize) -> LocalBoxFuture<'_, Result<Vec<u8>, String>> {

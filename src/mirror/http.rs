@@ -4,6 +4,7 @@
 //! `N` is the blob store's native body type, so that an upstream blob's body can be put
 //! into R2 as it arrives, without passing through wasm.
 
+use crate::oci::{Algorithm, Digest};
 use futures::future::LocalBoxFuture;
 
 /// A request to an upstream.
@@ -46,4 +47,6 @@ pub trait UpstreamHttp<N> {
     fn send(&self, request: UpstreamRequest) -> LocalBoxFuture<'_, Result<UpstreamResponse<N>, String>>;
     /// Reads a small body whole, failing past `limit` bytes.
     fn read_body(&self, body: N, limit: usize) -> LocalBoxFuture<'_, Result<Vec<u8>, String>>;
+    /// The digest of a body (on Workers hashed by the runtime, never in wasm).
+    fn digest_body(&self, body: N, algorithm: Algorithm) -> LocalBoxFuture<'_, Result<Digest, String>>;
 }

@@ -93,6 +93,9 @@ impl<N> Mirror<N> {
         now_ms: u64,
     ) -> Result<UpstreamManifest, UpstreamError> {
         let response = self.exchange(route, Method::GET, &format!("manifests/{reference}"), now_ms).await?;
+        if content_length(&response).is_some_and(|length| length > limit as u64) {
+            return Err(failed(route, &format!("sent a manifest over this registry's {limit}-byte limit")));
+        }
         let media_type = response.header("content-type").map(str::to_owned);
         let digest = response.header("docker-content-digest").and_then(|d| d.parse().ok());
         let body = response.body.ok_or_else(|| failed(route, "sent a manifest without a body"))?;
@@ -120,6 +123,15 @@ impl<N> Mirror<N> {
         Ok(UpstreamBlob { length, body })
     }
 
+    /// Whether the upstream's blob `digest` hashes to it: fetched and hashed, not stored (for
+    /// content this registry holds already, which is linked only on that proof).
+    pub async fn verify_blob(&self, route: &Route<'_>, digest: &Digest, now_ms: u64) -> Result<bool, UpstreamError> {
+        let blob = self.get_blob(route, digest, now_ms).await?;
+        let actual = self.http.digest_body(blob.body, digest.algorithm()).await;
+        let actual = actual.map_err(|e| failed(route, &format!("broke off sending {digest}: {e}")))?;
+        Ok(actual == *digest)
+    }
+
     /// One request for `/v2/<remote>/<path>`, logging in when challenged: with a cached
     /// token first, else without, then once more with the credentials the challenge asks
     /// for. Any answer but a `200` is an [`UpstreamError`].
@@ -144,14 +156,17 @@ impl<N> Mirror<N> {
         };
         let cached = self.tokens.get(&upstream.prefix, &scope, now_ms).map(|t| format!("Bearer {t}"));
         let mut response = self.send(route, request(cached.as_deref())).await?;
+        let mut logged_in = false;
         if response.status == 401 {
             self.tokens.forget(&upstream.prefix, &scope);
             let challenge = response.header("www-authenticate").and_then(auth::parse_challenge);
             let authorization = match challenge {
                 Some(Challenge::Bearer { realm, service, scope: asked }) => {
-                    let scope = asked.unwrap_or(scope);
-                    let token = self.token(route, &realm, service.as_deref(), &scope, now_ms).await?;
-                    format!("Bearer {token}")
+                    let asked = asked.unwrap_or_else(|| scope.clone());
+                    let token = self.token(route, &realm, service.as_deref(), &asked, now_ms).await?;
+                    // Kept under the scope this cache asks by too, so the next request uses it.
+                    self.tokens.put(&upstream.prefix, &scope, &token, now_ms);
+                    format!("Bearer {}", token.token)
                 }
                 Some(Challenge::Basic) => match &upstream.credentials {
                     Some(credentials) => auth::basic(credentials),
@@ -160,17 +175,24 @@ impl<N> Mirror<N> {
                 None => return Err(failed(route, "answered 401 with a challenge this cache cannot answer")),
             };
             response = self.send(route, request(Some(&authorization))).await?;
+            logged_in = true;
         }
+        let missing = || UpstreamError::NotFound(format!("{} has no {}/{path}", upstream.url, route.remote));
         match response.status {
             200 => Ok(response),
-            404 => Err(UpstreamError::NotFound(format!("{} has no {}/{path}", upstream.url, route.remote))),
+            404 => Err(missing()),
+            // Docker Hub answers a repository that does not exist (or that these credentials
+            // cannot read) with 401 even to a fresh token: not found, as docker reports it.
+            401 | 403 if logged_in => Err(missing()),
             401 | 403 => Err(failed(route, &format!("refused the login ({}); check its credentials", response.status))),
             429 => Err(failed(route, "answered 429 (too many requests)")),
             status => Err(failed(route, &format!("answered {status}"))),
         }
     }
 
-    /// A token for `scope` from the upstream's token service, cached for its lifetime.
+    /// A token for `scope` from the upstream's token service, cached for its lifetime. The
+    /// credentials go only to a realm on the upstream's own domain and scheme
+    /// ([`auth::realm_may_see_credentials`]); an upstream naming any other realm is refused.
     async fn token(
         &self,
         route: &Route<'_>,
@@ -178,28 +200,40 @@ impl<N> Mirror<N> {
         service: Option<&str>,
         scope: &str,
         now_ms: u64,
-    ) -> Result<String, UpstreamError> {
+    ) -> Result<auth::IssuedToken, UpstreamError> {
         let mut request = UpstreamRequest::new(Method::GET, auth::token_url(realm, service, scope));
         if let Some(credentials) = &route.upstream.credentials {
+            if !auth::realm_may_see_credentials(&route.upstream.url, realm) {
+                return Err(failed(route, &format!("names a token service ({realm}) outside its own domain or scheme; its credentials are not sent there")));
+            }
             request = request.header("authorization", auth::basic(credentials));
         }
         let response = self.send(route, request).await?;
         if response.status != 200 {
             let status = response.status;
-            return Err(failed(route, &format!("'s token service answered {status}; check its credentials")));
+            return Err(failed(
+                route,
+                &format!("refused a token (its token service answered {status}); check its credentials"),
+            ));
         }
-        let body = response.body.ok_or_else(|| failed(route, "'s token service sent no body"))?;
-        let bytes = self.http.read_body(body, 64 * 1024).await.map_err(|e| failed(route, &e))?;
-        let issued = auth::parse_token(&bytes).ok_or_else(|| failed(route, "'s token service sent no token"))?;
-        let (prefix, token) = (&route.upstream.prefix, issued.token.clone());
-        self.tokens.put(prefix, scope, &issued, now_ms);
-        Ok(token)
+        if content_length(&response).is_some_and(|length| length > TOKEN_LIMIT as u64) {
+            return Err(failed(route, "sent a token answer over 64 KiB"));
+        }
+        let body = response.body.ok_or_else(|| failed(route, "sent an empty token answer"))?;
+        let bytes =
+            self.http.read_body(body, TOKEN_LIMIT).await.map_err(|e| failed(route, &format!("token answer: {e}")))?;
+        let issued = auth::parse_token(&bytes).ok_or_else(|| failed(route, "sent a token answer without a token"))?;
+        self.tokens.put(&route.upstream.prefix, scope, &issued, now_ms);
+        Ok(issued)
     }
 
     async fn send(&self, route: &Route<'_>, request: UpstreamRequest) -> Result<UpstreamResponse<N>, UpstreamError> {
         self.http.send(request).await.map_err(|e| failed(route, &format!("could not be reached: {e}")))
     }
 }
+
+/// The largest token answer read.
+const TOKEN_LIMIT: usize = 64 * 1024;
 
 fn content_length<N>(response: &UpstreamResponse<N>) -> Option<u64> {
     response.header("content-length")?.trim().parse().ok()

@@ -221,7 +221,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
     /// Bounds the work one push causes: each reference is checked with a storage call,
     /// and one request may make at most 1,000. Refused as the spec's `MANIFEST_INVALID`
     /// ("manifest invalid", error code-6), a 400, with a message naming the limit.
-    fn check_reference_count(&self, parsed: &ParsedManifest) -> RegistryResult<()> {
+    pub(super) fn check_reference_count(&self, parsed: &ParsedManifest) -> RegistryResult<()> {
         let count = parsed.blobs.len() + parsed.manifests.len();
         let limit = self.config.max_manifest_references;
         if count > limit {

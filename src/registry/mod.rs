@@ -32,7 +32,7 @@ pub use repository_delete::{
     PUSH_QUIET_MS, REPOSITORY_DELETE_CALLS_PER_STEP, STEP_DEADLINE_MS,
 };
 pub use uploads::UploadProgress;
-pub use upstream::CachedBlob;
+pub use upstream::{BlobFill, CachedBlob};
 
 use crate::storage::{BlobStore, MetaStore};
 

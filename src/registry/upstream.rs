@@ -10,7 +10,7 @@
 use super::error::{RegistryError, RegistryResult};
 use super::{ManifestContent, Registry};
 use crate::oci::manifest;
-use crate::oci::{Digest, MediaType, RepositoryName, Tag};
+use crate::oci::{Algorithm, Digest, MediaType, RepositoryName, Tag};
 use crate::storage::fields::{CHECKED_AT, MANIFEST_MEDIA_TYPE, PUSHED_AT, TAG_DIGEST};
 use crate::storage::{keys, BlobStore, MetaStore, Metadata, NativePut};
 
@@ -25,12 +25,33 @@ pub enum CachedBlob {
     Interrupted(String),
 }
 
+/// What filling a blob from an upstream takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobFill {
+    /// Not stored yet: store the upstream's bytes ([`Registry::store_upstream_blob`]).
+    Store,
+    /// Stored already (pushed elsewhere, or cached for another name): link it, but only
+    /// once the upstream's bytes are shown to hash to the digest, so that an upstream
+    /// cannot make a cache name serve content it does not have.
+    LinkOnceVerified,
+}
+
 impl<B: BlobStore, M: MetaStore> Registry<B, M> {
+    /// What a fill of the blob `digest` takes; refused (`503`, retry) while the collector
+    /// deletes it. Asked before the upstream is, so a refusal costs no transfer.
+    pub async fn upstream_blob_fill(&self, digest: &Digest) -> RegistryResult<BlobFill> {
+        self.before_storing_blob(digest).await?;
+        match self.blobs.head(&keys::blob(digest)).await? {
+            Some(_) => Ok(BlobFill::LinkOnceVerified),
+            None => Ok(BlobFill::Store),
+        }
+    }
+
     /// Stores `length` bytes of an upstream's `body` as the blob `digest` of `repo`, only
-    /// if they hash to it. Two requests filling the same blob at once both write the one
-    /// content-addressed key with the same verified bytes (one copy); a put that fails
-    /// because the other landed first (R2 allows about one write a second per key) counts
-    /// as stored once the key is seen.
+    /// if they hash to it (the store's checksum), then links it. Two requests filling the
+    /// same blob at once both write the one content-addressed key with bytes the store
+    /// verified: one copy, whichever lands last. A put that fails is a failure (`503`, the
+    /// client retries), even if the key appeared meanwhile: that would link without proof.
     pub async fn store_upstream_blob(
         &self,
         repo: &RepositoryName,
@@ -41,19 +62,21 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         if length > self.blobs.max_single_put() {
             return Err(RegistryError::UpstreamTooLarge { digest: digest.clone(), size: length });
         }
-        let key = keys::blob(digest);
         self.before_storing_blob(digest).await?;
-        if self.blobs.head(&key).await?.is_none() {
-            match self.blobs.put_verified(&key, body, length, digest).await {
-                Ok(NativePut::Stored(())) => {}
-                Ok(NativePut::DigestMismatch) => return Ok(CachedBlob::DigestMismatch),
-                Ok(NativePut::Interrupted(reason)) => return Ok(CachedBlob::Interrupted(reason)),
-                Err(e) if self.blobs.head(&key).await?.is_none() => return Err(e.into()),
-                Err(_) => {}
-            }
+        match self.blobs.put_verified(&keys::blob(digest), body, length, digest).await? {
+            NativePut::Stored(()) => {}
+            NativePut::DigestMismatch => return Ok(CachedBlob::DigestMismatch),
+            NativePut::Interrupted(reason) => return Ok(CachedBlob::Interrupted(reason)),
         }
         self.link_blob(repo, digest).await?;
         Ok(CachedBlob::Stored)
+    }
+
+    /// Links the stored blob `digest` into `repo`, once the caller has shown that the
+    /// upstream's bytes hash to it ([`BlobFill::LinkOnceVerified`]).
+    pub async fn link_upstream_blob(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
+        self.before_storing_blob(digest).await?;
+        self.link_blob(repo, digest).await
     }
 
     /// Stores manifest `bytes` from an upstream in `repo`, tagged `tag` if given, and
@@ -67,6 +90,7 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         repo: &RepositoryName,
         tag: Option<&Tag>,
         content_type: Option<&MediaType>,
+        algorithm: Algorithm,
         bytes: Vec<u8>,
     ) -> RegistryResult<ManifestContent> {
         if bytes.len() > self.config.max_manifest_bytes {
@@ -74,15 +98,24 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         }
         let parsed = manifest::parse(&bytes, content_type)
             .map_err(|e| RegistryError::ManifestInvalid(format!("the upstream's manifest: {e}")))?;
-        let digest = crate::oci::Algorithm::Sha256.digest_of(&bytes);
+        self.check_reference_count(&parsed)?;
+        let digest = algorithm.digest_of(&bytes);
         let fence = self.enter_fence(repo).await?;
         self.before_storing_manifest(&digest).await?;
+        // What it references and this registry holds is relied on from now: rescued from
+        // the collector as a push's references are (`collected`); absent ones stay absent.
+        for blob in &parsed.blobs {
+            self.blob_usable(&blob.digest).await?;
+        }
         self.ensure_in_catalog(repo).await?;
         let media = Metadata::from([MANIFEST_MEDIA_TYPE.entry(parsed.media_type.to_string())]);
         self.blobs.put_bytes(&keys::manifest(&digest), bytes.clone(), media.clone()).await?;
         self.meta.put(&keys::kv_manifest(&digest), bytes.clone(), Some(parsed.media_type.to_string())).await?;
         let pushed_at = self.clock.now_millis();
         for child in &parsed.manifests {
+            if !self.manifest_usable(&child.digest).await? {
+                continue;
+            }
             if let Some(link) = self.link(repo, &child.digest).await? {
                 let media = link.metadata.get(MANIFEST_MEDIA_TYPE.name()).cloned().unwrap_or_default();
                 self.write_link(repo, &child.digest, Metadata::from([MANIFEST_MEDIA_TYPE.entry(media)]), pushed_at)

@@ -85,6 +85,10 @@ fn parse_upstreams(text: &str) -> Result<Vec<Upstream>, String> {
         }
         let url = text_field(object, "url", &at)?.trim_end_matches('/').to_owned();
         let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+        if rest.is_some_and(|host| host.contains('@')) {
+            // Never quoted: it holds a password, which belongs in UPSTREAM_CREDENTIALS.
+            return Err(format!("{at}: url has credentials in it; put them in UPSTREAM_CREDENTIALS"));
+        }
         if rest.is_none_or(|host| host.is_empty() || host.contains(['/', '?', '#', ' '])) {
             return Err(format!("{at}: url {url:?} is not an origin like \"https://ghcr.io\" (no path)"));
         }
@@ -201,7 +205,9 @@ mod tests {
         assert_eq!(e.var, UPSTREAM_CREDENTIALS);
         let e2 =
             parse(&[(UPSTREAMS, TWO), (UPSTREAM_CREDENTIALS, "{\"hub\": {\"password\": \"hunter2\"}")]).unwrap_err();
-        for e in [e, e2] {
+        let e3 = parse(&[(UPSTREAMS, r#"[{"prefix": "a", "url": "https://u:hunter2@a.example"}]"#)]).unwrap_err();
+        assert_eq!(e3.var, UPSTREAMS);
+        for e in [e, e2, e3] {
             assert!(!e.to_string().contains("hunter2"), "{e}");
         }
         assert_eq!(parse(&[(UPSTREAMS, TWO), (MIRROR_HOSTS, r#"{"m": "quay"}"#)]).unwrap_err().var, MIRROR_HOSTS);

@@ -3,7 +3,7 @@
 
 use super::{answer, bytes, image_manifest, request, Answer, ManualClock, MIB};
 use edge_registry::api::{self, admin::NoReplication, Services};
-use edge_registry::auth::BlobTokenStore;
+use edge_registry::auth::{Auth, BlobTokenStore};
 use edge_registry::mirror::auth::TokenCache;
 use edge_registry::mirror::config::{DEFAULT_TAG_TTL_MS, DEFAULT_TIMEOUT_MS};
 use edge_registry::mirror::fake::{FakeUpstream, FAKE_ORIGIN};
@@ -26,6 +26,8 @@ pub struct Cache {
     pub clock: ManualClock,
     pub upstream: FakeUpstream,
     pub mirror: Mirror<ByteStream>,
+    /// Access control; `None` runs the cache open.
+    pub auth: Option<Auth>,
 }
 
 impl Cache {
@@ -51,7 +53,7 @@ impl Cache {
             hosts: vec![("mirror.test".into(), "hub".into())],
         };
         let mirror = Mirror::new(config, Box::new(upstream.clone()), Rc::new(TokenCache::default()));
-        Cache { reg, clock, upstream, mirror }
+        Cache { reg, clock, upstream, mirror, auth: None }
     }
 
     /// One request through the whole API, the cache configured.
@@ -65,9 +67,24 @@ impl Cache {
 
     /// A request not yet run, to be polled by hand.
     pub fn start<'a>(&'a self, method: &str, uri: &str, body: &[u8]) -> LocalBoxFuture<'a, Answer> {
+        self.start_with(method, uri, &[], body)
+    }
+
+    /// A request with these headers, run to its answer.
+    pub fn send_with(&self, method: &str, uri: &str, headers: &[(&str, &str)]) -> Answer {
+        block_on(self.start_with(method, uri, headers, b""))
+    }
+
+    fn start_with<'a>(
+        &'a self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> LocalBoxFuture<'a, Answer> {
         let length = body.len() as u64;
         let stream: ByteStream = Box::pin(futures::stream::once(futures::future::ready(Ok(body.to_vec()))));
-        let mut request = request(method, uri, &[], RequestBody::native(stream, Some(length), |s| s));
+        let mut request = request(method, uri, headers, RequestBody::native(stream, Some(length), |s| s));
         if method == "PUT" {
             request.headers_mut().insert("content-type", super::OCI_MANIFEST.parse().unwrap());
         }
@@ -75,7 +92,7 @@ impl Cache {
             let tokens = BlobTokenStore::new(self.reg.blob_store());
             let services = Services {
                 registry: &self.reg,
-                auth: None,
+                auth: self.auth.as_ref(),
                 tokens: &tokens,
                 replication: None::<&NoReplication>,
                 gc: None,

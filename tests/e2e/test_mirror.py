@@ -190,23 +190,31 @@ def test_a_tag_moved_upstream_is_seen_after_the_ttl_and_not_before(distribution,
 
 
 def test_429_and_5xx_upstream_give_the_stale_copy(distribution, stub, cache):
-    image = push_image(Client(distribution.url), "library/stale", "1")
-    assert pull(cache, "hub/stale", "1")[0] == image["digest"]
+    statuses = (429, 503, 500)
+    images = {status: push_image(Client(distribution.url), f"library/stale{status}", "1") for status in statuses}
+    for status, image in images.items():
+        assert pull(cache, f"hub/stale{status}", "1")[0] == image["digest"]
     time.sleep(TTL_S + 0.5)
     try:
-        for status in (429, 503, 500):
+        for status, image in images.items():
             stub.mode = status
-            stale = get_manifest(cache, "hub/stale", "1")
+            stale = get_manifest(cache, f"hub/stale{status}", "1")
             assert stale.status_code == 200, (status, stale.text)
             assert stale.headers["Docker-Content-Digest"] == image["digest"]
             assert stale.headers.get(HEADER) == "stale" and stale.headers.get("Warning", "").startswith("110")
             for digest, data in image["blobs"].items():
-                assert cache.get(f"/v2/hub/stale/blobs/{digest}").content == data
-            never = get_manifest(cache, "hub/stale", "never-cached")
+                assert cache.get(f"/v2/hub/stale{status}/blobs/{digest}").content == data
+            never = get_manifest(cache, f"hub/stale{status}", "never-cached")
             assert never.status_code == 502 and "Retry-After" in never.headers, never.text
+            # Served stale, the tag is trusted for another TTL: the failing upstream is not
+            # asked on every pull.
+            stub.take_requests()
+            assert get_manifest(cache, f"hub/stale{status}", "1").headers.get(HEADER) == "hit"
+            assert stub.take_requests() == []
     finally:
         stub.mode = None
-    assert get_manifest(cache, "hub/stale", "1").headers.get(HEADER) == "revalidated"
+    time.sleep(TTL_S + 0.5)
+    assert get_manifest(cache, "hub/stale429", "1").headers.get(HEADER) == "revalidated"
 
 
 def test_a_corrupt_upstream_blob_is_refused_and_not_stored(distribution, stub, cache):
