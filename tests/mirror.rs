@@ -222,3 +222,19 @@ fn a_fill_into_a_repository_being_deleted_is_a_retry() {
     cache.clock.advance(edge_registry::registry::PUSH_QUIET_MS + 1);
     assert_eq!(pull(&cache, "1").0, image.digest, "fetched again");
 }
+
+/// Docker Hub sends blobs from its CDN by a redirect: followed, without the token.
+#[test]
+fn a_redirected_blob_is_fetched_without_the_token() {
+    let cache = Cache::with_credentials(Some(Credentials { username: "bot".into(), password: "pw".into() }));
+    cache.upstream.require_login("bot", "pw");
+    cache.upstream.redirect_blobs();
+    let image = upstream_image(&cache.upstream, "library/app", "1", 1);
+    let (digest, blobs) = pull(&cache, "1");
+    assert_eq!(digest, image.digest);
+    assert_eq!(blobs.len(), 4);
+    let log = cache.upstream.log();
+    let cdn: Vec<&String> = log.iter().filter(|l| l.contains("cdn.example")).collect();
+    assert_eq!(cdn.len(), 4, "every blob from the CDN: {log:#?}");
+    assert!(cdn.iter().all(|l| !l.contains(" [")), "no Authorization to the CDN: {cdn:#?}");
+}

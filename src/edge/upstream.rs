@@ -1,6 +1,7 @@
 //! The pull-through cache's port to upstream registries on Workers: `fetch`, with the
 //! request abandoned (and aborted) when the answer's headers take longer than
-//! `UPSTREAM_TIMEOUT_SECONDS`. A body is handed on as the JavaScript stream it is, so an
+//! `UPSTREAM_TIMEOUT_SECONDS`; redirects are handed back (the mirror follows them without
+//! `Authorization`). A body is handed on as the JavaScript stream it is, so an
 //! upstream blob streams into R2 without passing through wasm.
 
 use super::native::{digest_from_raw, digest_of_stream};
@@ -14,7 +15,7 @@ use std::time::Duration;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, ResponseBody};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, ResponseBody};
 
 thread_local! {
     /// Upstream tokens live as long as the isolate: one login serves many pulls.
@@ -39,7 +40,8 @@ impl FetchUpstream {
         }
         let method = if request.method == http::Method::HEAD { Method::Head } else { Method::Get };
         let mut init = RequestInit::new();
-        init.with_method(method).with_headers(headers);
+        // Redirects come back to the mirror, which follows them without `Authorization`.
+        init.with_method(method).with_headers(headers).with_redirect(RequestRedirect::Manual);
         let outgoing = Request::new_with_init(&request.url, &init).map_err(|e| e.to_string())?;
         let controller = AbortController::default();
         let signal = controller.signal();

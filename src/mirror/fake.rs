@@ -36,6 +36,7 @@ struct State {
     log: RefCell<Vec<String>>,
     issued: Cell<u32>,
     hide_unknown: Cell<bool>,
+    redirect_blobs: Cell<bool>,
 }
 
 /// The fake upstream; clones share one state, so a test keeps a handle to what the
@@ -48,6 +49,7 @@ pub struct FakeUpstream {
 /// The origin the fake pretends to be at, and its token realm.
 pub const FAKE_ORIGIN: &str = "https://upstream.test";
 const REALM: &str = "https://auth.upstream.test/token";
+const CDN: &str = "https://cdn.example/";
 
 impl FakeUpstream {
     /// Adds a manifest under `name`, tagged `tag` if given; returns its digest.
@@ -82,6 +84,12 @@ impl FakeUpstream {
         self.state.hide_unknown.set(true);
     }
 
+    /// Sends blobs from another host (a CDN, as Docker Hub does) by a `307`; that host
+    /// refuses a request that carries an `Authorization` header.
+    pub fn redirect_blobs(&self) {
+        self.state.redirect_blobs.set(true);
+    }
+
     /// Requires the Docker token flow with these Basic credentials.
     pub fn require_login(&self, username: &str, password: &str) {
         *self.state.login.borrow_mut() = Some((username.to_owned(), password.to_owned()));
@@ -108,6 +116,14 @@ impl FakeUpstream {
         if let Some(query) = request.url.strip_prefix(REALM) {
             return self.issue_token(header("authorization"), query);
         }
+        if let Some(path) = request.url.strip_prefix(CDN) {
+            if header("authorization").is_some() {
+                return reply(400, vec![], Some(b"credentials sent to the CDN".to_vec()));
+            }
+            let found = path.rsplit('/').next().and_then(|d| d.parse().ok()).and_then(|d| self.blob(&d));
+            let Some((digest, media_type, bytes)) = found else { return reply(404, vec![], None) };
+            return found_reply(digest, media_type, bytes, request.method == http::Method::HEAD);
+        }
         let Some(path) = request.url.strip_prefix(&format!("{FAKE_ORIGIN}/v2/")) else {
             return reply(404, vec![], None);
         };
@@ -122,29 +138,29 @@ impl FakeUpstream {
             }
         }
         let head = request.method == http::Method::HEAD;
+        if self.state.redirect_blobs.get() && path.contains("/blobs/") && header("authorization").is_some() {
+            return reply(307, vec![("location".into(), format!("{CDN}{path}"))], None);
+        }
         let mut parts = path.rsplitn(3, '/');
         let (reference, kind, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next());
         let Some(name) = name else { return reply(404, vec![], None) };
         let found = match kind {
             "manifests" => self.manifest(name, reference),
-            "blobs" => reference.parse::<Digest>().ok().and_then(|digest| {
-                let mut bytes = self.state.blobs.borrow().get(&digest)?.clone();
-                if self.state.corrupt.borrow().contains(&digest) && !bytes.is_empty() {
-                    bytes[0] ^= 0xff;
-                }
-                Some((digest, "application/octet-stream".to_owned(), bytes))
-            }),
+            "blobs" => reference.parse::<Digest>().ok().and_then(|digest| self.blob(&digest)),
             _ => None,
         };
         let Some((digest, media_type, bytes)) = found else {
             return reply(if self.state.hide_unknown.get() { 401 } else { 404 }, vec![], None);
         };
-        let headers = vec![
-            ("content-type".into(), media_type),
-            ("content-length".into(), bytes.len().to_string()),
-            ("docker-content-digest".into(), digest.to_string()),
-        ];
-        reply(200, headers, (!head).then_some(bytes))
+        found_reply(digest, media_type, bytes, head)
+    }
+
+    fn blob(&self, digest: &Digest) -> Option<(Digest, String, Vec<u8>)> {
+        let mut bytes = self.state.blobs.borrow().get(digest)?.clone();
+        if self.state.corrupt.borrow().contains(digest) && !bytes.is_empty() {
+            bytes[0] ^= 0xff;
+        }
+        Some((digest.clone(), "application/octet-stream".to_owned(), bytes))
     }
 
     fn manifest(&self, name: &str, reference: &str) -> Option<(Digest, String, Vec<u8>)> {
@@ -170,6 +186,15 @@ impl FakeUpstream {
         let body = format!(r#"{{"token": "token-{n}", "expires_in": 300}}"#).into_bytes();
         reply(200, vec![("content-type".into(), "application/json".into())], Some(body))
     }
+}
+
+fn found_reply(digest: Digest, media_type: String, bytes: Vec<u8>, head: bool) -> UpstreamResponse<ByteStream> {
+    let headers = vec![
+        ("content-type".into(), media_type),
+        ("content-length".into(), bytes.len().to_string()),
+        ("docker-content-digest".into(), digest.to_string()),
+    ];
+    reply(200, headers, (!head).then_some(bytes))
 }
 
 fn reply(status: u16, headers: Vec<(String, String)>, body: Option<Vec<u8>>) -> UpstreamResponse<ByteStream> {

@@ -227,9 +227,41 @@ impl<N> Mirror<N> {
         Ok(issued)
     }
 
+    /// One exchange, following redirects (Docker Hub and Quay send blobs from a CDN) without
+    /// the `Authorization` header: a token or credentials never leave for another host.
     async fn send(&self, route: &Route<'_>, request: UpstreamRequest) -> Result<UpstreamResponse<N>, UpstreamError> {
-        self.http.send(request).await.map_err(|e| failed(route, &format!("could not be reached: {e}")))
+        let unreachable = |e: String| failed(route, &format!("could not be reached: {e}"));
+        let mut response = self.http.send(request.clone()).await.map_err(unreachable)?;
+        let mut url = request.url.clone();
+        for _ in 0..MAX_REDIRECTS {
+            if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(response);
+            }
+            let Some(next) = response.header("location").and_then(|l| redirect_target(&url, l)) else {
+                return Err(failed(route, "redirected without a usable Location"));
+            };
+            url = next;
+            let mut hop = UpstreamRequest::new(request.method.clone(), url.clone());
+            hop.headers = request.headers.iter().filter(|(n, _)| n != "authorization").cloned().collect();
+            response = self.http.send(hop).await.map_err(unreachable)?;
+        }
+        Err(failed(route, &format!("redirected more than {MAX_REDIRECTS} times")))
     }
+}
+
+/// The most redirects one request follows.
+const MAX_REDIRECTS: usize = 5;
+
+/// Where a `Location` sends a request made to `from`: an absolute `http(s)` URL, or a path
+/// on the same origin.
+fn redirect_target(from: &str, location: &str) -> Option<String> {
+    if location.starts_with("https://") || location.starts_with("http://") {
+        return Some(location.to_owned());
+    }
+    let path = location.strip_prefix('/')?;
+    let (scheme, rest) = from.split_once("://")?;
+    let origin = rest.split('/').next()?;
+    Some(format!("{scheme}://{origin}/{path}"))
 }
 
 /// The largest token answer read.
