@@ -213,8 +213,10 @@ fn a_fill_into_a_repository_being_deleted_is_a_retry() {
     let cache = Cache::new();
     let image = upstream_image(&cache.upstream, "library/app", "1", 1);
     pull(&cache, "1");
+    assert!(cache.stored("repositories/hub/app/_upstream/checked/1"), "the tag's check is recorded");
     let deleted = cache.send("DELETE", "/admin/repositories/hub/app", b"");
     assert!(deleted.status == 200 || deleted.status == 202, "{}", String::from_utf8_lossy(&deleted.body));
+    assert!(!cache.stored("repositories/hub/app/_upstream/checked/1"), "removed with the repository");
     let refused = cache.get("/v2/hub/app/manifests/1");
     refused.assert_error(503, "MANIFEST_UNKNOWN");
     assert!(refused.header("retry-after").is_some());
