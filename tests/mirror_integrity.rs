@@ -77,8 +77,8 @@ fn poll(request: &mut futures::future::LocalBoxFuture<'_, common::Answer>) -> Op
     }
 }
 
-/// Two misses of one blob: the first is held just before its put; the second fills the
-/// blob; the first then lands its put of the same verified bytes on the same key: both
+/// Two misses of one blob: the first is held just before its put; the second, its wait for
+/// the first's lease run out, fills the blob itself; the first then lands its put of the same verified bytes on the same key: both
 /// clients are served the one verified object. A put refused because the other landed
 /// (R2's one write a second per key) is a 503, and the retry links what is stored once the
 /// upstream's bytes prove it.
@@ -201,4 +201,65 @@ fn a_mirror_host_serves_docker_hub_names_from_the_hub_prefix() {
     assert_eq!(same.header("x-edge-registry-upstream"), Some("hit"), "the same repository as hub/library/app");
     assert_eq!(cache.get("http://mirror.test/v2/").status, 200);
     assert_eq!(cache.get("http://other.test/v2/library/app/manifests/1").status, 404, "other hosts are not mapped");
+}
+
+/// A second miss of a blob another request is fetching waits for that fetch (the lease):
+/// one upstream transfer, both served, the lease gone after.
+#[test]
+fn a_second_miss_waits_for_the_first_fetch() {
+    let cache = Cache::new();
+    let image = upstream_image(&cache.upstream, "library/app", "1", 1);
+    let (layer, bytes) = image.blobs[1].clone();
+    let uri = format!("/v2/hub/app/blobs/{layer}");
+    cache.upstream_requests();
+    cache.reg.blob_store().hold(Op::PutVerified, &blob_key(&layer));
+    let mut first = cache.start("GET", &uri, b"");
+    assert!(poll(&mut first).is_none(), "held before its put");
+    let mut second = cache.start("GET", &uri, b"");
+    assert!(poll(&mut second).is_none(), "waiting");
+    assert_eq!(cache.upstream.pauses(), 1);
+    cache.reg.blob_store().release();
+    assert_eq!(block_on(first).body, bytes);
+    let second = block_on(second);
+    assert_eq!(
+        (second.status, second.body == bytes, second.header("x-edge-registry-upstream")),
+        (200, true, Some("hit"))
+    );
+    let fetched = cache.upstream_requests();
+    assert_eq!(fetched.iter().filter(|r| r.contains(&layer)).count(), 1, "one transfer: {fetched:#?}");
+    assert!(!cache.stored(&format!("repositories/hub/app/_upstream/fills/sha256/{}", &layer[7..])), "lease ended");
+}
+
+/// A waiter whose filler failed fetches for itself; a stale lease (its request died) is
+/// taken over at once.
+#[test]
+fn an_abandoned_or_stale_lease_is_no_wait() {
+    let cache = Cache::new();
+    let image = upstream_image(&cache.upstream, "library/app", "1", 1);
+    let (layer, bytes) = image.blobs[1].clone();
+    let uri = format!("/v2/hub/app/blobs/{layer}");
+    cache.upstream.corrupt(&layer.parse().unwrap());
+    cache.reg.blob_store().hold(Op::PutVerified, &blob_key(&layer));
+    let mut first = cache.start("GET", &uri, b"");
+    assert!(poll(&mut first).is_none());
+    let mut second = cache.start("GET", &uri, b"");
+    assert!(poll(&mut second).is_none(), "waiting");
+    cache.reg.blob_store().release();
+    block_on(first).assert_error(502, "BLOB_UNKNOWN");
+    cache.upstream_requests();
+    block_on(second).assert_error(502, "BLOB_UNKNOWN");
+    assert_eq!(cache.upstream_requests().len(), 1, "it fetched for itself");
+
+    cache.upstream.serve_intact(&layer.parse().unwrap());
+    let (other, other_bytes) = image.blobs[2].clone();
+    let lease = format!("repositories/hub/app/_upstream/fills/sha256/{}", &other[7..]);
+    let stale = cache.reg.now_millis() - edge_registry::registry::FILL_LEASE_MS;
+    let metadata = [("started-at".to_owned(), stale.to_string())].into_iter().collect();
+    block_on(edge_registry::storage::BlobStore::put_bytes(cache.reg.blob_store(), &lease, Vec::new(), metadata))
+        .unwrap();
+    let pauses = cache.upstream.pauses();
+    let taken = cache.get(&format!("/v2/hub/app/blobs/{other}"));
+    assert_eq!((taken.status, taken.body == other_bytes), (200, true));
+    assert_eq!(cache.upstream.pauses(), pauses, "no wait for a dead request");
+    assert_eq!(cache.get(&uri).body, bytes);
 }

@@ -9,7 +9,7 @@
 use super::{blobs, ApiError, Call, HandlerResult, Reply};
 use crate::mirror::{Mirror, Route, UpstreamError};
 use crate::oci::{Algorithm, Digest, ErrorCode, MediaType, Reference, RepositoryName, Tag};
-use crate::registry::{BlobFill, CachedBlob, ManifestContent, Registry, RegistryError};
+use crate::registry::{BlobFill, CachedBlob, FillTurn, FillWait, ManifestContent, Registry, RegistryError};
 use crate::storage::{BlobStore, MetaStore};
 use http::{Method, StatusCode};
 
@@ -207,14 +207,29 @@ pub async fn blob<B: BlobStore, M: MetaStore>(
             if !mirror.verify_blob(&route, digest, now).await.map_err(|e| blob_error(e, digest))? {
                 return Err(mismatch());
             }
-            registry.link_upstream_blob(name, digest).await.map(|()| CachedBlob::Stored)
+            let linked = registry.link_upstream_blob(name, digest).await;
+            linked.map(|()| CachedBlob::Stored).map_err(|e| fill_error(e, ErrorCode::BlobUnknown))
         }
         BlobFill::Store => {
-            let fetched = mirror.get_blob(&route, digest, now).await.map_err(|e| blob_error(e, digest))?;
-            registry.store_upstream_blob(name, digest, fetched.body, fetched.length).await
+            let turn = registry.take_fill(name, digest).await?;
+            if turn == FillTurn::Another && wait_for_fill(registry, mirror, name, digest).await? {
+                return Ok(blobs::get(registry, name, digest, call).await?.header(UPSTREAM_STATUS_HEADER, "hit"));
+            }
+            let stored = match mirror.get_blob(&route, digest, now).await {
+                Ok(fetched) => registry
+                    .store_upstream_blob(name, digest, fetched.body, fetched.length)
+                    .await
+                    .map_err(|e| fill_error(e, ErrorCode::BlobUnknown)),
+                Err(e) => Err(blob_error(e, digest)),
+            };
+            if turn == FillTurn::Mine {
+                // At worst the lease goes stale, and a waiter fetches for itself.
+                let _ = registry.end_fill(name, digest).await;
+            }
+            stored
         }
     };
-    match filled.map_err(|e| fill_error(e, ErrorCode::BlobUnknown))? {
+    match filled? {
         CachedBlob::Stored => {
             Ok(blobs::get(registry, name, digest, call).await?.header(UPSTREAM_STATUS_HEADER, "fetched"))
         }
@@ -224,6 +239,32 @@ pub async fn blob<B: BlobStore, M: MetaStore>(
             format!("upstream {url}'s transfer of {digest} broke off ({reason}); nothing was stored, retry"),
         )),
     }
+}
+
+/// Pauses between checks for another request's fill: 0.1 s doubling to 5 s, 15 of them
+/// (about 50 s, two storage calls each).
+const FILL_WAIT_PAUSES: usize = 15;
+const FILL_WAIT_FIRST_MS: u64 = 100;
+const FILL_WAIT_MAX_MS: u64 = 5_000;
+
+/// Waits for another request's fill of `digest`; true once it is linked in `name`, false
+/// when that fill was abandoned or the wait ran out (this request then fetches it).
+async fn wait_for_fill<B: BlobStore, M: MetaStore>(
+    registry: &Registry<B, M>,
+    mirror: &Mirror<B::Native>,
+    name: &RepositoryName,
+    digest: &Digest,
+) -> Result<bool, ApiError> {
+    let mut pause = FILL_WAIT_FIRST_MS;
+    for _ in 0..FILL_WAIT_PAUSES {
+        mirror.pause(pause).await;
+        match registry.fill_landed(name, digest).await? {
+            FillWait::Landed => return Ok(true),
+            FillWait::Abandoned => return Ok(false),
+            FillWait::Pending => pause = (pause * 2).min(FILL_WAIT_MAX_MS),
+        }
+    }
+    Ok(false)
 }
 
 /// A fill refused by what guards pushes is no fault of the puller: a repository being

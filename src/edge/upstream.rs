@@ -75,6 +75,10 @@ impl UpstreamHttp<ReadableStream> for FetchUpstream {
         Box::pin(read_limited(body, limit))
     }
 
+    fn pause(&self, ms: u64) -> LocalBoxFuture<'_, ()> {
+        Box::pin(Delay::from(Duration::from_millis(ms)))
+    }
+
     fn digest_body(&self, body: ReadableStream, algorithm: Algorithm) -> LocalBoxFuture<'_, Result<Digest, String>> {
         Box::pin(async move {
             let raw = digest_of_stream(body, algorithm).await.map_err(|e| format!("{e:?}"))?;

@@ -37,6 +37,7 @@ struct State {
     issued: Cell<u32>,
     hide_unknown: Cell<bool>,
     redirect_blobs: Cell<bool>,
+    pauses: Cell<u32>,
 }
 
 /// The fake upstream; clones share one state, so a test keeps a handle to what the
@@ -97,6 +98,11 @@ impl FakeUpstream {
 
     pub fn set_health(&self, health: Health) {
         self.state.health.set(Some(health));
+    }
+
+    /// How many pauses the mirror took (waits for another request's fill).
+    pub fn pauses(&self) -> u32 {
+        self.state.pauses.get()
     }
 
     /// Every request so far, as `METHOD url` (with its `authorization` value, if any).
@@ -211,6 +217,21 @@ impl UpstreamHttp<ByteStream> for FakeUpstream {
             _ => Ok(self.answer(&request)),
         };
         Box::pin(async move { answer })
+    }
+
+    /// Returns at once, after one `Pending` (so that a test polling by hand can run another
+    /// request in between); counted in [`FakeUpstream::pauses`].
+    fn pause(&self, _ms: u64) -> LocalBoxFuture<'_, ()> {
+        self.state.pauses.set(self.state.pauses.get() + 1);
+        let mut yielded = false;
+        Box::pin(futures::future::poll_fn(move |cx| {
+            if yielded {
+                return std::task::Poll::Ready(());
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }))
     }
 
     fn digest_body(

@@ -47,6 +47,8 @@ pub trait UpstreamHttp<N> {
     fn send(&self, request: UpstreamRequest) -> LocalBoxFuture<'_, Result<UpstreamResponse<N>, String>>;
     /// Reads a small body whole, failing past `limit` bytes.
     fn read_body(&self, body: N, limit: usize) -> LocalBoxFuture<'_, Result<Vec<u8>, String>>;
+    /// Waits `ms` milliseconds (the cache's one timer: a request waiting for another's fill).
+    fn pause(&self, ms: u64) -> LocalBoxFuture<'_, ()>;
     /// The digest of a body (on Workers hashed by the runtime, never in wasm).
     fn digest_body(&self, body: N, algorithm: Algorithm) -> LocalBoxFuture<'_, Result<Digest, String>>;
 }

@@ -71,6 +71,11 @@ impl<N> Mirror<N> {
         &self.config
     }
 
+    /// Waits `ms` milliseconds.
+    pub async fn pause(&self, ms: u64) {
+        self.http.pause(ms).await
+    }
+
     /// The digest an upstream's tag or digest names now (a `HEAD`, which Docker Hub does
     /// not count against its pull limit); `None` when it sent no `Docker-Content-Digest`.
     pub async fn head_manifest(

@@ -19,6 +19,7 @@ mod repository_delete;
 mod session;
 mod uploads;
 mod upstream;
+mod upstream_fill;
 
 pub use blobs::{BlobRead, BlobStat};
 pub use cut::CUT_CHECKPOINT_EVERY_MS;
@@ -33,6 +34,7 @@ pub use repository_delete::{
 };
 pub use uploads::UploadProgress;
 pub use upstream::{BlobFill, CachedBlob};
+pub use upstream_fill::{FillTurn, FillWait, FILL_LEASE_MS};
 
 use crate::storage::{BlobStore, MetaStore};
 

@@ -172,6 +172,11 @@ pub const USAGE_COUNTS: TextField = TextField("usage");
 /// fetched or confirmed upstream (ms since the epoch).
 pub const CHECKED_AT: NumberField = NumberField("checked-at");
 
+/// On a pull-through cache's fill lease
+/// ([`keys::upstream_fill`](super::keys::upstream_fill)): when the fetch began (ms since
+/// the epoch).
+pub const FILL_STARTED_AT: NumberField = NumberField("started-at");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +213,7 @@ mod tests {
             (RETIRING_AT, "retiring-at"),
             (DELETION_FINISHED_AT, "finished-at"),
             (CHECKED_AT, "checked-at"),
+            (FILL_STARTED_AT, "started-at"),
         ];
         for (field, name) in numbers {
             assert_eq!(field.name(), name);
