@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,7 +25,7 @@ from authflow import PASSWORDS, client_as, login
 from clientrun import isolated_env, require, runner
 from conftest import Registry, _serve
 from dockerd import Dockerd
-from helpers import Client, get_manifest, layout_manifest_digest
+from helpers import Client, get_manifest, layout_manifest_digest, sha256_digest
 from plainfront import PlainHttpFront
 from upstreams import Distribution, Stub, push_image
 
@@ -174,6 +175,35 @@ def test_upstream_requests_per_pull_cold_warm_and_after_the_ttl(distribution, st
     after = stub.take_requests()
     assert [r.split(" ")[0] for r in after] == ["HEAD"], after
     measure("upstream requests per pull of a 3-layer image: cold, warm, after the TTL", f"{len(cold)}, 0, {len(after)}")
+
+
+def test_concurrent_misses_of_a_blob_are_fetched_upstream_once(distribution, stub, mirror):
+    image = push_image(Client(distribution.url), "library/together", "1", layer_sizes=(4 * 1024 * 1024,))
+    layer = sha256_digest(image["layers"][0])
+    stub.slow = layer  # the first fetch takes a second: the second request arrives mid-fetch
+    stub.take_requests()
+    results = []
+
+    def fetch():
+        client = Client(mirror.url)
+        try:
+            resp = client.get(f"/v2/hub/together/blobs/{layer}")
+            results.append((resp.status_code, resp.content == image["layers"][0], resp.headers.get(HEADER)))
+        finally:
+            client.close()
+
+    try:
+        threads = [threading.Thread(target=fetch) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.3)
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        stub.slow = None
+    assert sorted(results) == [(200, True, "fetched"), (200, True, "hit")], results
+    transfers = [r for r in stub.take_requests() if r == f"GET /v2/library/together/blobs/{layer}"]
+    assert len(transfers) == 1, "one upstream transfer for both"
 
 
 def test_a_tag_moved_upstream_is_seen_after_the_ttl_and_not_before(distribution, cache):

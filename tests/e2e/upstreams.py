@@ -70,12 +70,14 @@ class Distribution:
 
 class Stub:
     """`mode`: None forwards; a number answers every request with that status.
-    `corrupt`: a digest whose blob is served with its first byte changed."""
+    `corrupt`: a digest whose blob is served with its first byte changed.
+    `slow`: a digest whose blob is answered only after a second."""
 
     def __init__(self, target: str):
         self.target = target.rstrip("/")
         self.mode: int | None = None
         self.corrupt: str | None = None
+        self.slow: str | None = None
         self.requests: list[str] = []
         stub = self
 
@@ -109,6 +111,8 @@ class Stub:
             if method == "GET":
                 handler.wfile.write(body)
             return
+        if self.slow and handler.path.endswith(f"/blobs/{self.slow}"):
+            time.sleep(1.0)
         headers = {k: v for k, v in handler.headers.items() if k.lower() in ("accept", "authorization")}
         upstream = requests.request(method, self.target + handler.path, headers=headers, timeout=60,
                                     allow_redirects=True)
