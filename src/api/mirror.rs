@@ -111,7 +111,8 @@ async fn refresh_tag<B: BlobStore, M: MetaStore>(
     match fresh {
         Ok(Some(fetched)) => Ok((fetched, "fetched")),
         Ok(None) => {
-            registry.mark_upstream_checked(name, tag).await?;
+            // Confirmed: served even if the record of it cannot be written (asked again next time).
+            let _ = registry.mark_upstream_checked(name, tag).await;
             Ok((cached, "revalidated"))
         }
         // The upstream (or storing its answer) failed; also an immutable tag the upstream
@@ -222,9 +223,9 @@ pub async fn blob<B: BlobStore, M: MetaStore>(
                     .map_err(|e| fill_error(e, ErrorCode::BlobUnknown)),
                 Err(e) => Err(blob_error(e, digest)),
             };
-            if turn == FillTurn::Mine {
+            if let FillTurn::Mine(etag) = &turn {
                 // At worst the lease goes stale, and a waiter fetches for itself.
-                let _ = registry.end_fill(name, digest).await;
+                let _ = registry.end_fill(name, digest, etag).await;
             }
             stored
         }
@@ -241,9 +242,9 @@ pub async fn blob<B: BlobStore, M: MetaStore>(
     }
 }
 
-/// Pauses between checks for another request's fill: 0.1 s doubling to 5 s, 15 of them
-/// (about 50 s, two storage calls each).
-const FILL_WAIT_PAUSES: usize = 15;
+/// Pauses between checks for another request's fill: 0.1 s doubling to 5 s, 10 of them
+/// (about 26 s, within a lease's 30 s; two storage calls each).
+const FILL_WAIT_PAUSES: usize = 10;
 const FILL_WAIT_FIRST_MS: u64 = 100;
 const FILL_WAIT_MAX_MS: u64 = 5_000;
 

@@ -57,6 +57,9 @@ pub struct Call<N> {
     pub identity: Option<Identity>,
     /// The registry's origin as the client sees it (for challenges).
     pub origin: String,
+    /// The prefix whose root the request's host is (`MIRROR_HOSTS`), if any: its token
+    /// requests name the names it maps.
+    pub mirror_prefix: Option<String>,
     body: drain::DrainableBody<N>,
 }
 
@@ -156,6 +159,7 @@ pub async fn serve<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmi
     let host = host.as_deref();
     // A mirror host's root is an upstream's prefix (docker's `registry-mirrors`).
     let mapped = services.mirror.zip(host).and_then(|(m, host)| m.config().host_path(host, parts.uri.path()));
+    let mirror_prefix = services.mirror.zip(host).and_then(|(m, host)| m.config().host_prefix(host)).map(str::to_owned);
     let path = mapped.as_deref().unwrap_or(parts.uri.path()).to_owned();
     let mut call = Call {
         method: parts.method,
@@ -163,15 +167,22 @@ pub async fn serve<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmi
         headers: parts.headers,
         query: Query::parse(parts.uri.query()),
         identity: None,
+        mirror_prefix: None,
         body: body.clone(),
     };
-    // A token asked for on a mirror host is for the names it maps.
-    if let Some(prefix) = services.mirror.zip(host).and_then(|(m, host)| m.config().host_prefix(host)) {
-        if path == "/token" {
-            call.query.map_values("scope", |scopes| crate::mirror::MirrorConfig::host_scope(prefix, scopes));
-        }
-    }
+    call.mirror_prefix = mirror_prefix.clone();
     let reply = answer(services, &path, call).await;
+    // A mirror host's challenges name the names its clients know.
+    let reply = match (reply, mirror_prefix) {
+        (Err(mut e), Some(prefix)) => {
+            let (mapped, plain) = (format!("scope=\"repository:{prefix}/"), "scope=\"repository:");
+            for (_, value) in e.headers.iter_mut().filter(|(name, _)| *name == "www-authenticate") {
+                *value = value.replace(&mapped, plain);
+            }
+            Err(e)
+        }
+        (reply, _) => reply,
+    };
     // A request refused before its body was read still has bytes in flight; answering
     // without reading them makes some HTTP/1.1 peers (workerd's dev proxy among them)
     // reset the connection and report a 503 instead of our error.

@@ -106,7 +106,12 @@ pub async fn token<B: BlobStore, M: MetaStore, T: TokenStore>(
         (identity.map_err(|e| refused_basic(auth, e))?, call.query.clone())
     };
     let mut scopes = Vec::new();
-    for scope in params.all("scope").flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()) {
+    // On a mirror host, the names are the ones it maps (docker asks for `library/alpine`).
+    let asked: Vec<String> = match call.mirror_prefix.as_deref() {
+        Some(prefix) => params.all("scope").map(|s| crate::mirror::MirrorConfig::host_scope(prefix, s)).collect(),
+        None => params.all("scope").map(str::to_owned).collect(),
+    };
+    for scope in asked.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()) {
         match auth::parse_scope(scope) {
             Ok(Some(scope)) => scopes.push(scope),
             Ok(None) => {}

@@ -60,30 +60,89 @@ pub fn basic(credentials: &Credentials) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
 }
 
-/// Whether Basic credentials for the upstream at `upstream_url` may be sent to `realm`:
-/// the same scheme (never `http` for an `https` upstream) and the same host or the same
-/// registrable domain, taken as the last two labels (`auth.docker.io` for
-/// `registry-1.docker.io`, `ghcr.io` for itself). A hostile or misconfigured upstream
-/// cannot send this cache's service account to a host of its choosing.
-pub fn realm_may_see_credentials(upstream_url: &str, realm: &str) -> bool {
-    let split = |url: &str| -> Option<(String, String)> {
-        let (scheme, rest) = url.split_once("://")?;
-        let authority = rest.split(['/', '?', '#']).next()?;
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let host = host.split(':').next()?.to_ascii_lowercase();
-        Some((scheme.to_ascii_lowercase(), host))
+/// A URL's scheme and host (lower case, an IPv6 literal with its brackets) and port, if it
+/// is an `http(s)` URL this cache follows: nothing a URL parser could read another way
+/// (backslashes, userinfo, whitespace, control characters) is accepted.
+fn parts(url: &str) -> Option<(String, String, Option<u16>)> {
+    if url.chars().any(|c| c == '\\' || c == '@' || c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (address, after) = v6.split_once(']')?;
+            (format!("[{address}]"), after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host.to_owned(), Some(port)),
+            None => (authority.to_owned(), None),
+        },
     };
-    let (Some((scheme, host)), Some((realm_scheme, realm_host))) = (split(upstream_url), split(realm)) else {
-        return false;
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok()?),
+        None => None,
     };
-    let domain = |h: &str| -> String {
-        let labels: Vec<&str> = h.split('.').collect();
-        match labels.len() >= 2 && !labels.iter().all(|l| l.chars().all(|c| c.is_ascii_digit())) {
-            true => labels[labels.len() - 2..].join("."),
-            false => h.to_owned(),
+    (!host.is_empty()).then(|| (scheme, host.to_ascii_lowercase(), port))
+}
+
+/// `scheme://host[:port]` of a URL, for messages; `?` when it is not one.
+pub fn origin_of(url: &str) -> String {
+    match parts(url) {
+        Some((scheme, host, Some(port))) => format!("{scheme}://{host}:{port}"),
+        Some((scheme, host, None)) => format!("{scheme}://{host}"),
+        None => "?".to_owned(),
+    }
+}
+
+/// Whether two URLs have the same scheme, host and port.
+pub fn same_origin(a: &str, b: &str) -> bool {
+    matches!((parts(a), parts(b)), (Some(a), Some(b)) if a == b)
+}
+
+/// Where a redirect's `Location` sends a request made to `from`: an absolute `http(s)` URL,
+/// a scheme-relative one, a path, or a path relative to `from`'s.
+pub fn resolve(from: &str, location: &str) -> Option<String> {
+    let (scheme, _, _) = parts(from)?;
+    let lower = location.to_ascii_lowercase();
+    let target = if lower.starts_with("https://") || lower.starts_with("http://") {
+        location.to_owned()
+    } else if location.split(['/', '?', '#']).next().is_some_and(|first| first.contains(':')) {
+        return None; // another scheme (ftp:, file:, data:, ...)
+    } else if let Some(rest) = location.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else {
+        let origin = origin_of(from);
+        let path = from.split_once("://")?.1.find('/').map_or("/", |at| &from.split_once("://").unwrap().1[at..]);
+        let path = path.split(['?', '#']).next().unwrap_or("/");
+        if location.starts_with('/') {
+            format!("{origin}{location}")
+        } else if location.starts_with('?') {
+            format!("{origin}{path}{location}")
+        } else {
+            let directory = &path[..path.rfind('/').map_or(0, |at| at + 1)];
+            format!("{origin}{directory}{location}")
         }
     };
-    scheme == realm_scheme && (host == realm_host || domain(&host) == domain(&realm_host))
+    parts(&target).map(|_| target)
+}
+
+/// Whether Basic credentials for the upstream at `upstream_url` may be sent to `realm`:
+/// the same scheme (never `http` for an `https` upstream), and the upstream's own host, one
+/// of `token_hosts` (an upstream's `token_hosts`, e.g. `gitlab.com` for
+/// `registry.gitlab.com`), or Docker Hub's `auth.docker.io`. A hostile or misconfigured
+/// upstream cannot send this cache's service account anywhere else.
+pub fn realm_may_see_credentials(upstream_url: &str, realm: &str, token_hosts: &[String]) -> bool {
+    let (Some((scheme, host, _)), Some((realm_scheme, realm_host, _))) = (parts(upstream_url), parts(realm)) else {
+        return false;
+    };
+    let known = host == "registry-1.docker.io" && realm_host == "auth.docker.io";
+    let listed = token_hosts.iter().any(|h| h.eq_ignore_ascii_case(&realm_host));
+    scheme == realm_scheme && (realm_host == host || known || listed)
 }
 
 /// The URL of a token request to `realm` for `scope`.
@@ -203,16 +262,38 @@ mod tests {
     }
 
     #[test]
-    fn credentials_go_only_to_the_upstreams_own_domain_and_scheme() {
+    fn credentials_go_only_to_the_upstreams_own_host_and_scheme() {
         let hub = "https://registry-1.docker.io";
-        assert!(realm_may_see_credentials(hub, "https://auth.docker.io/token"));
-        assert!(realm_may_see_credentials("https://ghcr.io", "https://ghcr.io/token"));
-        assert!(realm_may_see_credentials("http://127.0.0.1:5000", "http://127.0.0.1:5000/token"));
-        assert!(!realm_may_see_credentials(hub, "http://auth.docker.io/token"), "no downgrade");
-        assert!(!realm_may_see_credentials(hub, "https://auth.evil.example/token"));
-        assert!(!realm_may_see_credentials(hub, "https://docker.io.evil.example/token"));
-        assert!(!realm_may_see_credentials("http://127.0.0.1:5000", "http://127.0.0.2:5000/token"));
-        assert!(!realm_may_see_credentials("http://10.0.0.1", "http://11.0.0.1/token"), "addresses are not domains");
+        let none: &[String] = &[];
+        assert!(realm_may_see_credentials(hub, "https://auth.docker.io/token", none));
+        assert!(realm_may_see_credentials("https://ghcr.io", "https://GHCR.io/token", none));
+        assert!(realm_may_see_credentials("http://127.0.0.1:5000", "http://127.0.0.1:5000/token", none));
+        let gitlab = ["gitlab.com".to_owned()];
+        assert!(realm_may_see_credentials("https://registry.gitlab.com", "https://gitlab.com/jwt/auth", &gitlab));
+        assert!(!realm_may_see_credentials("https://registry.gitlab.com", "https://gitlab.com/jwt/auth", none));
+        assert!(!realm_may_see_credentials(hub, "http://auth.docker.io/token", none), "no downgrade");
+        assert!(!realm_may_see_credentials(hub, "https://auth.evil.example/token", none));
+        assert!(!realm_may_see_credentials(hub, r"https://evil.example\@auth.docker.io/token", none));
+        assert!(!realm_may_see_credentials(hub, "https://evil.example@auth.docker.io/token", none));
+        assert!(!realm_may_see_credentials("https://me.azurecr.io", "https://attacker.azurecr.io/t", none));
+        assert!(!realm_may_see_credentials("http://[fd00::1]:5000", "http://[fd00::2]/token", none));
+        assert!(realm_may_see_credentials("http://[fd00::1]:5000", "http://[FD00::1]:5000/token", none));
+    }
+
+    #[test]
+    fn redirects_resolve_as_urls_do() {
+        let from = "https://up.example/v2/a/blobs/sha256:1?x=1";
+        assert_eq!(resolve(from, "https://cdn.example/b").as_deref(), Some("https://cdn.example/b"));
+        assert_eq!(resolve(from, "HTTPS://cdn.example/b").as_deref(), Some("HTTPS://cdn.example/b"));
+        assert_eq!(resolve(from, "//cdn.example/b").as_deref(), Some("https://cdn.example/b"));
+        assert_eq!(resolve(from, "/other").as_deref(), Some("https://up.example/other"));
+        assert_eq!(resolve(from, "x").as_deref(), Some("https://up.example/v2/a/blobs/x"));
+        assert_eq!(resolve(from, "?q=2").as_deref(), Some("https://up.example/v2/a/blobs/sha256:1?q=2"));
+        assert_eq!(resolve(from, "ftp://x/y"), None);
+        assert_eq!(resolve(from, r"https://a\@b/"), None);
+        assert!(same_origin("https://Up.example/x", "https://up.example/y"));
+        assert!(!same_origin("https://up.example/x", "https://up.example:8443/y"));
+        assert!(!same_origin("https://up.example", "http://up.example"));
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct Upstream {
     /// Basic credentials, sent to the upstream's token service (the Docker token flow) or,
     /// when the upstream asks for Basic, to the upstream itself.
     pub credentials: Option<Credentials>,
+    /// Hosts besides its own whose token service may be sent the credentials (its
+    /// `token_hosts`; Docker Hub's `auth.docker.io` is known).
+    pub token_hosts: Vec<String>,
 }
 
 /// The pull-through cache's settings.
@@ -80,8 +83,12 @@ impl MirrorConfig {
     }
 
     /// The prefix whose root `host` is, if it is a mirror host.
+    /// A host configured without a port matches it on any port (`mirror.example.com:443`).
     pub fn host_prefix(&self, host: &str) -> Option<&str> {
-        self.hosts.iter().find(|(h, _)| h.eq_ignore_ascii_case(host)).map(|(_, p)| p.as_str())
+        let bare = host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()));
+        let bare = bare.map_or(host, |(name, _)| name);
+        let matches = |h: &str| h.eq_ignore_ascii_case(host) || (!h.contains(':') && h.eq_ignore_ascii_case(bare));
+        self.hosts.iter().find(|(h, _)| matches(h)).map(|(_, p)| p.as_str())
     }
 
     /// A token request's scope as a client of the mirror host under `prefix` means it:
@@ -117,6 +124,7 @@ mod tests {
             url: url.into(),
             official_images,
             credentials: None,
+            token_hosts: Vec::new(),
         };
         MirrorConfig {
             upstreams: vec![
@@ -153,6 +161,8 @@ mod tests {
         let config = config();
         let mapped = config.host_path("Mirror.Example.com", "/v2/library/alpine/manifests/3");
         assert_eq!(mapped.as_deref(), Some("/v2/hub/library/alpine/manifests/3"));
+        assert_eq!(config.host_prefix("mirror.example.com:443"), Some("hub"));
+        assert_eq!(config.host_prefix("mirror.example.com.evil:443"), None);
         assert_eq!(config.host_path("mirror.example.com", "/v2/"), None);
         assert_eq!(config.host_path("mirror.example.com", "/v2/_catalog"), None);
         assert_eq!(config.host_path("registry.example.com", "/v2/library/alpine/manifests/3"), None);

@@ -160,9 +160,13 @@ impl<N> Mirror<N> {
             request
         };
         let cached = self.tokens.get(&upstream.prefix, &scope, now_ms).map(|t| format!("Bearer {t}"));
-        let mut response = self.send(route, request(cached.as_deref())).await?;
-        let mut logged_in = false;
+        let (mut response, mut at) = self.send(route, request(cached.as_deref())).await?;
+        let mut bearer = false;
         if response.status == 401 {
+            // Only the upstream itself may ask for a login: never a host it redirected to.
+            if !auth::same_origin(&at, &upstream.url) {
+                return Err(failed(route, &format!("redirected to {} which asked for a login", auth::origin_of(&at))));
+            }
             self.tokens.forget(&upstream.prefix, &scope);
             let challenge = response.header("www-authenticate").and_then(auth::parse_challenge);
             let authorization = match challenge {
@@ -171,6 +175,7 @@ impl<N> Mirror<N> {
                     let token = self.token(route, &realm, service.as_deref(), &asked, now_ms).await?;
                     // Kept under the scope this cache asks by too, so the next request uses it.
                     self.tokens.put(&upstream.prefix, &scope, &token, now_ms);
+                    bearer = true;
                     format!("Bearer {}", token.token)
                 }
                 Some(Challenge::Basic) => match &upstream.credentials {
@@ -179,16 +184,17 @@ impl<N> Mirror<N> {
                 },
                 None => return Err(failed(route, "answered 401 with a challenge this cache cannot answer")),
             };
-            response = self.send(route, request(Some(&authorization))).await?;
-            logged_in = true;
+            (response, at) = self.send(route, request(Some(&authorization))).await?;
         }
         let missing = || UpstreamError::NotFound(format!("{} has no {}/{path}", upstream.url, route.remote));
+        let from_upstream = auth::same_origin(&at, &upstream.url);
         match response.status {
             200 => Ok(response),
-            404 => Err(missing()),
+            404 if from_upstream => Err(missing()),
             // Docker Hub answers a repository that does not exist (or that these credentials
-            // cannot read) with 401 even to a fresh token: not found, as docker reports it.
-            401 | 403 if logged_in => Err(missing()),
+            // cannot read) with 401 even to a token it just issued: not found, as docker
+            // reports it. Not after Basic (that is a wrong password), nor from a CDN.
+            401 | 403 if bearer && from_upstream => Err(missing()),
             401 | 403 => Err(failed(route, &format!("refused the login ({}); check its credentials", response.status))),
             429 => Err(failed(route, "answered 429 (too many requests)")),
             status => Err(failed(route, &format!("answered {status}"))),
@@ -208,12 +214,12 @@ impl<N> Mirror<N> {
     ) -> Result<auth::IssuedToken, UpstreamError> {
         let mut request = UpstreamRequest::new(Method::GET, auth::token_url(realm, service, scope));
         if let Some(credentials) = &route.upstream.credentials {
-            if !auth::realm_may_see_credentials(&route.upstream.url, realm) {
+            if !auth::realm_may_see_credentials(&route.upstream.url, realm, &route.upstream.token_hosts) {
                 return Err(failed(route, &format!("names a token service ({realm}) outside its own domain or scheme; its credentials are not sent there")));
             }
             request = request.header("authorization", auth::basic(credentials));
         }
-        let response = self.send(route, request).await?;
+        let (response, _) = self.send(route, request).await?;
         if response.status != 200 {
             let status = response.status;
             return Err(failed(
@@ -232,22 +238,31 @@ impl<N> Mirror<N> {
         Ok(issued)
     }
 
-    /// One exchange, following redirects (Docker Hub and Quay send blobs from a CDN) without
-    /// the `Authorization` header: a token or credentials never leave for another host.
-    async fn send(&self, route: &Route<'_>, request: UpstreamRequest) -> Result<UpstreamResponse<N>, UpstreamError> {
+    /// One exchange, following redirects (Docker Hub and Quay send blobs from a CDN), and
+    /// where it ended. `Authorization` goes only to the origin it was meant for: a hop to
+    /// another host goes without it, and a hop from `https` to `http` is refused.
+    async fn send(
+        &self,
+        route: &Route<'_>,
+        request: UpstreamRequest,
+    ) -> Result<(UpstreamResponse<N>, String), UpstreamError> {
         let unreachable = |e: String| failed(route, &format!("could not be reached: {e}"));
         let mut response = self.http.send(request.clone()).await.map_err(unreachable)?;
         let mut url = request.url.clone();
         for _ in 0..MAX_REDIRECTS {
             if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
-                return Ok(response);
+                return Ok((response, url));
             }
-            let Some(next) = response.header("location").and_then(|l| redirect_target(&url, l)) else {
+            let Some(next) = response.header("location").and_then(|l| auth::resolve(&url, l)) else {
                 return Err(failed(route, "redirected without a usable Location"));
             };
+            if url.starts_with("https://") && !next.starts_with("https://") {
+                return Err(failed(route, "redirected from https to http"));
+            }
+            let mut hop = UpstreamRequest::new(request.method.clone(), next.clone());
+            let keep = |name: &str| name != "authorization" || auth::same_origin(&next, &request.url);
+            hop.headers = request.headers.iter().filter(|(n, _)| keep(n)).cloned().collect();
             url = next;
-            let mut hop = UpstreamRequest::new(request.method.clone(), url.clone());
-            hop.headers = request.headers.iter().filter(|(n, _)| n != "authorization").cloned().collect();
             response = self.http.send(hop).await.map_err(unreachable)?;
         }
         Err(failed(route, &format!("redirected more than {MAX_REDIRECTS} times")))
@@ -256,18 +271,6 @@ impl<N> Mirror<N> {
 
 /// The most redirects one request follows.
 const MAX_REDIRECTS: usize = 5;
-
-/// Where a `Location` sends a request made to `from`: an absolute `http(s)` URL, or a path
-/// on the same origin.
-fn redirect_target(from: &str, location: &str) -> Option<String> {
-    if location.starts_with("https://") || location.starts_with("http://") {
-        return Some(location.to_owned());
-    }
-    let path = location.strip_prefix('/')?;
-    let (scheme, rest) = from.split_once("://")?;
-    let origin = rest.split('/').next()?;
-    Some(format!("{scheme}://{origin}/{path}"))
-}
 
 /// The largest token answer read.
 const TOKEN_LIMIT: usize = 64 * 1024;

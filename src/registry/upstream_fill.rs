@@ -13,15 +13,16 @@ use crate::oci::{Digest, RepositoryName};
 use crate::storage::fields::FILL_STARTED_AT;
 use crate::storage::{keys, BlobStore, MetaStore, Metadata, PutIf};
 
-/// A lease older than this is taken to belong to a request that died (a transfer of up to
-/// 5 GiB at 20 MB/s takes about four minutes).
-pub const FILL_LEASE_MS: u64 = 300_000;
+/// A lease older than this is taken to belong to a request that died, and is taken over.
+/// Short, so that a dead request delays misses by at most this long; a live transfer that
+/// takes longer has its waiters fetch for themselves (as with no lease), never wait on it.
+pub const FILL_LEASE_MS: u64 = 30_000;
 
 /// Whose turn it is to fetch a blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FillTurn {
-    /// This request holds the lease: fetch, then [`Registry::end_fill`].
-    Mine,
+    /// This request holds the lease (of this etag): fetch, then [`Registry::end_fill`].
+    Mine(String),
     /// Another request is fetching it: wait ([`Registry::fill_landed`]).
     Another,
 }
@@ -45,27 +46,30 @@ impl<B: BlobStore, M: MetaStore> Registry<B, M> {
         let key = keys::upstream_fill(repo, digest);
         let now = self.clock.now_millis();
         let lease = || Metadata::from([FILL_STARTED_AT.entry(now)]);
-        if self.blobs.put_bytes_if(&key, Vec::new(), lease(), PutIf::Absent).await?.is_some() {
-            return Ok(FillTurn::Mine);
+        if let Some(created) = self.blobs.put_bytes_if(&key, Vec::new(), lease(), PutIf::Absent).await? {
+            return Ok(FillTurn::Mine(created.etag));
         }
         let Some(held) = self.blobs.head_for_condition(&key).await? else {
-            // Ended between the two calls: the blob may be there now; one more try.
-            let created = self.blobs.put_bytes_if(&key, Vec::new(), lease(), PutIf::Absent).await?;
-            return Ok(if created.is_some() { FillTurn::Mine } else { FillTurn::Another });
+            // Ended between the two calls: landed, or failed; a waiter's check says which.
+            return Ok(FillTurn::Another);
         };
         let started = FILL_STARTED_AT.get(&held.metadata).unwrap_or(0);
         if now < started.saturating_add(FILL_LEASE_MS) {
             return Ok(FillTurn::Another);
         }
         let taken = self.blobs.put_bytes_if(&key, Vec::new(), lease(), PutIf::EtagMatches(&held.etag)).await?;
-        Ok(if taken.is_some() { FillTurn::Mine } else { FillTurn::Another })
+        Ok(taken.map_or(FillTurn::Another, |info| FillTurn::Mine(info.etag)))
     }
 
-    /// Ends this request's lease, whatever its fetch came to. Unconditional: if the lease
-    /// went stale and another request took it, that request's waiters fetch for
-    /// themselves, which costs a transfer and nothing else.
-    pub async fn end_fill(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
-        self.blobs.delete(&keys::upstream_fill(repo, digest)).await?;
+    /// Ends this request's lease (the one of `etag`), whatever its fetch came to; a lease
+    /// another request took over since is left to it. (R2 has no conditional delete: a
+    /// takeover between the read and the delete loses that lease, and its waiters fetch
+    /// for themselves, which costs a transfer and nothing else.)
+    pub async fn end_fill(&self, repo: &RepositoryName, digest: &Digest, etag: &str) -> RegistryResult<()> {
+        let key = keys::upstream_fill(repo, digest);
+        if self.blobs.head_for_condition(&key).await?.is_some_and(|lease| lease.etag == etag) {
+            self.blobs.delete(&key).await?;
+        }
         Ok(())
     }
 

@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 
 /// Var: a JSON list of upstreams, each `{"prefix": "hub", "url":
 /// "https://registry-1.docker.io"}`, with `"official_images": true` for Docker Hub's
-/// `library/` naming (the default for Docker Hub's URL).
+/// `library/` naming (the default for Docker Hub's URL), and `"token_hosts": [...]` for a
+/// token service on another host than the registry's (GitLab's `gitlab.com`).
 pub const UPSTREAMS: &str = "UPSTREAMS";
 /// Secret: a JSON object of credentials by prefix, `{"hub": {"username": "...",
 /// "password": "..."}}` (for Docker Hub, an access token as the password).
@@ -72,8 +73,9 @@ fn parse_upstreams(text: &str) -> Result<Vec<Upstream>, String> {
     for (i, entry) in list.iter().enumerate() {
         let at = format!("upstream {}", i + 1);
         let object = entry.as_object().ok_or(format!("{at} is not an object; e.g. {EXAMPLE}"))?;
-        if let Some(unknown) = object.keys().find(|k| !["prefix", "url", "official_images"].contains(&k.as_str())) {
-            return Err(format!("{at}: unknown field {unknown:?}; the fields are prefix, url, official_images"));
+        let fields = ["prefix", "url", "official_images", "token_hosts"];
+        if let Some(unknown) = object.keys().find(|k| !fields.contains(&k.as_str())) {
+            return Err(format!("{at}: unknown field {unknown:?}; the fields are {}", fields.join(", ")));
         }
         let prefix = text_field(object, "prefix", &at)?;
         let valid = RepositoryName::parse(&prefix).is_ok() && !prefix.ends_with('/');
@@ -97,7 +99,16 @@ fn parse_upstreams(text: &str) -> Result<Vec<Upstream>, String> {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(format!("{at}: official_images is not true or false")),
         };
-        upstreams.push(Upstream { prefix, url, official_images, credentials: None });
+        let token_hosts = match object.get("token_hosts") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(hosts)) => hosts
+                .iter()
+                .map(|h| h.as_str().filter(|h| !h.is_empty() && !h.contains(['/', '@', ' ', '\\'])).map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(format!("{at}: token_hosts is not a list of host names (e.g. [\"gitlab.com\"])"))?,
+            Some(_) => return Err(format!("{at}: token_hosts is not a list of host names (e.g. [\"gitlab.com\"])")),
+        };
+        upstreams.push(Upstream { prefix, url, official_images, credentials: None, token_hosts });
     }
     Ok(upstreams)
 }

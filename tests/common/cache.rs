@@ -47,6 +47,7 @@ impl Cache {
                 url: FAKE_ORIGIN.into(),
                 official_images: true,
                 credentials,
+                token_hosts: vec!["auth.upstream.test".into()],
             }],
             tag_ttl_ms: TTL_MS,
             timeout_ms: DEFAULT_TIMEOUT_MS,
