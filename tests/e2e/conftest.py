@@ -37,6 +37,7 @@ from workerd_proc import stop_process_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "120"))
+START_ATTEMPTS = 3
 STOP_TIMEOUT = 15.0
 
 
@@ -123,30 +124,46 @@ class Registry:
         if self.external:
             self.wait_ready()
             return
-        cmd = self.command()
         env = dict(os.environ, EDGE_REGISTRY_SKIP_BUILD="1", WRANGLER_SEND_METRICS="false",
                    NO_COLOR="1", FORCE_COLOR="0", CI="1")
-        self.log_file = open(self.log_path, "ab")
-        self.log_file.write(f"\n===== start {time.ctime()}: {' '.join(cmd)}\n".encode())
-        self.log_file.flush()
-        self.proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-            stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_ready()
+        # A port picked free can be taken before wrangler binds it (another process's
+        # outgoing connection gets it): seen once in CI for the inspector port. Such a
+        # start is tried again, with a fresh inspector port.
+        for attempt in range(1, START_ATTEMPTS + 1):
+            cmd = self.command()
+            self.log_file = open(self.log_path, "ab")
+            self.log_file.write(f"\n===== start {time.ctime()}: {' '.join(cmd)}\n".encode())
+            self.log_file.flush()
+            started_at = self.log_path.stat().st_size
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+                stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True)
+            if self.wait_ready(retry_if_port_taken=(attempt < START_ATTEMPTS, started_at)):
+                return
+            self.stop()
+            time.sleep(1)
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, retry_if_port_taken=(False, 0)) -> bool:
+        """True once /v2/ answers; False when wrangler exited because a port was taken
+        and `retry_if_port_taken` = (may retry, log offset of this start) allows a retry."""
         deadline = time.monotonic() + READY_TIMEOUT
         last = "no answer yet"
         probe = requests.Session()
         probe.trust_env = False  # loopback only: ignore proxy settings
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
+                may_retry, offset = retry_if_port_taken
+                if may_retry and self.log_path is not None:
+                    with open(self.log_path, "rb") as log:
+                        log.seek(offset)
+                        if b"Address already in use" in log.read():
+                            return False
                 self.fail(f"wrangler exited early with code {self.proc.returncode}")
             try:
                 resp = probe.get(self.url + "/v2/", timeout=5)
                 if resp.status_code == self.ready_status:
                     probe.close()
-                    return
+                    return True
                 last = f"GET /v2/ -> {resp.status_code}"
             except requests.RequestException as exc:
                 last = f"GET /v2/ failed: {exc.__class__.__name__}"
