@@ -151,8 +151,6 @@ fn the_token_flow_logs_in_once_and_credentials_never_reach_the_client() {
 /// fetched again on the next pull.
 #[test]
 fn the_cache_prefix_has_its_own_retention_policy() {
-    use edge_registry::lifecycle::gc::{Collector, GcConfig};
-    use edge_registry::lifecycle::retention::Retainer;
     let pairs = [
         ("UPSTREAMS", r#"[{"prefix": "hub", "url": "https://upstream.test"}]"#),
         ("UPSTREAM_RETENTION", r#"{"keep_last": 1}"#),
@@ -166,20 +164,8 @@ fn the_cache_prefix_has_its_own_retention_policy() {
     pull(&cache, "1");
     cache.clock.advance(1_000);
     pull(&cache, "2");
-    let never_immutable = |_: &_, _: &_| false;
-    let retainer = Retainer { rules: &retention.rules, apply: retention.apply, is_immutable: &never_immutable };
-    let config = GcConfig { grace_ms: 0, calls_per_step: 900, interval_ms: 0 };
-    let gc = Collector::new(cache.reg.blob_store(), cache.reg.meta_store(), config).with_retention(retainer);
-    let job = futures::executor::block_on(async {
-        let now = cache.reg.now_millis();
-        gc.start(now, false).await.unwrap();
-        loop {
-            let stepped = gc.step(now).await.unwrap();
-            if stepped.job.is_done() {
-                return stepped.job;
-            }
-        }
-    });
+    assert!(retention.apply, "RETENTION_MODE=apply");
+    let job = cache.collect(Some(&retention.rules));
     let report = job.report.retention.expect("retention ran");
     assert_eq!(report.tags_deleted, 1, "{report:?}");
     cache.upstream_requests();

@@ -7,7 +7,6 @@ mod common;
 
 use common::cache::{upstream_image, Cache};
 use common::{sha256, OCI_INDEX, OCI_MANIFEST};
-use edge_registry::lifecycle::gc::{Collector, GcConfig};
 use edge_registry::mirror::fake::Health;
 use edge_registry::storage::faulty::Op;
 use futures::executor::block_on;
@@ -143,20 +142,9 @@ fn an_index_is_cached_without_the_children_nobody_asked_for() {
     assert!(!fetched.iter().any(|r| r.contains(&arm.digest[7..])), "the other platform is never fetched: {fetched:#?}");
     assert!(!cache.stored(&format!("manifests/sha256/{}", &arm.digest[7..])));
 
-    let config = GcConfig { grace_ms: 0, calls_per_step: 900, interval_ms: 0 };
     for _ in 0..2 {
         cache.clock.advance(1_000);
-        let gc = Collector::new(cache.reg.blob_store(), cache.reg.meta_store(), config);
-        let job = block_on(async {
-            let now = cache.reg.now_millis();
-            gc.start(now, false).await.unwrap();
-            loop {
-                let stepped = gc.step(now).await.unwrap();
-                if stepped.job.is_done() {
-                    return stepped.job;
-                }
-            }
-        });
+        let job = cache.collect(None);
         assert_eq!(job.report.incomplete, None, "an absent child is absent, not a failure");
         assert_eq!(job.report.deleted.items, 0, "nothing fetched is garbage: {:?}", job.report);
     }
@@ -262,4 +250,34 @@ fn an_abandoned_or_stale_lease_is_no_wait() {
     assert_eq!((taken.status, taken.body == other_bytes), (200, true));
     assert_eq!(cache.upstream.pauses(), pauses, "no wait for a dead request");
     assert_eq!(cache.get(&uri).body, bytes);
+}
+
+/// Two requests refreshing one tag while the upstream moves it: the first, with the old
+/// digest, is held before its tag write; the second writes the new digest; the first then
+/// lands last. The tag names a manifest that is stored either way (each request stores and
+/// links its manifest before the tag), and the next check after the TTL corrects it.
+#[test]
+fn racing_refreshes_of_a_tag_leave_a_stored_manifest_corrected_at_the_next_check() {
+    let cache = Cache::new();
+    let old = upstream_image(&cache.upstream, "library/app", "latest", 1);
+    let tag_key = "repositories/hub/app/_tags/latest";
+    cache.reg.blob_store().hold(Op::PutBytes, tag_key);
+    let mut slow = cache.start("GET", "/v2/hub/app/manifests/latest", b"");
+    assert!(poll(&mut slow).is_none(), "held before its tag write");
+    cache.reg.blob_store().release();
+    let new = upstream_image(&cache.upstream, "library/app", "latest", 2);
+    let fast = cache.get("/v2/hub/app/manifests/latest");
+    assert_eq!(fast.header("docker-content-digest"), Some(new.digest.as_str()));
+    assert_eq!(block_on(slow).header("docker-content-digest"), Some(old.digest.as_str()));
+
+    cache.upstream.set_health(Health::Down);
+    let tagged = cache.get("/v2/hub/app/manifests/latest");
+    assert_eq!(tagged.header("docker-content-digest"), Some(old.digest.as_str()), "the last write won");
+    for digest in [&old.digest, &new.digest] {
+        assert_eq!(cache.get(&format!("/v2/hub/app/manifests/{digest}")).status, 200, "both stored");
+    }
+    cache.upstream.set_health(Health::Up);
+    cache.clock.advance(common::cache::TTL_MS);
+    let corrected = cache.get("/v2/hub/app/manifests/latest");
+    assert_eq!(corrected.header("docker-content-digest"), Some(new.digest.as_str()), "corrected at the next check");
 }

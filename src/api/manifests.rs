@@ -3,7 +3,7 @@
 use super::drain::{read_limited, ReadError};
 use super::{ApiError, Call, HandlerResult, Reply};
 use crate::oci::{ErrorCode, MediaType, Reference, RepositoryName, Tag};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{ManifestContent, Registry, RegistryError};
 use crate::storage::{BlobStore, MetaStore};
 use http::{Method, StatusCode};
 
@@ -14,19 +14,24 @@ pub async fn get<B: BlobStore, M: MetaStore>(
     call: &Call<B::Native>,
 ) -> HandlerResult<B::Body> {
     let manifest = registry.get_manifest(name, reference).await?;
+    Ok(answer(manifest, call, Reply::new(StatusCode::OK)))
+}
+
+/// The answer to a `GET` or `HEAD` of `manifest`, on top of `reply` (which may carry
+/// headers of its own): its digest and etag, then its bytes, only its length for a `HEAD`,
+/// or `304` when `If-None-Match` names it.
+pub(super) fn answer<S, N: 'static>(manifest: ManifestContent, call: &Call<N>, reply: Reply<S>) -> Reply<S> {
     let etag = format!("\"{}\"", manifest.digest);
-    let reply = Reply::new(StatusCode::OK)
-        .header("docker-content-digest", manifest.digest.to_string())
-        .header("etag", etag.clone());
+    let reply = reply.header("docker-content-digest", manifest.digest.to_string()).header("etag", etag.clone());
     if call.method == Method::HEAD {
-        return Ok(reply
+        return reply
             .header("content-type", manifest.media_type)
-            .header("content-length", manifest.bytes.len().to_string()));
+            .header("content-length", manifest.bytes.len().to_string());
     }
     if call.etag_matches(&etag) {
-        return Ok(reply.status(StatusCode::NOT_MODIFIED));
+        return reply.status(StatusCode::NOT_MODIFIED);
     }
-    Ok(reply.bytes(manifest.media_type.as_str(), manifest.bytes))
+    reply.bytes(manifest.media_type.as_str(), manifest.bytes)
 }
 
 /// PUT a manifest; `?tag=` may add tags when pushing by digest (end-7b), each reported in

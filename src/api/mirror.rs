@@ -6,7 +6,7 @@
 //! in [`UPSTREAM_STATUS_HEADER`] and `Warning`. Pushes into a cache prefix are refused in
 //! `api::answer` ([`refuse_push`]).
 
-use super::{blobs, ApiError, Call, HandlerResult, Reply};
+use super::{blobs, manifests, ApiError, Call, HandlerResult, Reply};
 use crate::mirror::{Mirror, Route, UpstreamError};
 use crate::oci::{Algorithm, Digest, ErrorCode, MediaType, Reference, RepositoryName, Tag};
 use crate::registry::{BlobFill, CachedBlob, FillTurn, FillWait, ManifestContent, Registry, RegistryError};
@@ -53,23 +53,11 @@ pub async fn manifest<B: BlobStore, M: MetaStore>(
         }
         (Reference::Tag(tag), Some(content)) => refresh_tag(registry, mirror, &route, name, tag, content).await?,
     };
-    let etag = format!("\"{}\"", content.digest);
-    let mut reply = Reply::new(StatusCode::OK)
-        .header("docker-content-digest", content.digest.to_string())
-        .header("etag", etag.clone())
-        .header(UPSTREAM_STATUS_HEADER, status);
+    let mut reply = Reply::new(StatusCode::OK).header(UPSTREAM_STATUS_HEADER, status);
     if status == "stale" {
         reply = reply.header("warning", "110 edge-registry \"Response is Stale\"");
     }
-    if call.method == Method::HEAD {
-        return Ok(reply
-            .header("content-type", content.media_type.as_str())
-            .header("content-length", content.bytes.len().to_string()));
-    }
-    if call.etag_matches(&etag) {
-        return Ok(reply.status(StatusCode::NOT_MODIFIED));
-    }
-    Ok(reply.bytes(content.media_type.as_str(), content.bytes))
+    Ok(manifests::answer(content, call, reply))
 }
 
 /// A manifest not cached at all, fetched and stored.

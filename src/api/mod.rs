@@ -40,6 +40,7 @@ pub use reply::{Body, Reply};
 pub use table::Services;
 
 use crate::auth::{Action, Auth, BlobTokenStore, Identity, TokenStore};
+use crate::mirror::MirrorConfig;
 use crate::registry::{Registry, RequestBody};
 use crate::replication::admin::ReplicationAdmin;
 use crate::storage::{BlobStore, MetaStore};
@@ -158,8 +159,8 @@ pub async fn serve<B: BlobStore, M: MetaStore, T: TokenStore, A: ReplicationAdmi
     let host = host.or_else(|| parts.headers.get("host")?.to_str().ok().map(str::to_owned));
     let host = host.as_deref();
     // A mirror host's root is an upstream's prefix (docker's `registry-mirrors`).
-    let mapped = services.mirror.zip(host).and_then(|(m, host)| m.config().host_path(host, parts.uri.path()));
     let mirror_prefix = services.mirror.zip(host).and_then(|(m, host)| m.config().host_prefix(host)).map(str::to_owned);
+    let mapped = mirror_prefix.as_deref().and_then(|prefix| MirrorConfig::host_path(prefix, parts.uri.path()));
     let path = mapped.as_deref().unwrap_or(parts.uri.path()).to_owned();
     let mut call = Call {
         method: parts.method,

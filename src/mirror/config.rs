@@ -77,11 +77,6 @@ impl MirrorConfig {
         Some(Route { upstream, remote })
     }
 
-    /// Whether `name` is under a cache prefix (pushes there are refused).
-    pub fn is_cached(&self, name: &RepositoryName) -> bool {
-        self.route(name).is_some()
-    }
-
     /// The prefix whose root `host` is, if it is a mirror host.
     /// A host configured without a port matches it on any port (`mirror.example.com:443`).
     pub fn host_prefix(&self, host: &str) -> Option<&str> {
@@ -102,10 +97,9 @@ impl MirrorConfig {
         each.collect::<Vec<_>>().join(" ")
     }
 
-    /// The path a request to `host` means: `/v2/<name>/...` under the prefix mapped to
-    /// that host; `None` when the host is not one, or the path is not under `/v2/<name>`.
-    pub fn host_path(&self, host: &str, path: &str) -> Option<String> {
-        let prefix = self.host_prefix(host)?;
+    /// The path a request to a mirror host of `prefix` means: `/v2/<name>/...` is
+    /// `/v2/<prefix>/<name>/...`; `None` when the path is not under `/v2/<name>`.
+    pub fn host_path(prefix: &str, path: &str) -> Option<String> {
         let rest = path.strip_prefix("/v2/")?;
         if rest.is_empty() || rest.starts_with('_') {
             return None;
@@ -153,19 +147,20 @@ mod tests {
         assert_eq!(config.route(&name("mirrors/x")).unwrap().remote, "x");
         assert!(config.route(&name("hubble/x")).is_none());
         assert!(config.route(&name("team/hub/x")).is_none());
-        assert!(!config.is_cached(&name("team/app")));
+        assert!(config.route(&name("team/app")).is_none());
     }
 
     #[test]
     fn a_mirror_host_maps_its_root_to_the_prefix() {
         let config = config();
-        let mapped = config.host_path("Mirror.Example.com", "/v2/library/alpine/manifests/3");
+        assert_eq!(config.host_prefix("Mirror.Example.com"), Some("hub"));
+        let mapped = MirrorConfig::host_path("hub", "/v2/library/alpine/manifests/3");
         assert_eq!(mapped.as_deref(), Some("/v2/hub/library/alpine/manifests/3"));
         assert_eq!(config.host_prefix("mirror.example.com:443"), Some("hub"));
         assert_eq!(config.host_prefix("mirror.example.com.evil:443"), None);
-        assert_eq!(config.host_path("mirror.example.com", "/v2/"), None);
-        assert_eq!(config.host_path("mirror.example.com", "/v2/_catalog"), None);
-        assert_eq!(config.host_path("registry.example.com", "/v2/library/alpine/manifests/3"), None);
+        assert_eq!(config.host_prefix("registry.example.com"), None);
+        assert_eq!(MirrorConfig::host_path("hub", "/v2/"), None);
+        assert_eq!(MirrorConfig::host_path("hub", "/v2/_catalog"), None);
         let scopes = MirrorConfig::host_scope("hub", "repository:library/alpine:pull registry:catalog:*");
         assert_eq!(scopes, "repository:hub/library/alpine:pull registry:catalog:*");
     }

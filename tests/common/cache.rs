@@ -4,10 +4,14 @@
 use super::{answer, bytes, image_manifest, request, Answer, ManualClock, MIB};
 use edge_registry::api::{self, admin::NoReplication, Services};
 use edge_registry::auth::{Auth, BlobTokenStore};
+use edge_registry::lifecycle::gc::job::Job;
+use edge_registry::lifecycle::gc::{Collector, GcConfig};
+use edge_registry::lifecycle::retention::{Retainer, RetentionRules};
 use edge_registry::mirror::auth::TokenCache;
 use edge_registry::mirror::config::{DEFAULT_TAG_TTL_MS, DEFAULT_TIMEOUT_MS};
 use edge_registry::mirror::fake::{FakeUpstream, FAKE_ORIGIN};
 use edge_registry::mirror::{Credentials, Mirror, MirrorConfig, Upstream};
+use edge_registry::oci::{RepositoryName, Tag};
 use edge_registry::registry::{ByteStream, Config, RequestBody};
 use edge_registry::storage::faulty::FaultyBlobStore;
 use edge_registry::storage::memory::MemoryBlobStore;
@@ -110,6 +114,27 @@ impl Cache {
         let log = self.upstream.log();
         self.upstream.clear_log();
         log.into_iter().map(|line| line.split(" [").next().unwrap_or_default().to_owned()).collect()
+    }
+
+    /// Runs a whole garbage collection (no grace period) over the cache's store, with the
+    /// retention `rules` if given (applied); returns the finished job.
+    pub fn collect(&self, rules: Option<&RetentionRules>) -> Job {
+        let never_immutable = |_: &RepositoryName, _: &Tag| false;
+        let config = GcConfig { grace_ms: 0, calls_per_step: 900, interval_ms: 0 };
+        let mut gc = Collector::new(self.reg.blob_store(), self.reg.meta_store(), config);
+        if let Some(rules) = rules {
+            gc = gc.with_retention(Retainer { rules, apply: true, is_immutable: &never_immutable });
+        }
+        block_on(async {
+            let now = self.reg.now_millis();
+            gc.start(now, false).await.unwrap();
+            loop {
+                let stepped = gc.step(now).await.unwrap();
+                if stepped.job.is_done() {
+                    return stepped.job;
+                }
+            }
+        })
     }
 
     /// Whether the store holds `key`.
